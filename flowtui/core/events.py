@@ -1,0 +1,82 @@
+"""Progress events and cancellation shared by every long-running engine function.
+
+Engine loops take `on_event` (a callable receiving these frozen dataclasses) and `cancel`
+(a `threading.Event`). The CLI turns events into a rich progress bar, the TUI into Messages.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of all progress events."""
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    """`done` of `total` units of `task` are finished (total may be None when unknown)."""
+
+    task: str
+    done: float
+    total: float | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class BeforeFit(Event):
+    """A model starts training."""
+
+    model: str
+    n_epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class AfterEpoch(Event):
+    """One epoch (or tree, or round) of `model` finished."""
+
+    model: str
+    epoch: int
+    n_epochs: int
+    loss: float | None = None
+    metric: float | None = None
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True)
+class AfterFit(Event):
+    """A model finished training (or was cancelled)."""
+
+    model: str
+    seconds: float
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class Log(Event):
+    """A line of text worth showing the user (a sample size used, a fallback taken...)."""
+
+    message: str
+    level: str = "info"  # "info" | "warning"
+
+
+EventCallback = Callable[[Event], None]
+
+
+class Cancelled(Exception):
+    """Raised inside engine work when its cancel event is set; no partial files are left behind."""
+
+
+def emit(on_event: EventCallback | None, event: Event) -> None:
+    """Send `event` to `on_event` if there is a listener."""
+    if on_event is not None:
+        on_event(event)
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    """Raise `Cancelled` if `cancel` is set."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled by the user")

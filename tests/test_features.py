@@ -102,12 +102,20 @@ def test_matches_naive_reference(seed: int) -> None:
     assert list(got.columns) == list(FEATURE_NAMES)
     assert (got.dtypes == np.float32).all()
     for col in want.columns:
-        np.testing.assert_allclose(got[col].to_numpy(), want[col].to_numpy(), rtol=1e-5, atol=1e-6, err_msg=col)
+        np.testing.assert_allclose(
+            got[col].to_numpy(), want[col].to_numpy(), rtol=1e-5, atol=1e-6, err_msg=col
+        )
 
 
 def test_time_and_raw_columns() -> None:
     df = random_frame(3, n=5)
-    df["ts_listen"] = [0, 3600 * 5 + 59, 86_400 * 4, 1_478_000_000, 1_478_000_000]  # 2016-11-01 11:33 UTC (Tue)
+    df["ts_listen"] = [
+        0,
+        3600 * 5 + 59,
+        86_400 * 4,
+        1_478_000_000,
+        1_478_000_000,
+    ]  # 2016-11-01 11:33 UTC (Tue)
     df["release_date"] = [19700101, 19700101, 19700101, 20161030, 20161101]
     f = build_features(df)
     assert f["hour"].tolist() == [0, 5, 0, 11, 11]
@@ -120,7 +128,9 @@ def test_time_and_raw_columns() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), data=st.data())
-def test_leak_label_of_row_later_or_tied_rows_does_not_change_its_features(seed: int, data: st.DataObject) -> None:
+def test_leak_label_of_row_later_or_tied_rows_does_not_change_its_features(
+    seed: int, data: st.DataObject
+) -> None:
     """THE LEAK TEST: flipping labels of a row, of later rows or of same-timestamp rows changes none of its features."""
     df = random_frame(seed, n=80, n_users=4, n_ts=25)
     i = data.draw(st.integers(0, len(df) - 1))
@@ -176,7 +186,7 @@ def test_training_matrix_flow_only_and_alignment() -> None:
     assert len(X) == len(y) == len(rows) == len(df)
     assert X.index.equals(pd.RangeIndex(len(df))) and rows.index.equals(pd.RangeIndex(len(df)))
     np.testing.assert_array_equal(y, df["is_listened"].to_numpy())
-    Xf, yf, rf = training_matrix(df, flow_only=True)
+    Xf, _, rf = training_matrix(df, flow_only=True)
     flow = df["listen_type"].to_numpy() == 1
     assert len(Xf) == flow.sum() and (rf["listen_type"] == 1).all()
     # Flow rows keep the features computed over all rows.

@@ -98,9 +98,8 @@ def test_no_target_at_all_never_crashes() -> None:
 def test_targets_are_later_than_their_users_history_on_random_data() -> None:
     rng = np.random.default_rng(0)
     n = 3000
-    df = table(
-        list(zip(rng.integers(0, 50, n), rng.integers(0, 300, n), rng.integers(0, 2, n), rng.integers(0, 2, n)))
-    )
+    cols = [rng.integers(0, 50, n), rng.integers(0, 300, n), rng.integers(0, 2, n), rng.integers(0, 2, n)]
+    df = table(list(zip(*cols, strict=True)))
     folds = holdout(df, rounds=3)
     assert len(folds) == 3
     seen: set[int] = set()

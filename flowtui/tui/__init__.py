@@ -1,0 +1,1 @@
+"""The Textual terminal app: a thin front end over flowtui.core."""

@@ -1,0 +1,91 @@
+"""Messages that workers post to the UI thread (no widget is touched from a worker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+
+from flowtui.core import events as ev
+
+
+@dataclass
+class DataLoaded(Message):
+    """Train (and optionally test) loaded and validated, with their summary."""
+
+    train: Any
+    test: Any
+    summary: dict[str, Any]
+    distributions: dict[str, Any]
+    warnings: list[Any]
+
+
+@dataclass
+class DataFailed(Message):
+    """A file was refused: its DataError as one line plus example lines."""
+
+    error: str
+    details: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EngineEvent(Message):
+    """An engine progress event, forwarded from a worker thread."""
+
+    event: ev.Event
+    phase: str = ""
+
+    def can_replace(self, message: Message) -> bool:
+        # Only plain progress ticks of the same task may be dropped for a newer one.
+        return (
+            isinstance(message, EngineEvent)
+            and isinstance(self.event, ev.Progress)
+            and isinstance(message.event, ev.Progress)
+            and message.event.task == self.event.task
+        )
+
+
+@dataclass
+class TrainingFinished(Message):
+    """A training run ended: the leaderboard (None when cancelled first), saved folders, cancelled names."""
+
+    leaderboard: Any
+    saved: dict[str, Path]
+    cancelled: list[str]
+
+
+@dataclass
+class UserReady(Message):
+    """Profile, history, recommendations and test-row probability of one user."""
+
+    user_id: int
+    profile: dict[str, Any]
+    history: Any
+    recs: Any
+    test_probability: float | None
+    note: str = ""
+
+
+@dataclass
+class NewUserReady(Message):
+    """Cold-start recommendations for the new-user form."""
+
+    recs: Any
+    note: str = ""
+
+
+@dataclass
+class SubmissionWritten(Message):
+    """A submission file was written."""
+
+    path: Path
+    rows: int
+
+
+@dataclass
+class RegistryReady(Message):
+    """Every registered model's spec, read in a worker (the registry imports sklearn and lightgbm)."""
+
+    specs: list[Any]

@@ -1,0 +1,40 @@
+"""The frame every screen shares: the navigation line on top, the key footer below."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from flowtui.tui.widgets.navbar import NavBar
+
+if TYPE_CHECKING:
+    from flowtui.tui.app import FlowApp
+    from flowtui.tui.state import AppState
+
+
+class FlowScreen(Screen[None]):
+    """A top-level screen (one app mode); subclasses implement `compose_body`."""
+
+    MODE: ClassVar[str] = ""
+    HELP: ClassVar[str] = ""
+
+    def compose(self) -> ComposeResult:
+        yield NavBar(self.MODE)
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    @property
+    def flow_app(self) -> FlowApp:
+        from flowtui.tui.app import FlowApp
+
+        return cast(FlowApp, self.app)
+
+    @property
+    def state(self) -> AppState:
+        return self.flow_app.state

@@ -1,0 +1,193 @@
+"""Screen 1: choose train/test files, load and validate them in a worker, show what they hold."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Label, ProgressBar, Sparkline, Static
+
+from flowtui.core import events as ev
+from flowtui.core.schema import DataError
+from flowtui.tui.messages import DataFailed, DataLoaded, EngineEvent
+from flowtui.tui.screens.base import FlowScreen
+from flowtui.tui.widgets.barchart import BarChart
+from flowtui.tui.widgets.path_input import PathInput
+
+_RATE_KEYS = ("rate", "share")
+_TIME_KEYS = ("ts_min", "ts_max")
+
+
+def format_value(key: str, value: Any) -> str:
+    """A summary figure as the screen shows it."""
+    if key in _TIME_KEYS and isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(int(value), dt.UTC).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, float):
+        return f"{value:.3f}" if any(k in key for k in _RATE_KEYS) or abs(value) < 10 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+class DataScreen(FlowScreen):
+    """Load and inspect a data set."""
+
+    MODE = "data"
+    AUTO_FOCUS = "#summary"
+    HELP = "Type paths (→ completes), enter or ctrl+l loads and validates."
+    BINDINGS = [  # noqa: RUF012
+        Binding("ctrl+l", "load", "Load"),
+        Binding("ctrl+t", "focus_train", "Train path", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cancel = threading.Event()
+
+    def compose_body(self) -> ComposeResult:
+        state = self.state
+        with Horizontal(id="data-paths"):
+            yield PathInput(str(state.train_path or ""), "train.csv / .parquet", id="train-path")
+            yield PathInput(str(state.test_path or ""), "test.csv (optional)", id="test-path")
+        with Horizontal(id="data-progress"):
+            yield ProgressBar(total=None, clock=state.clock, id="load-bar")
+            yield Label("", id="load-status")
+        yield Static("", id="data-error")
+        with Horizontal(id="data-body"):
+            yield DataTable(id="summary", show_cursor=False, zebra_stripes=True)
+            yield VerticalScroll(id="dists")
+        yield DataTable(id="warnings", show_cursor=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#summary", DataTable).add_columns("figure", "value")
+        self.query_one("#warnings", DataTable).add_columns("warning", "column", "rows", "message")
+        self.query_one("#warnings").border_title = "Validation warnings"
+        self.query_one("#summary").border_title = "Summary"
+        self.query_one("#dists").border_title = "Distributions"
+        self.query_one("#data-error").display = False
+        if self.state.train_path is not None:
+            self.action_load()
+
+    def action_focus_train(self) -> None:
+        self.query_one("#train-path").focus()
+
+    @on(Input.Submitted, "#train-path, #test-path")
+    def _submitted(self) -> None:
+        self.action_load()
+
+    def action_load(self) -> None:
+        """Load and validate the files named in the inputs."""
+        train = self.query_one("#train-path", Input).value.strip()
+        test = self.query_one("#test-path", Input).value.strip()
+        if not train:
+            self._show_error("give a train file first", [])
+            return
+        self._cancel.set()
+        self._cancel = threading.Event()
+        self.query_one("#data-error").display = False
+        self.query_one("#load-bar", ProgressBar).update(total=None, progress=0)
+        self.query_one("#load-status", Label).update(f"loading {Path(train).name}…")
+        self._load(Path(train).expanduser(), Path(test).expanduser() if test else None, self._cancel)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="data")
+    def _load(self, train_path: Path, test_path: Path | None, cancel: threading.Event) -> None:
+        from flowtui.core import io, summary
+
+        def on_event(e: ev.Event) -> None:
+            self.post_message(EngineEvent(e))
+
+        try:
+            train = io.load_dataset(train_path, kind="train", on_event=on_event, cancel=cancel)
+            test = None
+            warnings = list(train.warnings)
+            if test_path is not None:
+                test = io.load_dataset(test_path, kind="test", on_event=on_event, cancel=cancel)
+                warnings += list(test.warnings) + list(io.check_test_users(train, test))
+            figures = summary.summarize(train)
+            dists = summary.distributions(train)
+        except DataError as err:
+            self.post_message(DataFailed(err.one_line(), err.details()))
+            return
+        except ev.Cancelled:
+            return
+        self.post_message(DataLoaded(train, test, figures, dists, warnings))
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        e = message.event
+        if isinstance(e, ev.Progress):
+            self.query_one("#load-bar", ProgressBar).update(total=e.total, progress=e.done)
+            if e.message:
+                self.query_one("#load-status", Label).update(e.message)
+
+    def on_data_failed(self, message: DataFailed) -> None:
+        self._show_error(message.error, message.details)
+        self.query_one("#load-status", Label).update("refused")
+        self.query_one("#load-bar", ProgressBar).update(total=1, progress=0)
+
+    def _show_error(self, error: str, details: list[str]) -> None:
+        box = self.query_one("#data-error", Static)
+        box.update("\n".join(["✗ " + error, *details]))
+        box.display = True
+
+    def on_data_loaded(self, message: DataLoaded) -> None:
+        state = self.state
+        state.train, state.test = message.train, message.test
+        state.train_path = message.train.path
+        state.test_path = message.test.path if message.test is not None else None
+        state.summary, state.distributions, state.warnings = (
+            message.summary,
+            message.distributions,
+            message.warnings,
+        )
+        state.leaderboard, state.saved = None, {}
+        bar = self.query_one("#load-bar", ProgressBar)
+        bar.update(total=1, progress=1)
+        n_test = f" + {message.test.n_rows:,} test rows" if message.test is not None else ""
+        self.query_one("#load-status", Label).update(f"{message.train.n_rows:,} rows{n_test}")
+        self._fill_summary(message.summary)
+        self._fill_warnings(message.warnings)
+        self._fill_distributions(message.distributions)
+        self.notify(f"loaded {message.train.n_rows:,} rows", timeout=3)
+
+    def _fill_summary(self, figures: dict[str, Any]) -> None:
+        table = self.query_one("#summary", DataTable)
+        table.clear()
+        for key, value in figures.items():
+            if isinstance(value, dict | list):
+                continue
+            table.add_row(key.replace("_", " "), format_value(key, value))
+
+    def _fill_warnings(self, warnings: list[Any]) -> None:
+        table = self.query_one("#warnings", DataTable)
+        table.clear()
+        for w in warnings:
+            table.add_row(w.code, w.column or "", f"{w.count:,}", w.message)
+        if not warnings:
+            table.add_row("none", "", "", "the files passed every check")
+
+    def _fill_distributions(self, dists: dict[str, Any]) -> None:
+        box = self.query_one("#dists", VerticalScroll)
+        box.remove_children()
+        widgets: list[Widget] = []
+        for name, series in dists.items():
+            title = name.replace("_", " ")
+            pairs = [(str(k), float(v)) for k, v in series.items()]
+            if len(pairs) > 12:
+                widgets.append(
+                    Vertical(
+                        Label(f"{title} ({pairs[0][0]}…{pairs[-1][0]})", classes="dist-title"),
+                        Sparkline([v for _, v in pairs], classes="dist-spark"),
+                        classes="dist",
+                    )
+                )
+            else:
+                fmt = "{:.2f}" if all(v <= 1.0 for _, v in pairs) else "{:,.0f}"
+                widgets.append(BarChart(title, pairs, fmt=fmt, classes="dist"))
+        box.mount_all(widgets)

@@ -1,0 +1,186 @@
+"""Screen 2: tick the models to train, edit their key parameters, pick the quick or full preset."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Input, Label, SelectionList, Static
+from textual.widgets.selection_list import Selection
+
+from flowtui.tui.messages import RegistryReady
+from flowtui.tui.screens.base import FlowScreen
+
+#: Models ticked when the app opens (when registered): one fast learner and the strongest one.
+DEFAULT_PICK = ("logreg", "lightgbm")
+
+
+def parse_param(text: str, default: Any) -> Any:
+    """Turn the text of a parameter field into the type of its default (JSON for lists and None)."""
+    text = text.strip()
+    if isinstance(default, bool):
+        if text.lower() in ("true", "1", "yes", "on"):
+            return True
+        if text.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {text!r}")
+    if isinstance(default, int):
+        return int(text)
+    if isinstance(default, float):
+        return float(text)
+    if isinstance(default, str):
+        return text
+    return json.loads(text)
+
+
+def show_param(value: Any) -> str:
+    """A parameter value as its field shows it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+class ModelsScreen(FlowScreen):
+    """Model checklist and parameter form."""
+
+    MODE = "models"
+    HELP = "space ticks a model; edit its parameters on the right (enter applies)."
+    BINDINGS = [  # noqa: RUF012
+        Binding("p", "toggle_preset", "Preset"),
+        Binding("a", "toggle_all", "All/none"),
+        Binding("r", "reset_params", "Reset params"),
+        Binding("t", "train", "Train"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.specs: dict[str, Any] = {}
+        self._current: str | None = None
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="models-body"):
+            with Vertical(id="models-left"):
+                yield SelectionList[str](id="model-list")
+                yield Label("", id="preset")
+            with Vertical(id="models-right"):
+                yield Static("", id="model-desc")
+                yield VerticalScroll(id="param-form")
+
+    def on_mount(self) -> None:
+        self.query_one("#model-list").border_title = "Models (space ticks)"
+        self.query_one("#models-right").border_title = "Parameters"
+        self._show_preset()
+        self._read_registry()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="registry")
+    def _read_registry(self) -> None:
+        from flowtui.core import registry
+
+        self.post_message(RegistryReady([registry.get_spec(n) for n in registry.model_names()]))
+
+    def on_registry_ready(self, message: RegistryReady) -> None:
+        self.specs = {s.name: s for s in message.specs}
+        state = self.state
+        if not state.selected:
+            state.selected = [n for n in DEFAULT_PICK if n in self.specs]
+        listing = self.query_one("#model-list", SelectionList)
+        listing.clear_options()
+        listing.add_options(
+            [Selection(f"{s.name:<15} {s.family}", s.name, s.name in state.selected) for s in message.specs]
+        )
+        listing.focus()
+        if message.specs:
+            self._show_model(message.specs[0].name)
+
+    @on(SelectionList.SelectionHighlighted, "#model-list")
+    def _highlighted(self, event: SelectionList.SelectionHighlighted[str]) -> None:
+        self._show_model(event.selection.value)
+
+    @on(SelectionList.SelectedChanged, "#model-list")
+    def _ticked(self, event: SelectionList.SelectedChanged[str]) -> None:
+        order = list(self.specs)
+        self.state.selected = sorted(event.selection_list.selected, key=order.index)
+
+    def _effective(self, name: str) -> dict[str, Any]:
+        spec = self.specs[name]
+        return spec.params(self.state.params.get(name), self.state.preset)
+
+    def _show_model(self, name: str) -> None:
+        if name not in self.specs:
+            return
+        self._current = name
+        spec = self.specs[name]
+        tags = "baseline, always on the leaderboard" if spec.baseline else spec.family
+        self.query_one("#model-desc", Static).update(f"[b]{name}[/b] ({tags})\n{spec.description}")
+        form = self.query_one("#param-form", VerticalScroll)
+        form.remove_children()
+        rows = []
+        edited = self.state.params.get(name, {})
+        for key, value in self._effective(name).items():
+            field = Input(show_param(value), id=f"param-{key}", classes="param-input")
+            if key in edited:
+                field.add_class("-edited")
+            rows.append(Horizontal(Label(key, classes="param-label"), field, classes="param-row"))
+        if not rows:
+            rows.append(Horizontal(Label("(no parameters)", classes="param-label")))
+        form.mount_all(rows)
+
+    @on(Input.Submitted, ".param-input")
+    @on(Input.Blurred, ".param-input")
+    def _param_edited(self, event: Input.Submitted | Input.Blurred) -> None:
+        name = self._current
+        if name is None or event.input.id is None:
+            return
+        key = event.input.id.removeprefix("param-")
+        spec = self.specs[name]
+        base = spec.params(None, self.state.preset)
+        try:
+            value = parse_param(event.input.value, base.get(key))
+        except (ValueError, json.JSONDecodeError) as err:
+            event.input.add_class("-invalid")
+            self.notify(f"{name}.{key}: {err}", severity="error")
+            return
+        event.input.remove_class("-invalid")
+        if value == base.get(key):
+            self.state.params.get(name, {}).pop(key, None)
+            event.input.remove_class("-edited")
+        else:
+            self.state.params.setdefault(name, {})[key] = value
+            event.input.add_class("-edited")
+
+    def _show_preset(self) -> None:
+        preset = self.state.preset
+        hint = "a first look in seconds" if preset == "quick" else "the full settings"
+        self.query_one("#preset", Label).update(f"preset: [b]{preset}[/b] ({hint}) · p switches")
+
+    def action_toggle_preset(self) -> None:
+        """Switch between the quick and full presets."""
+        self.state.preset = "full" if self.state.preset == "quick" else "quick"
+        self._show_preset()
+        if self._current:
+            self._show_model(self._current)
+
+    def action_toggle_all(self) -> None:
+        """Tick every model, or none when all are ticked."""
+        listing = self.query_one("#model-list", SelectionList)
+        if len(listing.selected) == listing.option_count:
+            listing.deselect_all()
+        else:
+            listing.select_all()
+
+    def action_reset_params(self) -> None:
+        """Forget the edits of the highlighted model."""
+        if self._current:
+            self.state.params.pop(self._current, None)
+            self._show_model(self._current)
+
+    def action_train(self) -> None:
+        """Go to the training screen and start training the ticked models."""
+        self.state.train_requested = True
+        self.flow_app.action_goto("training")

@@ -1,0 +1,132 @@
+"""Screen 6: a new user states liked artists and genres (and age, gender): cold-start picks at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Label, Select
+
+from flowtui.tui.messages import NewUserReady
+from flowtui.tui.screens.base import FlowScreen
+from flowtui.tui.screens.users import TOP_N, RecommenderCache, parse_ids, rec_models
+
+
+class NewUserScreen(FlowScreen):
+    """The cold-start form."""
+
+    MODE = "newuser"
+    AUTO_FOCUS = "#nu-recs"
+    HELP = "Type liked artist and genre ids (comma or space separated); recommendations follow each edit."
+    BINDINGS = [  # noqa: RUF012
+        Binding("a", "app.focus('nu-artists')", "Artists"),
+        Binding("g", "app.focus('nu-genres')", "Genres"),
+        Binding("ctrl+r", "recommend", "Recommend"),
+        Binding("ctrl+e", "clear", "Clear form"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache = RecommenderCache()
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="newuser-form"):
+            with Horizontal(classes="form-row"):
+                yield Label("liked artists", classes="form-label")
+                yield Input(placeholder="e.g. 12, 408", id="nu-artists")
+            with Horizontal(classes="form-row"):
+                yield Label("liked genres", classes="form-label")
+                yield Input(placeholder="e.g. 0 7", id="nu-genres")
+            with Horizontal(classes="form-row"):
+                yield Label("age / gender", classes="form-label")
+                yield Input(placeholder="18-30", id="nu-age", type="integer")
+                yield Select([("gender 0", 0), ("gender 1", 1)], prompt="gender", id="nu-gender")
+                yield Select[str]([], prompt="model", id="nu-model")
+        yield Label("", id="nu-note")
+        yield DataTable(id="nu-recs", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#nu-recs", DataTable).add_columns("#", "media", "artist", "genre", "score", "reason")
+        self.query_one("#nu-recs").border_title = "Cold-start recommendations"
+        self.query_one("#newuser-form").border_title = "New user"
+
+    def on_screen_resume(self) -> None:
+        names = rec_models(self.state.models_dir)
+        select = self.query_one("#nu-model", Select)
+        current = select.value
+        select.set_options([(n, n) for n in names])
+        if names:
+            select.value = current if current in names else names[0]
+
+    @on(Input.Changed, "#nu-artists, #nu-genres, #nu-age")
+    @on(Select.Changed, "#nu-gender, #nu-model")
+    def _changed(self) -> None:
+        self.action_recommend(quiet=True)
+
+    def action_clear(self) -> None:
+        """Empty the form."""
+        for field in self.query(Input):
+            field.value = ""
+        self.query_one("#nu-gender", Select).clear()
+
+    def action_recommend(self, quiet: bool = False) -> None:
+        """Recommend for the stated preferences."""
+        state = self.state
+        note = self.query_one("#nu-note", Label)
+        if state.train is None:
+            note.update("load a data set first (screen 1)")
+            return
+        model = self.query_one("#nu-model", Select).value
+        if model == Select.NULL:
+            note.update("no recommendation model yet: train rbm, dbn or hybrid (screens 2-3)")
+            return
+        try:
+            artists = parse_ids(self.query_one("#nu-artists", Input).value)
+            genres = parse_ids(self.query_one("#nu-genres", Input).value)
+        except ValueError as err:
+            note.update(f"✗ {err}")
+            return
+        age_text = self.query_one("#nu-age", Input).value.strip()
+        age = int(age_text) if age_text.lstrip("-").isdigit() else None
+        gender = self.query_one("#nu-gender", Select).value
+        note.update("recommending…")
+        self._recommend(
+            state.models_dir / str(model),
+            state.train.frame,
+            artists,
+            genres,
+            age,
+            None if gender == Select.NULL else int(gender),  # type: ignore[arg-type]
+        )
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="newuser")
+    def _recommend(
+        self,
+        folder: Path,
+        frame: Any,
+        artists: list[int],
+        genres: list[int],
+        age: int | None,
+        gender: int | None,
+    ) -> None:
+        rec = self.cache.get(folder, frame)
+        recs = rec.for_new_user(artists, genres, age=age, gender=gender, n=TOP_N)
+        what = ", ".join(
+            s for s in (f"artists {artists}" if artists else "", f"genres {genres}" if genres else "") if s
+        )
+        self.post_message(
+            NewUserReady(recs, f"for {what}" if what else "no preferences: popular in the segment")
+        )
+
+    def on_new_user_ready(self, message: NewUserReady) -> None:
+        self.query_one("#nu-note", Label).update(message.note)
+        table = self.query_one("#nu-recs", DataTable)
+        table.clear()
+        for i, r in enumerate(message.recs.itertuples(index=False), start=1):
+            table.add_row(
+                str(i), str(r.media_id), str(r.artist_id), str(r.genre_id), f"{r.score:.3f}", str(r.reason)
+            )

@@ -1,0 +1,258 @@
+"""Screen 3: train the ticked models in a worker; a bar per model, a live chart, a log, cancel."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Label, RichLog
+from textual.worker import Worker, WorkerState
+from textual_plotext import PlotextPlot
+
+from flowtui.core import events as ev
+from flowtui.tui.messages import EngineEvent, TrainingFinished
+from flowtui.tui.screens.base import FlowScreen
+from flowtui.tui.widgets.model_progress import ModelProgress
+
+HOLDOUT, FINAL = "holdout", "final"
+
+
+class TrainingScreen(FlowScreen):
+    """Live training of the ticked models."""
+
+    MODE = "training"
+    HELP = "t trains the ticked models (holdout leaderboard, then a final fit saved to the models folder)."
+    BINDINGS = [  # noqa: RUF012
+        Binding("t", "train", "Train"),
+        Binding("c,escape", "cancel", "Cancel", key_display="c"),
+        Binding("l", "clear_log", "Clear log"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cancel = threading.Event()
+        self._running = False
+        self._curves: dict[str, tuple[list[float], list[float]]] = {}
+        self._curve_kind: dict[str, str] = {}
+
+    def compose_body(self) -> ComposeResult:
+        yield Label("Nothing trained yet: t trains the models ticked on screen 2.", id="train-status")
+        yield VerticalScroll(id="progress-rows")
+        with Horizontal(id="train-body"):
+            yield PlotextPlot(id="train-chart")
+            yield RichLog(id="train-log", wrap=True, markup=True, max_lines=2000)
+
+    def on_mount(self) -> None:
+        self.query_one("#progress-rows").border_title = "Models"
+        self.query_one("#train-log").border_title = "Log"
+        self._draw_chart()
+
+    def on_screen_resume(self) -> None:
+        if self.state.train_requested:
+            self.state.train_requested = False
+            self.action_train()
+
+    @property
+    def running(self) -> bool:
+        """Is a training run in progress?"""
+        return self._running
+
+    def _log(self, text: str) -> None:
+        self.query_one("#train-log", RichLog).write(text)
+
+    def action_clear_log(self) -> None:
+        """Empty the log pane."""
+        self.query_one("#train-log", RichLog).clear()
+
+    def action_train(self) -> None:
+        """Train the ticked models: holdout leaderboard first, then final fits saved to the models folder."""
+        state = self.state
+        if self._running:
+            self.notify("a run is already going; c cancels it", severity="warning")
+            return
+        if state.train is None:
+            self.notify("load a data set first (screen 1)", severity="warning")
+            return
+        if not state.selected:
+            self.notify("tick at least one model (screen 2)", severity="warning")
+            return
+        self._running = True
+        self._cancel = threading.Event()
+        self._curves.clear()
+        self._curve_kind.clear()
+        rows = self.query_one("#progress-rows", VerticalScroll)
+        rows.remove_children()
+        names = list(state.selected)
+        rows.mount_all([ModelProgress(n, clock=state.clock) for n in names])
+        self._draw_chart()
+        params = {n: dict(state.params.get(n, {})) for n in names}
+        self.query_one("#train-status", Label).update(
+            f"training {', '.join(names)} ({state.preset} preset) · c cancels"
+        )
+        self._log(
+            f"[b]run[/b]: {', '.join(names)} · preset {state.preset} · models folder {state.models_dir}"
+        )
+        self._train(state.train.frame, names, params, state.preset, state.models_dir, self._cancel)
+
+    def action_cancel(self) -> None:
+        """Cancel the run: the current model stops, nothing half-saved is kept."""
+        if self._running and not self._cancel.is_set():
+            self._cancel.set()
+            self.query_one("#train-status", Label).update("cancelling…")
+            self._log("[yellow]cancel requested[/yellow]")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="training")
+    def _train(
+        self,
+        frame: Any,
+        names: list[str],
+        params: dict[str, dict[str, Any]],
+        preset: str,
+        models_dir: Path,
+        cancel: threading.Event,
+    ) -> None:
+        from flowtui.core import evaluate, store
+
+        phase = HOLDOUT
+
+        def on_event(e: ev.Event) -> None:
+            self.post_message(EngineEvent(e, phase))
+
+        board = None
+        saved: dict[str, Path] = {}
+        try:
+            board = evaluate.evaluate(
+                frame, names, rounds=1, params=params, preset=preset, on_event=on_event, cancel=cancel
+            )
+            failed = {r.model for r in board.rows if r.error}
+            phase = FINAL
+            for name in names:
+                if name in failed:
+                    continue
+                trained = evaluate.train_model(
+                    name,
+                    frame,
+                    params=params.get(name),
+                    preset=preset,
+                    holdout=False,
+                    on_event=on_event,
+                    cancel=cancel,
+                )
+                row = board.row(name)
+                trained.holdout = {
+                    "auc": row.auc,
+                    "logloss": row.logloss,
+                    "accuracy": row.accuracy,
+                    "n": board.n_targets,
+                    "rounds": board.rounds,
+                }
+                ev.check_cancel(cancel)
+                folder = models_dir / name
+                store.save_model(trained, folder)
+                saved[name] = folder
+                self.post_message(EngineEvent(ev.Log(f"saved {name} to {folder}"), "saved"))
+        except ev.Cancelled:
+            self.post_message(TrainingFinished(board, saved, [n for n in names if n not in saved]))
+            return
+        self.post_message(TrainingFinished(board, saved, []))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The app's handler shows the error; here the run is only marked as over.
+        if event.worker.group == "training" and event.state == WorkerState.ERROR:
+            self._running = False
+            for row in self.query(ModelProgress):
+                if not row.has_class("-done") and not row.has_class("-cancelled"):
+                    row.finish("failed", "failed")
+            self.query_one("#train-status", Label).update(f"failed: {event.worker.error}")
+            self._log(f"[red]failed: {event.worker.error!r}[/red]")
+
+    def _row(self, model: str) -> ModelProgress | None:
+        rows = self.query(f"#mp-{model}").results(ModelProgress)
+        row = next(iter(rows), None)
+        if row is None and model:
+            row = ModelProgress(model, clock=self.state.clock)
+            self.query_one("#progress-rows", VerticalScroll).mount(row)
+        return row
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        e, phase = message.event, message.phase
+        if isinstance(e, ev.BeforeFit):
+            row = self._row(e.model)
+            if row is not None:
+                row.start(phase, e.n_epochs)
+            self._log(f"{e.model}: {phase} fit starts")
+        elif isinstance(e, ev.AfterEpoch):
+            row = self._row(e.model)
+            if row is not None:
+                row.advance_to(e.epoch, e.n_epochs)
+                bits = [f"{e.epoch}/{e.n_epochs}"]
+                if e.loss is not None:
+                    bits.append(f"loss {e.loss:.4f}")
+                if e.metric is not None:
+                    bits.append(f"auc {e.metric:.3f}")
+                row.set_status(" ".join(bits[1:]) or bits[0])
+            value = e.metric if e.metric is not None else e.loss
+            if value is not None:
+                key = f"{e.model} {phase}"
+                xs, ys = self._curves.setdefault(key, ([], []))
+                xs.append(float(e.epoch))
+                ys.append(float(value))
+                self._curve_kind[key] = "auc" if e.metric is not None else "loss"
+                self._draw_chart()
+        elif isinstance(e, ev.AfterFit):
+            row = self._row(e.model)
+            if row is not None:
+                if e.cancelled:
+                    row.finish("cancelled", "cancelled")
+                else:
+                    row.finish(f"{phase} {e.seconds:.1f}s")
+            self._log(f"{e.model}: {phase} fit {'cancelled' if e.cancelled else f'done in {e.seconds:.1f}s'}")
+        elif isinstance(e, ev.Progress):
+            row = self._row(e.task) if self.query(f"#mp-{e.task}") else None
+            if row is not None:
+                row.advance_to(e.done, e.total)
+        elif isinstance(e, ev.Log):
+            style = "yellow" if e.level == "warning" else "dim"
+            self._log(f"[{style}]{e.message}[/{style}]")
+
+    def _draw_chart(self) -> None:
+        chart = self.query_one("#train-chart", PlotextPlot)
+        plt = chart.plt
+        plt.clear_data()
+        plt.clear_figure()
+        kinds = set(self._curve_kind.values())
+        plt.title("holdout AUC / loss per epoch" if len(kinds) != 1 else f"{kinds.pop()} per epoch")
+        plt.xlabel("epoch")
+        for key, (xs, ys) in self._curves.items():
+            if xs:
+                plt.plot(xs, ys, label=key)
+        chart.refresh()
+
+    def on_training_finished(self, message: TrainingFinished) -> None:
+        state = self.state
+        self._running = False
+        if message.leaderboard is not None:
+            state.leaderboard = message.leaderboard
+        state.saved.update(message.saved)
+        state.cancelled = message.cancelled
+        for name in message.cancelled:
+            row = self._row(name)
+            if row is not None and not row.has_class("-cancelled"):
+                row.finish("cancelled", "cancelled")
+        for name in message.saved:
+            row = self._row(name)
+            if row is not None:
+                row.finish("saved", "done")
+        status = self.query_one("#train-status", Label)
+        if message.cancelled:
+            status.update(f"cancelled: {', '.join(message.cancelled)} (nothing half-saved) · t trains again")
+            self.notify("training cancelled", severity="warning")
+        else:
+            status.update(f"done: {len(message.saved)} model(s) saved · 4 shows the leaderboard")
+            self.notify("training finished: 4 shows the leaderboard")
+        self._log(f"[b]run ended[/b]: saved {', '.join(message.saved) or 'nothing'}")

@@ -1,0 +1,273 @@
+"""Screen 5: browse users: profile, recent history, top-N recommendations, test-row probability."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Select, Static
+
+from flowtui.tui import queries
+from flowtui.tui.messages import UserReady
+from flowtui.tui.screens.base import FlowScreen
+
+HISTORY_ROWS = 8
+TOP_N = 10
+
+
+def rec_models(models_dir: Path) -> list[str]:
+    """Names of the saved models in `models_dir` that can recommend (collaborative or hybrid)."""
+    from flowtui.core import registry, store
+
+    names: list[str] = []
+    if not models_dir.is_dir():
+        return names
+    for folder in sorted(p for p in models_dir.iterdir() if p.is_dir()):
+        try:
+            name = store.read_meta(folder)["model"]
+            family = registry.get_spec(name).family
+        except Exception:  # a broken folder is simply not offered
+            continue
+        if family in ("collaborative", "hybrid"):
+            names.append(folder.name)
+    return names
+
+
+def parse_ids(text: str) -> list[int]:
+    """`"3, 17 42"` -> [3, 17, 42]; ValueError names the bad part."""
+    out = []
+    for part in text.replace(",", " ").split():
+        if not part.lstrip("-").isdigit():
+            raise ValueError(f"{part!r} is not an integer id")
+        out.append(int(part))
+    return out
+
+
+class RecommenderCache:
+    """One Recommender per (model folder, data) pair, built in a worker thread and reused."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[Any, ...] | None = None
+        self._rec: Any = None
+
+    def get(self, folder: Path, frame: Any) -> Any:
+        from flowtui.core import recommend, store
+
+        key = (str(folder), (folder / "meta.json").stat().st_mtime_ns, id(frame))
+        with self._lock:
+            if self._key != key:
+                self._rec = recommend.Recommender(store.load_model(folder), frame)
+                self._key = key
+            return self._rec
+
+
+class UsersScreen(FlowScreen):
+    """The per-user recommendation browser."""
+
+    MODE = "users"
+    AUTO_FOCUS = "#user-list"
+    HELP = "/ searches users, enter opens one; pick a model and filter by genre or artist ids."
+    BINDINGS = [  # noqa: RUF012
+        Binding("slash", "search", "Search", key_display="/"),
+        Binding("m", "pick_model", "Model"),
+        Binding("g", "genre_filter", "Genres"),
+        Binding("f5", "reload", "Refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache = RecommenderCache()
+        self._frame: Any = None
+        self._user: int | None = None
+        self._models: list[str] = []
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="users-body"):
+            with Vertical(id="users-left"):
+                yield Input(placeholder="user id…", id="user-search", type="integer")
+                yield DataTable(id="user-list", cursor_type="row")
+            with Vertical(id="users-right"):
+                yield Static("Pick a user on the left (enter).", id="profile")
+                yield DataTable(id="history", show_cursor=False)
+                with Horizontal(id="rec-controls"):
+                    yield Select[str]([], prompt="model", id="rec-model")
+                    yield Input(placeholder="genre ids", id="genre-filter")
+                    yield Input(placeholder="artist ids", id="artist-filter")
+                yield DataTable(id="recs", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#user-list", DataTable).add_columns("user", "rows", "rate")
+        self.query_one("#history", DataTable).add_columns("when", "media", "artist", "genre", "flow", "")
+        self.query_one("#recs", DataTable).add_columns("#", "media", "artist", "genre", "score", "reason")
+        self.query_one("#history").border_title = "Recent history"
+        self.query_one("#recs").border_title = "Recommendations"
+        self.query_one("#user-list").border_title = "Users"
+
+    def on_screen_resume(self) -> None:
+        state = self.state
+        if state.train is not None and state.train.frame is not self._frame:
+            self._frame = state.train.frame
+            self._fill_users("")
+        self._refresh_models()
+
+    def _refresh_models(self) -> None:
+        names = rec_models(self.state.models_dir)
+        if names == self._models:
+            return
+        self._models = names
+        select = self.query_one("#rec-model", Select)
+        current = select.value
+        select.set_options([(n, n) for n in names])
+        if names:
+            select.value = current if current in names else names[0]
+
+    def _fill_users(self, prefix: str) -> None:
+        table = self.query_one("#user-list", DataTable)
+        table.clear()
+        if self._frame is None:
+            return
+        users = queries.user_table(self._frame)
+        if prefix:
+            users = users[users["user_id"].astype(str).str.startswith(prefix)]
+        for row in users.head(500).itertuples(index=False):
+            table.add_row(
+                str(row.user_id), f"{row.listens:,}", f"{row.listen_rate:.2f}", key=str(row.user_id)
+            )
+
+    @on(Input.Changed, "#user-search")
+    def _search(self, event: Input.Changed) -> None:
+        self._fill_users(event.value.strip())
+
+    @on(Input.Submitted, "#user-search")
+    def _search_go(self) -> None:
+        table = self.query_one("#user-list", DataTable)
+        if table.row_count:
+            table.move_cursor(row=0)
+            table.focus()
+            self._open(int(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)))
+
+    @on(DataTable.RowSelected, "#user-list")
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        self._open(int(str(event.row_key.value)))
+
+    @on(Select.Changed, "#rec-model")
+    @on(Input.Submitted, "#genre-filter, #artist-filter")
+    def _controls(self) -> None:
+        self.action_reload()
+
+    def action_search(self) -> None:
+        """Focus the user search."""
+        self.query_one("#user-search").focus()
+
+    def action_pick_model(self) -> None:
+        """Focus the model choice."""
+        self.query_one("#rec-model").focus()
+
+    def action_genre_filter(self) -> None:
+        """Focus the genre filter."""
+        self.query_one("#genre-filter").focus()
+
+    def action_reload(self) -> None:
+        """Recompute the open user's recommendations (after a model or filter change)."""
+        self._refresh_models()
+        if self._user is not None:
+            self._open(self._user)
+
+    def _predictor(self) -> Path | None:
+        """The saved model that predicts test rows: the best on the leaderboard, else any saved one."""
+        from flowtui.tui.screens.results import board_rows
+
+        saved = self.state.saved
+        board = self.state.leaderboard
+        order = [str(r["model"]) for r in board_rows(board)] if board is not None else []
+        for name in [*order, *saved]:
+            if name in saved:
+                return saved[name]
+        return None
+
+    def _open(self, user_id: int) -> None:
+        state = self.state
+        if state.train is None:
+            self.notify("load a data set first (screen 1)", severity="warning")
+            return
+        try:
+            genres = parse_ids(self.query_one("#genre-filter", Input).value)
+            artists = parse_ids(self.query_one("#artist-filter", Input).value)
+        except ValueError as err:
+            self.notify(str(err), severity="error")
+            return
+        self._user = user_id
+        model = self.query_one("#rec-model", Select).value
+        folder = state.models_dir / str(model) if model != Select.NULL else None
+        test = state.test.frame if state.test is not None else None
+        self.query_one("#profile", Static).update(f"user {user_id}: loading…")
+        self._load_user(user_id, state.train.frame, test, folder, genres, artists, self._predictor())
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="users")
+    def _load_user(
+        self,
+        user_id: int,
+        frame: Any,
+        test: Any,
+        folder: Path | None,
+        genres: list[int],
+        artists: list[int],
+        predictor: Path | None,
+    ) -> None:
+        profile = queries.user_profile(frame, user_id)
+        history = queries.user_history(frame, user_id, n=HISTORY_ROWS)
+        recs, note = None, ""
+        if folder is None:
+            note = "no recommendation model yet: train rbm, dbn or hybrid (screens 2-3)"
+        else:
+            rec = self.cache.get(folder, frame)
+            recs = rec.for_user(user_id, TOP_N, genres=genres or None, artists=artists or None)
+        prob = None
+        if test is not None and predictor is not None:
+            prob = queries.test_probability(predictor, frame, test, user_id)
+        self.post_message(UserReady(user_id, profile, history, recs, prob, note))
+
+    def on_user_ready(self, message: UserReady) -> None:
+        p = message.profile
+        gender = p.get("gender", "?")
+        lines = [
+            f"[b]user {message.user_id}[/b] · age {p.get('age', '?')} · gender {gender} · "
+            f"{p.get('listens', 0):,} listens",
+            f"listen rate {p.get('listen_rate', float('nan')):.2f} overall, "
+            f"{p.get('flow_listen_rate', float('nan')):.2f} on Flow ({p.get('flow_listens', 0):,} Flow rows)",
+        ]
+        if message.test_probability is not None:
+            lines.append(f"test row: predicted listen probability [b]{message.test_probability:.3f}[/b]")
+        self.query_one("#profile", Static).update("\n".join(lines))
+        hist = self.query_one("#history", DataTable)
+        hist.clear()
+        for r in message.history.itertuples(index=False):
+            when = dt.datetime.fromtimestamp(int(r.ts_listen), dt.UTC).strftime("%m-%d %H:%M")
+            mark = "[green]✓ listened[/]" if r.is_listened else "[red]✗ skipped[/]"
+            hist.add_row(
+                when,
+                str(r.media_id),
+                str(r.artist_id),
+                str(r.genre_id),
+                "flow" if r.listen_type else "",
+                mark,
+            )
+        self._fill_recs(message.recs, message.note)
+
+    def _fill_recs(self, recs: Any, note: str) -> None:
+        table = self.query_one("#recs", DataTable)
+        table.clear()
+        table.border_subtitle = note
+        if recs is None:
+            return
+        for i, r in enumerate(recs.itertuples(index=False), start=1):
+            table.add_row(
+                str(i), str(r.media_id), str(r.artist_id), str(r.genre_id), f"{r.score:.3f}", str(r.reason)
+            )

@@ -1,0 +1,36 @@
+"""What the screens share: loaded data, chosen models, the last leaderboard, saved models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from textual.clock import Clock
+
+
+@dataclass
+class AppState:
+    """Mutable state of one app session; only touched from the UI thread."""
+
+    train_path: Path | None
+    test_path: Path | None
+    models_dir: Path
+    clock: Clock | None = None
+    train: Any = None  # core.io.Dataset
+    test: Any = None  # core.io.Dataset
+    summary: dict[str, Any] | None = None
+    distributions: dict[str, Any] | None = None
+    warnings: list[Any] = field(default_factory=list)
+    selected: list[str] = field(default_factory=list)
+    preset: str = "quick"
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    leaderboard: Any = None  # core.evaluate.Leaderboard
+    saved: dict[str, Path] = field(default_factory=dict)  # model name -> saved folder
+    cancelled: list[str] = field(default_factory=list)
+    train_requested: bool = False  # set by the models screen's `t`, consumed by the training screen
+
+    @property
+    def out_dir(self) -> Path:
+        """Where submissions are written: beside the models folder."""
+        return self.models_dir.resolve().parent

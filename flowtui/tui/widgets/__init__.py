@@ -1,0 +1,1 @@
+"""Small self-contained widgets used by the screens."""

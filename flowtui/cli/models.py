@@ -1,0 +1,347 @@
+"""`flowtui evaluate | train | predict | score`: the holdout leaderboard, model files and submissions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.table import Table
+
+from flowtui.cli import app
+from flowtui.cli.common import console, fail, fail_data, print_json, progress_events
+from flowtui.core import events as ev
+from flowtui.core import io, paths, registry
+from flowtui.core.schema import DataError
+
+PRESETS = ("quick", "full")
+
+DataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="Train file (CSV, CSV.gz or parquet); default: the bundled sample."),
+]
+ModelOpt = Annotated[list[str] | None, typer.Option("--model", "-m", help="Model name; repeat for several.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Parameter override MODEL.KEY=VALUE (VALUE is JSON or text)."),
+]
+PresetOpt = Annotated[str, typer.Option("--preset", help="quick (seconds) or full (default parameters).")]
+TopKOpt = Annotated[
+    int | None, typer.Option("--top-k", min=1, help="Keep the K features a random forest ranks highest.")
+]
+SmoothingOpt = Annotated[float, typer.Option("--smoothing", min=0.0, help="Target-encoding smoothing.")]
+FlowOnlyOpt = Annotated[bool, typer.Option("--flow-only", help="Train on Flow rows only.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_sets(items: list[str], models: list[str]) -> dict[str, dict[str, Any]]:
+    """`MODEL.KEY=VALUE` (or `KEY=VALUE` when one model is named) into {model: {key: value}}."""
+    out: dict[str, dict[str, Any]] = {}
+    known = registry.model_names()
+    for item in items:
+        key, eq, raw = item.partition("=")
+        if not eq or not key:
+            fail(f"--set {item!r}: expected MODEL.KEY=VALUE")
+        prefix, dot, rest = key.partition(".")
+        if dot and prefix in known:
+            name, key = prefix, rest
+        elif len(models) == 1:
+            name = models[0]
+        else:
+            fail(f"--set {item!r}: name the model, as MODEL.KEY=VALUE (models: {', '.join(models or known)})")
+        if models and name not in models:
+            fail(f"--set {item!r}: model {name!r} is not among the chosen models ({', '.join(models)})")
+        out.setdefault(name, {})[key] = _value(raw)
+    for name, params in out.items():
+        try:
+            registry.get_spec(name).build(params)
+        except (TypeError, ValueError) as exc:
+            fail(f"--set for {name}: {exc}")
+    return out
+
+
+def _check_models(names: list[str]) -> list[str]:
+    known = registry.model_names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        fail(f"unknown model {', '.join(unknown)}; known: {', '.join(known)}")
+    return list(dict.fromkeys(names))
+
+
+def _check_preset(preset: str) -> None:
+    if preset not in PRESETS:
+        fail(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
+
+
+def _load(path: Path | None, kind: str, on_event: ev.EventCallback | None) -> pd.DataFrame:
+    p = path or (paths.sample_train() if kind == "train" else paths.sample_test())
+    try:
+        ds = io.load_dataset(p, kind=kind, on_event=on_event)  # type: ignore[arg-type]
+    except DataError as err:
+        fail_data(err)
+    return ds.frame
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    data: DataOpt = None,
+    model: ModelOpt = None,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Holdout rounds (peel-offs).")] = 1,
+    preset: PresetOpt = "full",
+    set_: SetOpt = None,
+    top_k: TopKOpt = None,
+    smoothing: SmoothingOpt = 10.0,
+    flow_only: FlowOnlyOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Holdout leaderboard: each user's last Flow row held out, the baselines always shown."""
+    from flowtui.core.evaluate import evaluate
+
+    names = _check_models(model or [])
+    _check_preset(preset)
+    params = parse_sets(set_ or [], names)
+    with progress_events(as_json) as on_event:
+        frame = _load(data, "train", on_event)
+        try:
+            board = evaluate(
+                frame,
+                names or None,
+                rounds=rounds,
+                params=params,
+                preset=preset,
+                smoothing=smoothing,
+                flow_only=flow_only,
+                top_k=top_k,
+                on_event=on_event,
+            )
+        except DataError as err:
+            fail_data(err)
+        except ValueError as exc:
+            fail(str(exc))
+    if as_json:
+        print_json(board.to_records())
+        return
+    table = Table(
+        title=f"Holdout leaderboard: {board.n_targets:,} held-out Flow rows, {board.rounds} round(s)"
+    )
+    for col in ("model", "AUC", "log loss", "accuracy", "fit s", "predict s", "notes"):
+        table.add_column(col, justify="left" if col in ("model", "notes") else "right")
+    for r in board.rows:
+        name = f"{r.model} [dim](baseline)[/]" if r.baseline else r.model
+        style = "red" if r.failed else None
+        table.add_row(
+            name,
+            _fmt(r.auc),
+            _fmt(r.logloss),
+            _fmt(r.accuracy),
+            f"{r.fit_seconds:.2f}",
+            f"{r.predict_seconds:.2f}",
+            "; ".join(r.notes),
+            style=style,
+        )
+    console.print(table)
+    if board.selected_features:
+        console.print(f"top-{len(board.selected_features)} features: {', '.join(board.selected_features)}")
+    if board.leak_warning:
+        console.print(f"[yellow]warning: {board.leak_warning}[/]", highlight=False)
+
+
+@app.command("train")
+def train_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Folder; each model is saved to OUT/NAME.")],
+    model: ModelOpt = None,
+    data: DataOpt = None,
+    set_: SetOpt = None,
+    preset: PresetOpt = "full",
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Holdout rounds for the scores.")] = 1,
+    top_k: TopKOpt = None,
+    smoothing: SmoothingOpt = 10.0,
+    flow_only: FlowOnlyOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train each model on all of TRAIN (after scoring it on the holdout) and save it to OUT/NAME."""
+    from flowtui.core.evaluate import train_model
+    from flowtui.core.store import save_model
+
+    if not model:
+        fail("name at least one model with --model (known: " + ", ".join(registry.model_names()) + ")")
+    names = _check_models(model)
+    _check_preset(preset)
+    params = parse_sets(set_ or [], names)
+    results: list[dict[str, Any]] = []
+    with progress_events(as_json) as on_event:
+        frame = _load(data, "train", on_event)
+        for name in names:
+            try:
+                trained = train_model(
+                    name,
+                    frame,
+                    params=params.get(name),
+                    preset=preset,
+                    rounds=rounds,
+                    smoothing=smoothing,
+                    flow_only=flow_only,
+                    top_k=top_k,
+                    on_event=on_event,
+                )
+                folder = save_model(trained, out / name)
+            except DataError as err:
+                fail_data(err)
+            except (ValueError, OSError) as exc:
+                fail(f"{name}: {' '.join(str(exc).split())}")
+            h = trained.holdout
+            results.append(
+                {
+                    "model": name,
+                    "path": str(folder),
+                    "auc": h.get("auc"),
+                    "logloss": h.get("logloss"),
+                    "accuracy": h.get("accuracy"),
+                    "n": h.get("n"),
+                    "notes": trained.notes,
+                }
+            )
+    if as_json:
+        print_json(results)
+        return
+    table = Table(title="Trained models (holdout scores)")
+    for col in ("model", "AUC", "log loss", "accuracy", "n", "saved to", "notes"):
+        table.add_column(col, justify="right" if col in ("AUC", "log loss", "accuracy", "n") else "left")
+    for r in results:
+        table.add_row(
+            r["model"],
+            _fmt(r["auc"]),
+            _fmt(r["logloss"]),
+            _fmt(r["accuracy"]),
+            str(r["n"] or "-"),
+            r["path"],
+            "; ".join(r["notes"]),
+        )
+    console.print(table)
+
+
+@app.command("predict")
+def predict_cmd(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A saved model folder (DIR/NAME).")],
+    out: Annotated[Path, typer.Option("--out", help="Submission CSV to write (sample_id,is_listened).")],
+    data: DataOpt = None,
+    test: Annotated[
+        Path | None, typer.Option("--test", help="Test file; default: the bundled sample.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a submission: one listen probability per test row, features from the whole train history."""
+    from flowtui.core.evaluate import predict
+    from flowtui.core.store import load_model
+
+    try:
+        trained = load_model(model)
+    except DataError as err:
+        fail_data(err)
+    with progress_events(as_json) as on_event:
+        train = _load(data, "train", on_event)
+        test_frame = _load(test, "test", on_event)
+        try:
+            sub = predict(trained, train, test_frame, on_event=on_event)
+            io.write_csv(sub, out)
+        except DataError as err:
+            fail_data(err)
+        except (ValueError, OSError) as exc:
+            fail(f"{trained.name}: {' '.join(str(exc).split())}")
+    summary = {
+        "model": trained.name,
+        "out": str(out),
+        "rows": len(sub),
+        "mean": float(sub["is_listened"].mean()) if len(sub) else None,
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(
+            f"wrote {len(sub):,} predictions of {trained.name} to {out} (mean {_fmt(summary['mean'], 3)})",
+            highlight=False,
+        )
+
+
+def _read_scored(path: Path, what: str, need: tuple[str, ...]) -> pd.DataFrame:
+    if not path.is_file():
+        fail(f"{path}: {what} file not found")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        fail(f"{path}: unreadable {what} CSV ({' '.join(str(exc).split())})")
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        fail(
+            f"{path}: {what} lacks column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns))}"
+        )
+    for col in need:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            fail(
+                f"{path}:{first + 2}: {what} column {col!r} expects numbers; found {frame[col].iloc[first]!r}",
+                [f"{int(bad.sum())} bad value(s)"],
+            )
+        frame[col] = values
+    dup = frame["sample_id"].duplicated()
+    if dup.any():
+        fail(
+            f"{path}: {what} repeats sample_id {frame['sample_id'][dup].iloc[0]!r} ({int(dup.sum())} duplicates)"
+        )
+    return frame
+
+
+@app.command("score")
+def score_cmd(
+    submission: Annotated[Path, typer.Argument(help="Submission CSV (sample_id,is_listened).")],
+    answers: Annotated[Path, typer.Option("--answers", help="Answers CSV (sample_id,is_listened[,p_true]).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """ROC AUC of a submission against answers (and the oracle AUC when the answers carry p_true)."""
+    from flowtui.core import metrics
+
+    sub = _read_scored(submission, "submission", ("sample_id", "is_listened"))
+    ans_cols = pd.read_csv(answers, nrows=0).columns if answers.is_file() else []
+    need = ("sample_id", "is_listened", "p_true") if "p_true" in ans_cols else ("sample_id", "is_listened")
+    ans = _read_scored(answers, "answers", need)
+    missing = np.setdiff1d(ans["sample_id"].to_numpy(), sub["sample_id"].to_numpy())
+    extra = np.setdiff1d(sub["sample_id"].to_numpy(), ans["sample_id"].to_numpy())
+    if missing.size or extra.size:
+        fail(
+            f"{submission}: sample ids do not match {answers}: "
+            f"{missing.size} missing from the submission, {extra.size} not in the answers",
+            [f"e.g. missing {missing[:5].tolist()}", f"e.g. extra {extra[:5].tolist()}"],
+        )
+    merged = ans.merge(sub, on="sample_id", suffixes=("_true", ""))
+    y = merged["is_listened_true"].to_numpy()
+    if not np.isin(y, (0, 1)).all() or len(np.unique(y)) < 2:
+        fail(f"{answers}: is_listened must hold both 0 and 1 (and nothing else) to compute an AUC")
+    result: dict[str, Any] = {
+        "auc": float(metrics.auc(y, merged["is_listened"].to_numpy())),
+        "n": len(merged),
+    }
+    if "p_true" in merged.columns:
+        result["oracle_auc"] = float(metrics.auc(y, merged["p_true"].to_numpy()))
+    if as_json:
+        print_json(result)
+        return
+    line = f"AUC {result['auc']:.4f} on {result['n']:,} rows"
+    if "oracle_auc" in result:
+        line += f" (oracle AUC from p_true: {result['oracle_auc']:.4f})"
+    console.print(line, highlight=False)

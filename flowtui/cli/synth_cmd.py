@@ -1,0 +1,49 @@
+"""`flowtui data synth`: write a synthetic DSG17-like data set with known listen probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from flowtui.cli import common
+from flowtui.core import events
+
+
+@common.data_app.command("synth")
+def synth(
+    users: int = typer.Option(
+        250, "--users", "-n", min=1, help="Number of users (19918 = full DSG17 scale)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same files."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for train.csv, test.csv, test_answers.csv."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON, no progress bar."),
+) -> None:
+    """Generate train.csv, test.csv and test_answers.csv (sample_id,is_listened,p_true) into OUT."""
+    from flowtui.core.synth import synthesize
+
+    if out.exists() and not out.is_dir():
+        common.fail(
+            f"{out}: not a folder",
+            ["--out takes a folder; train.csv, test.csv and test_answers.csv go inside"],
+        )
+    try:
+        with common.progress_events(quiet=as_json) as on_event:
+            summary = synthesize(users, seed, out, on_event=on_event)
+    except events.Cancelled:
+        common.fail("cancelled; no files were written")
+    except (OSError, ValueError) as exc:
+        common.fail(str(exc))
+    if as_json:
+        common.print_json(summary)
+        return
+    common.console.print(
+        f"wrote {summary['rows']:,} train rows for {summary['users']:,} users and {summary['test_rows']:,} test rows "
+        f"to {out} in {summary['seconds']:.1f}s",
+        highlight=False,
+    )
+    common.console.print(
+        f"listen rate {summary['listen_rate']:.3f}, Flow share {summary['flow_share']:.3f}, "
+        f"oracle AUC {summary['oracle_auc']:.4f}",
+        highlight=False,
+    )

@@ -609,6 +609,10 @@ class LightGBMModel(BaseFlowModel):
             and len(np.unique(y[~mask])) == 2
         )
         params = self.lgb_params()
+        if params["num_threads"] <= 0 and len(Xa) < 100_000:
+            params["num_threads"] = (
+                1  # threads only add OpenMP overhead on small data (and hurt on busy CPUs)
+            )
         callbacks: list[Any] = [self._progress_callback(total, on_event, cancel, start)]
         if valid_ok:
             assert mask is not None

@@ -226,7 +226,9 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         if numeric and len(frame.columns) > 0:
             table = pa.Table.from_pandas(frame, preserve_index=False)
-            pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="none"))
+            pacsv.write_csv(
+                table, tmp, write_options=pacsv.WriteOptions(quoting_style="none", quoting_header="none")
+            )
         else:
             frame.to_csv(tmp, index=False)
 

@@ -768,21 +768,23 @@ def _read_cache(cache_file: Path, p: Path) -> Dataset | None:
     if not cache_file.is_file():
         return None
     try:
-        with pa.OSFile(str(cache_file), "rb") as f:
+        # Memory-mapped: the one copy made is into the frame's own (writable) arrays. Cache files are
+        # only ever replaced whole (os.replace), never truncated in place, so the mapping stays valid.
+        with pa.memory_map(str(cache_file), "r") as f:
             table = ipc.open_file(f).read_all()
-        meta = json.loads((table.schema.metadata or {})[b"flowtui"])
-        kind: Kind = meta["kind"]
-        cols = columns_for(kind)
-        if meta["version"] != CACHE_VERSION or tuple(table.column_names) != cols:
-            return None
-        arrays: dict[str, np.ndarray] = {}
-        for c in cols:
-            col = table.column(c)
-            if col.type != pa.from_numpy_dtype(DTYPES[c]) or col.null_count:
+            table.validate()
+            meta = json.loads((table.schema.metadata or {})[b"flowtui"])
+            kind: Kind = meta["kind"]
+            cols = columns_for(kind)
+            if meta["version"] != CACHE_VERSION or tuple(table.column_names) != cols:
                 return None
-            x = col.to_numpy()
-            arrays[c] = x if x.flags.writeable else x.copy()
-        del table
+            arrays: dict[str, np.ndarray] = {}
+            for c in cols:
+                col = table.column(c)
+                if col.type != pa.from_numpy_dtype(DTYPES[c]) or col.null_count:
+                    return None
+                arrays[c] = np.array(col.to_numpy(), copy=True)
+            del table, col
         warnings = [DataWarning(**{**w, "examples": tuple(w["examples"])}) for w in meta["warnings"]]
     except (OSError, pa.ArrowException, KeyError, TypeError, ValueError):
         return None

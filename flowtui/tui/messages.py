@@ -89,3 +89,10 @@ class RegistryReady(Message):
     """Every registered model's spec, read in a worker (the registry imports sklearn and lightgbm)."""
 
     specs: list[Any]
+
+
+@dataclass
+class LeaderboardReady(Message):
+    """The holdout leaderboard of a run is known (the final fits may still be running)."""
+
+    leaderboard: Any

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.worker import get_current_worker
 
 from flowtui.tui.widgets.navbar import NavBar
 
@@ -28,6 +30,11 @@ class FlowScreen(Screen[None]):
 
     def compose_body(self) -> ComposeResult:
         yield from ()
+
+    def post_result(self, message: Message) -> None:
+        """Post a worker's result unless a newer run of the same exclusive worker replaced it."""
+        if not get_current_worker().is_cancelled:
+            self.post_message(message)
 
     @property
     def flow_app(self) -> FlowApp:

@@ -25,8 +25,19 @@ _RATE_KEYS = ("rate", "share")
 _TIME_KEYS = ("ts_min", "ts_max")
 
 
+#: The distributions the screen charts, in this order (the issue's four; the others stay for the CLI).
+SHOWN_DISTRIBUTIONS = (
+    "listen_rate_by_hour",
+    "listen_rate_by_platform_family",
+    "listen_rate_by_context",
+    "rows_per_user",
+)
+
+
 def format_value(key: str, value: Any) -> str:
     """A summary figure as the screen shows it."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
     if key in _TIME_KEYS and isinstance(value, int | float):
         return dt.datetime.fromtimestamp(int(value), dt.UTC).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float):
@@ -113,11 +124,11 @@ class DataScreen(FlowScreen):
             figures = summary.summarize(train)
             dists = summary.distributions(train)
         except DataError as err:
-            self.post_message(DataFailed(err.one_line(), err.details()))
+            self.post_result(DataFailed(err.one_line(), err.details()))
             return
         except ev.Cancelled:
             return
-        self.post_message(DataLoaded(train, test, figures, dists, warnings))
+        self.post_result(DataLoaded(train, test, figures, dists, warnings))
 
     def on_engine_event(self, message: EngineEvent) -> None:
         e = message.event
@@ -176,7 +187,10 @@ class DataScreen(FlowScreen):
         box = self.query_one("#dists", VerticalScroll)
         box.remove_children()
         widgets: list[Widget] = []
-        for name, series in dists.items():
+        for name in SHOWN_DISTRIBUTIONS:
+            if name not in dists:
+                continue
+            series = dists[name].fillna(0.0)
             title = name.replace("_", " ")
             pairs = [(str(k), float(v)) for k, v in series.items()]
             if len(pairs) > 12:

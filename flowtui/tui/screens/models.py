@@ -17,6 +17,7 @@ from flowtui.tui.screens.base import FlowScreen
 
 #: Models ticked when the app opens (when registered): one fast learner and the strongest one.
 DEFAULT_PICK = ("logreg", "lightgbm")
+FAMILY = {"collaborative": "collab. filter"}
 
 
 def parse_param(text: str, default: Any) -> Any:
@@ -76,6 +77,7 @@ class ModelsScreen(FlowScreen):
         self.query_one("#model-list").border_title = "Models (space ticks)"
         self.query_one("#models-right").border_title = "Parameters"
         self._show_preset()
+        self.query_one("#model-desc", Static).update("reading the model registry…")
         self._read_registry()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="registry")
@@ -156,8 +158,8 @@ class ModelsScreen(FlowScreen):
 
     def _show_preset(self) -> None:
         preset = self.state.preset
-        hint = "a first look in seconds" if preset == "quick" else "the full settings"
-        self.query_one("#preset", Label).update(f"preset: [b]{preset}[/b] ({hint}) · p switches")
+        hint = "first look" if preset == "quick" else "full settings"
+        self.query_one("#preset", Label).update(f"preset [b]{preset}[/b] ({hint}) · p")
 
     def action_toggle_preset(self) -> None:
         """Switch between the quick and full presets."""

@@ -23,8 +23,8 @@ class NewUserScreen(FlowScreen):
     AUTO_FOCUS = "#nu-recs"
     HELP = "Type liked artist and genre ids (comma or space separated); recommendations follow each edit."
     BINDINGS = [  # noqa: RUF012
-        Binding("a", "app.focus('nu-artists')", "Artists"),
-        Binding("g", "app.focus('nu-genres')", "Genres"),
+        Binding("a", "field('nu-artists')", "Artists"),
+        Binding("g", "field('nu-genres')", "Genres"),
         Binding("ctrl+r", "recommend", "Recommend"),
         Binding("ctrl+e", "clear", "Clear form"),
     ]
@@ -66,6 +66,10 @@ class NewUserScreen(FlowScreen):
     @on(Select.Changed, "#nu-gender, #nu-model")
     def _changed(self) -> None:
         self.action_recommend(quiet=True)
+
+    def action_field(self, widget_id: str) -> None:
+        """Focus a field of the form."""
+        self.query_one(f"#{widget_id}").focus()
 
     def action_clear(self) -> None:
         """Empty the form."""
@@ -114,11 +118,15 @@ class NewUserScreen(FlowScreen):
         gender: int | None,
     ) -> None:
         rec = self.cache.get(folder, frame)
-        recs = rec.for_new_user(artists, genres, age=age, gender=gender, n=TOP_N)
+        try:
+            recs = rec.for_new_user(artists, genres, age=age, gender=gender, n=TOP_N)
+        except ValueError as err:  # an artist or genre id the model does not know
+            self.post_result(NewUserReady(None, f"✗ {err}"))
+            return
         what = ", ".join(
             s for s in (f"artists {artists}" if artists else "", f"genres {genres}" if genres else "") if s
         )
-        self.post_message(
+        self.post_result(
             NewUserReady(recs, f"for {what}" if what else "no preferences: popular in the segment")
         )
 
@@ -126,6 +134,8 @@ class NewUserScreen(FlowScreen):
         self.query_one("#nu-note", Label).update(message.note)
         table = self.query_one("#nu-recs", DataTable)
         table.clear()
+        if message.recs is None:
+            return
         for i, r in enumerate(message.recs.itertuples(index=False), start=1):
             table.add_row(
                 str(i), str(r.media_id), str(r.artist_id), str(r.genre_id), f"{r.score:.3f}", str(r.reason)

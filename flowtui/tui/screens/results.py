@@ -55,6 +55,10 @@ class ResultsScreen(FlowScreen):
         self._refresh()
 
     def on_screen_resume(self) -> None:
+        self.refresh_board()
+
+    def refresh_board(self) -> None:
+        """Show the state's leaderboard if it changed."""
         if self.state.leaderboard is not self._board:
             self._refresh()
 

@@ -15,7 +15,7 @@ from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
 
 from flowtui.core import events as ev
-from flowtui.tui.messages import EngineEvent, TrainingFinished
+from flowtui.tui.messages import EngineEvent, LeaderboardReady, TrainingFinished
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets.model_progress import ModelProgress
 
@@ -36,9 +36,10 @@ class TrainingScreen(FlowScreen):
     def __init__(self) -> None:
         super().__init__()
         self._cancel = threading.Event()
-        self._running = False
+        self._training = False
         self._curves: dict[str, tuple[list[float], list[float]]] = {}
         self._curve_kind: dict[str, str] = {}
+        self._chart_dirty = False
 
     def compose_body(self) -> ComposeResult:
         yield Label("Nothing trained yet: t trains the models ticked on screen 2.", id="train-status")
@@ -51,6 +52,14 @@ class TrainingScreen(FlowScreen):
         self.query_one("#progress-rows").border_title = "Models"
         self.query_one("#train-log").border_title = "Log"
         self._draw_chart()
+        # Redraw the chart at most a few times a second, and only when it is on screen:
+        # a fast model emits hundreds of epochs, and plotting each one would starve the event loop.
+        self.set_interval(0.5, self._maybe_draw_chart)
+
+    def _maybe_draw_chart(self) -> None:
+        if self._chart_dirty and self.is_current:
+            self._chart_dirty = False
+            self._draw_chart()
 
     def on_screen_resume(self) -> None:
         if self.state.train_requested:
@@ -60,7 +69,7 @@ class TrainingScreen(FlowScreen):
     @property
     def running(self) -> bool:
         """Is a training run in progress?"""
-        return self._running
+        return self._training
 
     def _log(self, text: str) -> None:
         self.query_one("#train-log", RichLog).write(text)
@@ -72,7 +81,7 @@ class TrainingScreen(FlowScreen):
     def action_train(self) -> None:
         """Train the ticked models: holdout leaderboard first, then final fits saved to the models folder."""
         state = self.state
-        if self._running:
+        if self._training:
             self.notify("a run is already going; c cancels it", severity="warning")
             return
         if state.train is None:
@@ -81,14 +90,17 @@ class TrainingScreen(FlowScreen):
         if not state.selected:
             self.notify("tick at least one model (screen 2)", severity="warning")
             return
-        self._running = True
+        self._training = True
         self._cancel = threading.Event()
         self._curves.clear()
         self._curve_kind.clear()
         rows = self.query_one("#progress-rows", VerticalScroll)
         rows.remove_children()
         names = list(state.selected)
-        rows.mount_all([ModelProgress(n, clock=state.clock) for n in names])
+        from flowtui.core import registry
+
+        shown = [b for b in registry.baseline_names() if b not in names] + names
+        rows.mount_all([ModelProgress(n, clock=state.clock) for n in shown])
         self._draw_chart()
         params = {n: dict(state.params.get(n, {})) for n in names}
         self.query_one("#train-status", Label).update(
@@ -101,7 +113,7 @@ class TrainingScreen(FlowScreen):
 
     def action_cancel(self) -> None:
         """Cancel the run: the current model stops, nothing half-saved is kept."""
-        if self._running and not self._cancel.is_set():
+        if self._training and not self._cancel.is_set():
             self._cancel.set()
             self.query_one("#train-status", Label).update("cancelling…")
             self._log("[yellow]cancel requested[/yellow]")
@@ -129,6 +141,7 @@ class TrainingScreen(FlowScreen):
             board = evaluate.evaluate(
                 frame, names, rounds=1, params=params, preset=preset, on_event=on_event, cancel=cancel
             )
+            self.post_message(LeaderboardReady(board))
             failed = {r.model for r in board.rows if r.error}
             phase = FINAL
             for name in names:
@@ -164,7 +177,7 @@ class TrainingScreen(FlowScreen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The app's handler shows the error; here the run is only marked as over.
         if event.worker.group == "training" and event.state == WorkerState.ERROR:
-            self._running = False
+            self._training = False
             for row in self.query(ModelProgress):
                 if not row.has_class("-done") and not row.has_class("-cancelled"):
                     row.finish("failed", "failed")
@@ -203,7 +216,7 @@ class TrainingScreen(FlowScreen):
                 xs.append(float(e.epoch))
                 ys.append(float(value))
                 self._curve_kind[key] = "auc" if e.metric is not None else "loss"
-                self._draw_chart()
+                self._chart_dirty = True
         elif isinstance(e, ev.AfterFit):
             row = self._row(e.model)
             if row is not None:
@@ -233,9 +246,20 @@ class TrainingScreen(FlowScreen):
                 plt.plot(xs, ys, label=key)
         chart.refresh()
 
+    def on_leaderboard_ready(self, message: LeaderboardReady) -> None:
+        self.state.leaderboard = message.leaderboard
+        self._log("holdout leaderboard ready: 4 shows it")
+        self._show_board_if_visible()
+
+    def _show_board_if_visible(self) -> None:
+        from flowtui.tui.screens.results import ResultsScreen
+
+        if isinstance(self.app.screen, ResultsScreen):
+            self.app.screen.refresh_board()
+
     def on_training_finished(self, message: TrainingFinished) -> None:
         state = self.state
-        self._running = False
+        self._training = False
         if message.leaderboard is not None:
             state.leaderboard = message.leaderboard
         state.saved.update(message.saved)
@@ -256,3 +280,4 @@ class TrainingScreen(FlowScreen):
             status.update(f"done: {len(message.saved)} model(s) saved · 4 shows the leaderboard")
             self.notify("training finished: 4 shows the leaderboard")
         self._log(f"[b]run ended[/b]: saved {', '.join(message.saved) or 'nothing'}")
+        self._show_board_if_visible()

@@ -228,11 +228,20 @@ class UsersScreen(FlowScreen):
             note = "no recommendation model yet: train rbm, dbn or hybrid (screens 2-3)"
         else:
             rec = self.cache.get(folder, frame)
-            recs = rec.for_user(user_id, TOP_N, genres=genres or None, artists=artists or None)
+            try:
+                # for_user filters genres itself; the artist filter keeps the matching part of a longer list.
+                recs = rec.for_user(user_id, TOP_N * 50 if artists else TOP_N, genres=genres or None)
+            except ValueError as err:
+                recs, note = None, str(err)
+            else:
+                if artists:
+                    recs = recs[recs["artist_id"].isin(artists)].head(TOP_N)
+                    if recs.empty:
+                        note = f"no recommended track by artist(s) {artists}"
         prob = None
         if test is not None and predictor is not None:
             prob = queries.test_probability(predictor, frame, test, user_id)
-        self.post_message(UserReady(user_id, profile, history, recs, prob, note))
+        self.post_result(UserReady(user_id, profile, history, recs, prob, note))
 
     def on_user_ready(self, message: UserReady) -> None:
         p = message.profile

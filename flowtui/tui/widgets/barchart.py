@@ -29,11 +29,12 @@ class BarChart(Static):
         self.title = title
         self.fmt = fmt
         self.max_rows = max_rows
-        self._data: list[tuple[str, float]] = list(data)
+        self._data: list[tuple[str, float]] = []
+        self.set_data(data)
 
     def set_data(self, data: Iterable[tuple[str, float]], title: str | None = None) -> None:
         """Replace the bars (and optionally the title)."""
-        self._data = list(data)
+        self._data = [(label, v if v == v else 0.0) for label, v in data]  # NaN draws as an empty bar
         if title is not None:
             self.title = title
         self.refresh(layout=True)
@@ -46,7 +47,7 @@ class BarChart(Static):
         if not rows:
             text.append("(no data)", style="dim")
             return text
-        label_w = min(max(len(str(label)) for label, _ in rows), 14)
+        label_w = min(max(len(str(label)) for label, _ in rows), 18)
         values = [self.fmt.format(v) for _, v in rows]
         value_w = max(len(v) for v in values)
         width = max(self.size.width, 20)

@@ -25,29 +25,31 @@ class ModelProgress(Horizontal):
     def __init__(self, model: str, clock: Clock | None = None) -> None:
         super().__init__(id=f"mp-{model}")
         self.model = model
-        self._clock = clock
+        # Children are built here so that events arriving before mount can already update them.
+        self._phase = Label("", classes="mp-phase")
+        self._bar = ProgressBar(total=None, clock=clock, show_percentage=True, show_eta=True)
+        self._status = Label("waiting", classes="mp-status")
 
     def compose(self) -> ComposeResult:
         yield Label(self.model, classes="mp-name")
-        yield Label("", classes="mp-phase")
-        yield ProgressBar(total=None, clock=self._clock, show_percentage=True, show_eta=True)
-        yield Label("waiting", classes="mp-status")
+        yield self._phase
+        yield self._bar
+        yield self._status
 
     def start(self, phase: str, total: float | None) -> None:
         """A (new) phase starts: reset the bar."""
         self.remove_class("-done", "-cancelled", "-failed")
-        self.query_one(".mp-phase", Label).update(phase)
-        bar = self.query_one(ProgressBar)
-        bar.update(total=total, progress=0)
+        self._phase.update(phase)
+        self._bar.update(total=total, progress=0)
         self.set_status("running")
 
     def advance_to(self, done: float, total: float | None) -> None:
         """Move the bar to `done` of `total`."""
-        self.query_one(ProgressBar).update(total=total, progress=done)
+        self._bar.update(total=total, progress=done)
 
     def finish(self, status: str, kind: str = "done") -> None:
         """Mark the model done, cancelled or failed."""
-        bar = self.query_one(ProgressBar)
+        bar = self._bar
         if kind == "done":
             bar.update(total=bar.total or 1, progress=bar.total or 1)
         self.add_class(f"-{kind}")
@@ -55,4 +57,4 @@ class ModelProgress(Horizontal):
 
     def set_status(self, status: str) -> None:
         """Replace the status text."""
-        self.query_one(".mp-status", Label).update(status)
+        self._status.update(status)

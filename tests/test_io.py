@@ -99,6 +99,18 @@ def test_progress_events_and_cancel(tmp_path: Path, cache: Path) -> None:
     assert len(list(cache.glob("*.arrow"))) == 1  # nothing cached for the cancelled load
 
 
+def test_cancel_during_load_leaves_no_cache(tmp_path: Path, cache: Path) -> None:
+    cancel = threading.Event()
+
+    def on_event(e: Event) -> None:
+        if isinstance(e, Progress) and e.message == "validate":
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        load_dataset(write(tmp_path, train_frame()), on_event=on_event, cancel=cancel)
+    assert not cache.exists() or not any(cache.iterdir())
+
+
 def test_cache_dir_follows_env(cache: Path) -> None:
     assert paths.cache_dir() == cache
 

@@ -69,20 +69,28 @@ _BASE_PRIOR = 0.5
 
 
 class _Keyed:
-    """Exclusive (strictly earlier timestamp) running sums of values per key."""
+    """Exclusive (strictly earlier timestamp) running sums of values per key.
 
-    def __init__(self, key: np.ndarray, ts_rank: np.ndarray, n_ts: int) -> None:
+    `key` holds non-negative int codes below `n_keys`; `ts_rank` dense timestamp ranks below `n_ts`.
+    """
+
+    def __init__(
+        self, key: np.ndarray, n_keys: int, ts_rank: np.ndarray, n_ts: int, order: np.ndarray | None = None
+    ) -> None:
         n = key.size
         comp = key.astype(np.int64) * np.int64(n_ts) + ts_rank
-        self.order = np.argsort(comp)  # order inside a (key, ts) group does not matter
+        # The order inside a (key, ts) group does not matter, so an unstable sort is fine.
+        self.order = np.argsort(comp) if order is None else order
         comp_s = comp[self.order]
+        del comp
         key_s = key[self.order]
         new_group = np.empty(n, dtype=bool)
         new_key = np.empty(n, dtype=bool)
         if n:
             new_group[0] = new_key[0] = True
-            new_group[1:] = comp_s[1:] != comp_s[:-1]
-            new_key[1:] = key_s[1:] != key_s[:-1]
+            np.not_equal(comp_s[1:], comp_s[:-1], out=new_group[1:])
+            np.not_equal(key_s[1:], key_s[:-1], out=new_key[1:])
+        del comp_s, key_s
         idx = np.arange(n, dtype=np.int64)
         self.group_id = np.cumsum(new_group) - 1
         self.group_start = np.flatnonzero(new_group)
@@ -90,14 +98,32 @@ class _Keyed:
         self.key_start = self.key_start_row[self.group_start]
 
     def before(self, values: np.ndarray) -> np.ndarray:
-        """For each row (input order), the sum of `values` over rows of its key with an earlier timestamp."""
-        v = values[self.order]
-        cs = np.cumsum(v, dtype=np.float64)
-        excl = cs - v
-        per_group = excl[self.group_start] - excl[self.key_start]
-        out = np.empty(values.size, dtype=np.float64)
-        out[self.order] = per_group[self.group_id]
+        """Per row (input order) and column of 0/1 `values` (n, k), the sum over its key's earlier-timestamp rows.
+
+        Returns float32 (n, k) in Fortran order. Works column by column: numpy gathers and scatters 1-D
+        arrays far faster than rows of a 2-D one.
+        """
+        out = np.empty(values.shape, dtype=np.float32, order="F")
+        for j in range(values.shape[1]):
+            v = np.take(values[:, j], self.order)
+            excl = np.cumsum(v, dtype=np.int32)
+            excl -= v
+            per_group = excl[self.group_start] - excl[self.key_start]
+            out[self.order, j] = np.take(per_group, self.group_id)
         return out
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense int64 codes of `values` and their number."""
+    codes, uniq = pd.factorize(values)
+    return codes.astype(np.int64), max(len(uniq), 1)
+
+
+def _pair(a: np.ndarray, n_a: int, b: np.ndarray, n_b: int, n_ts: int) -> tuple[np.ndarray, int]:
+    """Int codes of the pair (a, b) small enough to combine with timestamp ranks in an int64."""
+    if n_a * n_b * n_ts < 2**62:
+        return a * np.int64(n_b) + b, n_a * n_b
+    return _codes(a * np.int64(n_b) + b)
 
 
 def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -111,15 +137,8 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     return era * 146097 + doe - 719468
 
 
-def _smooth(s: np.ndarray, c: np.ndarray, prior: np.ndarray, m: float) -> np.ndarray:
+def _smooth(s: np.ndarray, c: np.ndarray, prior: np.ndarray | float, m: float) -> np.ndarray:
     return (s + m * prior) / (c + m)
-
-
-def _pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Dense int64 codes of the pair (a, b)."""
-    b_codes, b_uniq = pd.factorize(b)
-    codes, _ = pd.factorize(a.astype(np.int64) * np.int64(max(len(b_uniq), 1)) + b_codes)
-    return codes.astype(np.int64)
 
 
 def build_features(frame: pd.DataFrame, *, smoothing: float = 10.0) -> pd.DataFrame:
@@ -131,74 +150,95 @@ def build_features(frame: pd.DataFrame, *, smoothing: float = 10.0) -> pd.DataFr
     else:
         label = np.full(n, np.nan)
     labelled = ~np.isnan(label)
-    lab = labelled.astype(np.float64)
-    y = np.where(labelled, label, 0.0)
-    flow = (frame["listen_type"].to_numpy() == 1).astype(np.float64)
-    ones = np.ones(n, dtype=np.float64)
-    out: dict[str, np.ndarray] = {}
+    flow = frame["listen_type"].to_numpy() == 1
+    # Stacked 0/1 values summed per key: play, labelled, listened, and the same on Flow rows only.
+    vals = np.empty((n, 6), dtype=np.int8, order="F")
+    vals[:, 0] = 1
+    vals[:, 1] = labelled
+    vals[:, 2] = labelled & (label == 1)
+    vals[:, 3:6] = vals[:, 0:3] * flow[:, None]
+    del label
+    X = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32, order="F")
+    col = {f: j for j, f in enumerate(FEATURE_NAMES)}
+
+    def put(name: str, value: np.ndarray) -> None:
+        X[:, col[name]] = value
 
     # Time and release.
-    hours = np.floor_divide(ts, 3600)
-    out["hour"] = hours % 24
     day = np.floor_divide(ts, SECONDS_PER_DAY)
-    out["weekday"] = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    put("hour", np.floor_divide(ts, 3600) % 24)
+    put("weekday", (day + 3) % 7)  # 1970-01-01 was a Thursday; Monday = 0
     rd = frame["release_date"].to_numpy(np.int64)
     ry = rd // 10000
-    rm = np.clip((rd // 100) % 100, 1, 12)
-    rdd = np.clip(rd % 100, 1, 31)
-    out["days_since_release"] = day - _days_from_civil(ry, rm, rdd)
-    out["release_year"] = ry
+    rel_day = _days_from_civil(ry, np.clip((rd // 100) % 100, 1, 12), np.clip(rd % 100, 1, 31))
+    put("days_since_release", day - rel_day)
+    put("release_year", ry)
+    del day, rd, ry, rel_day
     for c in _RAW:
-        out[c] = frame[c].to_numpy()
+        put(c, frame[c].to_numpy())
 
-    ts_codes, ts_uniq = pd.factorize(ts, sort=True)
-    ts_rank = ts_codes.astype(np.int64)
-    n_ts = max(len(ts_uniq), 1)
+    # Dense timestamp ranks from one sort by time, reused for the population priors.
+    ts_order = np.argsort(ts, kind="stable")
+    ts_s = ts[ts_order]
+    new_ts = np.empty(n, dtype=bool)
+    if n:
+        new_ts[0] = True
+        np.not_equal(ts_s[1:], ts_s[:-1], out=new_ts[1:])
+    ts_rank = np.empty(n, dtype=np.int64)
+    ts_rank[ts_order] = np.cumsum(new_ts) - 1
+    n_ts = max(int(new_ts.sum()), 1)
+    del ts_s, new_ts
 
     # Population priors from strictly earlier rows: overall and on Flow.
-    glob = _Keyed(np.zeros(n, dtype=np.int64), ts_rank, n_ts)
-    prior = _smooth(glob.before(y), glob.before(lab), np.full(n, _BASE_PRIOR), smoothing)
-    flow_prior = _smooth(glob.before(y * flow), glob.before(lab * flow), prior, smoothing)
+    g = _Keyed(np.zeros(n, dtype=np.int64), 1, ts_rank, n_ts, order=ts_order).before(vals[:, [1, 2, 4, 5]])
+    prior = _smooth(g[:, 1], g[:, 0], _BASE_PRIOR, smoothing)
+    flow_prior = _smooth(g[:, 3], g[:, 2], prior, smoothing)
+    del g, ts_order
 
     # User statistics and session position.
-    user = frame["user_id"].to_numpy(np.int64)
-    uk = _Keyed(user, ts_rank, n_ts)
-    user_count = uk.before(ones)
-    out["user_count"] = user_count
-    user_rate = _smooth(uk.before(y), uk.before(lab), prior, smoothing)
-    out["user_rate"] = user_rate
-    out["user_flow_count"] = uk.before(flow)
-    out["user_flow_rate"] = _smooth(uk.before(y * flow), uk.before(lab * flow), flow_prior, smoothing)
-    out["session_position"], out["session_first"] = _session(uk, ts)
+    user, n_users = _codes(frame["user_id"].to_numpy())
+    uk = _Keyed(user, n_users, ts_rank, n_ts)
+    u = uk.before(vals)
+    user_count = u[:, 0]
+    user_rate = _smooth(u[:, 2], u[:, 1], prior, smoothing)
+    put("user_count", user_count)
+    put("user_rate", user_rate)
+    put("user_flow_count", u[:, 3])
+    put("user_flow_rate", _smooth(u[:, 5], u[:, 4], flow_prior, smoothing))
+    del u, flow_prior
+    position = _session_position(uk, ts)
+    put("session_position", position)
+    put("session_first", position == 0)
+    del uk, position
 
+    items = {
+        "genre": _codes(frame["genre_id"].to_numpy()),
+        "artist": _codes(frame["artist_id"].to_numpy()),
+        "media": _codes(frame["media_id"].to_numpy()),
+        "album": _codes(frame["album_id"].to_numpy()),
+        "context": _codes(frame["context_type"].to_numpy()),
+    }
     # User x item: plays, share of the user's plays, listen rate smoothed toward the user's rate.
-    for name, col in (("genre", "genre_id"), ("artist", "artist_id"), ("media", "media_id")):
-        k = _Keyed(_pair(user, frame[col].to_numpy()), ts_rank, n_ts)
-        cnt = k.before(ones)
-        out[f"user_{name}_count"] = cnt
-        out[f"user_{name}_share"] = cnt / np.maximum(user_count, 1.0)
-        out[f"user_{name}_rate"] = _smooth(k.before(y), k.before(lab), user_rate, smoothing)
+    for name in ("genre", "artist", "media"):
+        s = _Keyed(*_pair(user, n_users, *items[name], n_ts), ts_rank, n_ts).before(vals[:, :3])
+        put(f"user_{name}_count", s[:, 0])
+        put(f"user_{name}_share", s[:, 0] / np.maximum(user_count, 1.0))
+        put(f"user_{name}_rate", _smooth(s[:, 2], s[:, 1], user_rate, smoothing))
+        del s
 
     # Item target encodings and popularity.
-    for name, col in (
-        ("media", "media_id"),
-        ("artist", "artist_id"),
-        ("album", "album_id"),
-        ("genre", "genre_id"),
-        ("context", "context_type"),
-    ):
-        k = _Keyed(pd.factorize(frame[col].to_numpy())[0].astype(np.int64), ts_rank, n_ts)
-        out[f"te_{name}"] = _smooth(k.before(y), k.before(lab), prior, smoothing)
+    for name in ("media", "artist", "album", "genre", "context"):
+        s = _Keyed(*items[name], ts_rank, n_ts).before(vals[:, :3])
+        put(f"te_{name}", _smooth(s[:, 2], s[:, 1], prior, smoothing))
         if name in ("media", "artist"):
-            out[f"{name}_plays"] = k.before(ones)
+            put(f"{name}_plays", s[:, 0])
+        del s
 
-    return pd.DataFrame(
-        {f: np.asarray(out[f], dtype=np.float32) for f in FEATURE_NAMES}, index=frame.index, copy=False
-    )
+    return pd.DataFrame(X, index=frame.index, columns=list(FEATURE_NAMES), copy=False)
 
 
-def _session(uk: _Keyed, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Position of each row in its user's session (rows of the session with an earlier timestamp), and first flag.
+def _session_position(uk: _Keyed, ts: np.ndarray) -> np.ndarray:
+    """Position of each row in its user's session: the session's rows with an earlier timestamp.
 
     A session starts at a user's first row or after a gap longer than `SESSION_GAP` seconds.
     """
@@ -211,10 +251,9 @@ def _session(uk: _Keyed, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         start[1:] |= (t_s[1:] - t_s[:-1]) > SESSION_GAP
     sess_start = np.maximum.accumulate(np.where(start, idx, 0)) if n else idx
     group_first = uk.group_start[uk.group_id]
-    pos_s = (group_first - sess_start).astype(np.float64)
-    pos = np.empty(n, dtype=np.float64)
-    pos[uk.order] = pos_s
-    return pos, (pos == 0).astype(np.float64)
+    pos = np.empty(n, dtype=np.int64)
+    pos[uk.order] = group_first - sess_start
+    return pos
 
 
 def training_matrix(

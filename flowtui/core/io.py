@@ -290,14 +290,9 @@ def _binary_offenders(name: str, arr: pa.Array, src: _Source) -> DataError | Non
     def shown(i: int) -> str:
         return _show_bytes(arr[i].as_py())
 
-    non_ascii = pc.fill_null(pc.match_substring_regex(arr, _NON_ASCII_RE), False).to_numpy(
-        zero_copy_only=False
-    )
-    if non_ascii.any():
-        cand = np.flatnonzero(non_ascii)
-        bad_utf8 = np.array([_not_utf8(arr[int(i)].as_py()) for i in cand], dtype=bool)
-        if bad_utf8.any():
-            return src.error("non-UTF-8 bytes", name, "UTF-8 text", cand[bad_utf8], shown)
+    err = _utf8_error(name, arr, src)
+    if err is not None:
+        return err
     is_int = pc.fill_null(pc.match_substring_regex(arr, _INT_RE), False).to_numpy(zero_copy_only=False)
     too_long = pc.fill_null(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False) > 18
     if not is_int.all():
@@ -526,8 +521,14 @@ def _read_csv(p: Path, kind: Kind | None) -> tuple[dict[str, np.ndarray], Kind, 
     return arrays, kind, _extra_column_warning(header, required)
 
 
-def _utf8_error(name: str, col: pa.ChunkedArray, src: _Source) -> DataError | None:
-    arr = col.combine_chunks()
+def _utf8_error(name: str, col: pa.Array | pa.ChunkedArray, src: _Source) -> DataError | None:
+    """The error for raw values that are not UTF-8, or None; Python only looks at non-ASCII values."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    try:
+        arr.cast(pa.string())  # validates all of it in C++
+        return None
+    except pa.ArrowInvalid:
+        pass
     non_ascii = pc.fill_null(pc.match_substring_regex(arr, _NON_ASCII_RE), False).to_numpy(
         zero_copy_only=False
     )

@@ -94,7 +94,15 @@ class ModelsScreen(FlowScreen):
         listing = self.query_one("#model-list", SelectionList)
         listing.clear_options()
         listing.add_options(
-            [Selection(f"{s.name:<15} {s.family}", s.name, s.name in state.selected) for s in message.specs]
+            [
+                Selection(
+                    f"{s.name:<15} {FAMILY.get(s.family, s.family)}",
+                    s.name,
+                    s.name in state.selected,
+                    id=s.name,
+                )
+                for s in message.specs
+            ]
         )
         listing.focus()
         if message.specs:

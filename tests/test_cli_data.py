@@ -117,3 +117,16 @@ def test_import_bad_column_exits_2(tmp_path: Path) -> None:
     )
     assert r.exit_code == 2 and "missing columns" in r.output and "who" in r.output
     assert not out.exists()
+
+
+def test_validate_test_file_against_train(tmp_path: Path) -> None:
+    train = write(tmp_path, train_frame(), "train.csv")
+    test = make_test_frame(3)
+    test.loc[2, "user_id"] = 42
+    r = runner.invoke(
+        app, ["data", "validate", str(write(tmp_path, test, "test.csv")), "--train", str(train)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "test rows whose user has no train history [user_id]: 1 row" in r.output and "e.g. 42" in r.output
+    r2 = runner.invoke(app, ["data", "validate", str(train), "--train", str(train)])
+    assert r2.exit_code == 2 and "applies to a test file" in r2.output

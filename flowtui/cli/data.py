@@ -46,17 +46,27 @@ def _print_warnings(warnings: list[DataWarning]) -> None:
 @common.data_app.command("validate")
 def validate(
     path: Path = typer.Argument(..., help=_PATH_HELP),
+    train: Path = typer.Option(
+        None, "--train", help="For a test file: the train file whose users it should cover."
+    ),
     no_cache: bool = typer.Option(
         False, "--no-cache", help="Parse and check again, ignoring the load cache."
     ),
 ) -> None:
     """Check a data file: exit 0 when it is accepted (warnings printed), 2 when it is refused."""
+    from flowtui.core.io import check_test_users
+
     ds = _load(path, no_cache=no_cache, quiet=False)
-    _print_warnings(ds.warnings)
+    warnings = list(ds.warnings)
+    if train is not None:
+        if ds.kind != "test":
+            common.fail(f"{path}: --train applies to a test file; this is a {ds.kind} file")
+        warnings += check_test_users(_load(train, no_cache=no_cache, quiet=False), ds)
+    _print_warnings(warnings)
     note = " (from cache)" if ds.from_cache else ""
     common.console.print(
         f"[green]ok:[/] {escape(str(path))}: a valid {ds.kind} file, {ds.n_rows:,} rows, "
-        f"{len(ds.warnings)} warning{'s' if len(ds.warnings) != 1 else ''}{note}",
+        f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}{note}",
         highlight=False,
         soft_wrap=True,
     )

@@ -166,14 +166,14 @@ ROW = "0,1478000000,5,6,0,20150601,0,1,200,0,0,3,7,25,1\n"
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.binary(min_size=0, max_size=300))
-def test_random_bytes_never_crash(tmp_path: Path, data: bytes) -> None:
-    p = tmp_path / "garbage.csv"
+@given(data=st.binary(min_size=0, max_size=300), suffix=st.sampled_from([".csv", ".csv.gz", ".parquet"]))
+def test_random_bytes_never_crash(tmp_path: Path, data: bytes, suffix: str) -> None:
+    p = tmp_path / f"garbage{suffix}"
     p.write_bytes(data)
     try:
         load_dataset(p, use_cache=False)
     except DataError as err:
-        assert "garbage.csv" in str(err)
+        assert f"garbage{suffix}" in str(err)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

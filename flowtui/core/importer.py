@@ -132,7 +132,7 @@ def import_log(
     cols = list(dict.fromkeys(c for c in wanted.values() if c is not None))
     emit(on_event, Progress("import", 0, 3, "read"))
     try:
-        with open(p, encoding="utf-8", newline="") as f:
+        with open(p, encoding="utf-8-sig", newline="") as f:
             header = next(csv.reader([f.readline()], delimiter=sep), [])
         header = [h.strip() for h in header]
         missing = [c for c in cols if c not in header]

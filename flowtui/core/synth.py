@@ -44,7 +44,7 @@ import contextlib
 import os
 import threading
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +108,15 @@ class Knobs:
     other_rate: float = 0.721
     family_rates: tuple[float, float, float] = (0.641, 0.871, 0.808)
     user_sd: float = 0.45  # b_u
-    flow_user_sd: float = 0.35  # f_u
-    artist_sd: float = 0.75
-    album_sd: float = 0.35
-    track_sd: float = 0.45
-    beta_taste: float = 1.2  # weight of theta_u . phi_i in the listen logit
+    flow_user_sd: float = 0.3  # f_u
+    artist_sd: float = 1.0
+    album_sd: float = 0.3
+    track_sd: float = 0.25
+    beta_taste: float = 0.8  # weight of theta_u . phi_i in the listen logit
     beta_choice: float = 2.5  # weight of theta_u . phi_a when a user picks an artist
     flow_pop_share: float = 0.5  # share of Flow picks made by popularity alone
-    artist_pop_sd: float = 1.6
+    pool_skew: float = 2.5  # rows pick pool slot floor(m * U**skew): a few favourite artists dominate
+    artist_pop_sd: float = 1.3
     track_pop_sd: float = 1.0
     repeat_prob: float = 0.2
     repeat_effect: float = 0.8
@@ -171,6 +172,9 @@ class _World:
     mu: float = 0.0
     c_flow: float = 0.0
     c_family: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # artist pools (built by _build_pools)
+    pool_start: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    pool_artist: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _logit(p: np.ndarray | float) -> Any:
@@ -359,10 +363,8 @@ def _build_world(n_users: int, rng: np.random.Generator, k: Knobs) -> _World:
     )
 
 
-def _pick_genre(
-    w: _World, users: np.ndarray, flow: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Genre index per row from the user's mix (Flow rows: half the global mix). Also `taste` rows."""
+def _pick_genre(w: _World, users: np.ndarray, flow: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Genre index per row from the user's mix (`flow` rows: half of them from the global mix)."""
     n = len(users)
     glob = flow & (rng.random(n) < 0.5)
     u1, u2, u3 = rng.random(n), rng.random(n), rng.random(n)
@@ -371,41 +373,45 @@ def _pick_genre(
     bg_genre = 1 + np.searchsorted(w.genre_nz_cum, u3, side="right").clip(0, len(w.genre_p) - 2)
     slot = (u3[:, None] > w.fav_cum[users]).sum(axis=1).clip(0, 2)
     fav = w.fav_genres[users, slot]
-    genre = np.where(u1 < g0_share, 0, np.where(bg, bg_genre, fav))
-    taste = ~(flow & (rng.random(n) < w.k.flow_pop_share))
-    return genre, taste
+    return np.asarray(np.where(u1 < g0_share, 0, np.where(bg, bg_genre, fav)))
 
 
-def _pick_artist(
-    w: _World, users: np.ndarray, genre: np.ndarray, taste: np.ndarray, rng: np.random.Generator
+def _taste_artists(
+    w: _World, users: np.ndarray, genre: np.ndarray, rng: np.random.Generator, k: int = 16
 ) -> np.ndarray:
-    """Artist per row: by popularity * exp(beta_choice * theta . phi) within the genre (rows sorted by user)."""
+    """Artist per entry: the best of `k` popularity-drawn candidates of the genre under Gumbel noise,
+    i.e. a draw from about popularity * exp(beta_choice * theta_u . phi_a)."""
+    out = np.empty(len(users), dtype=np.int64)
     n_art = len(w.artist_genre)
-    u = rng.random(len(users))
-    artist = _pick_in_segment(w.artist_popcum, genre, u, n_art)
-    rows = np.flatnonzero(taste)
-    if len(rows) == 0:
-        return artist
-    tu = users[rows]
-    uniq, first = np.unique(tu, return_index=True)
-    bounds = np.r_[first, len(rows)]
-    block = max(1, 8_000_000 // n_art)
-    starts_g = w.genre_art_start
-    for b0 in range(0, len(uniq), block):
-        us = uniq[b0 : b0 + block]
-        r0, r1 = bounds[b0], bounds[min(b0 + block, len(uniq))]
-        logits = (w.theta[us] @ w.artist_phi.T) * np.float32(w.k.beta_choice) + w.artist_logpop[None, :]
-        logits -= logits.max(axis=1, keepdims=True)
-        cum = np.cumsum(np.exp(logits), axis=1, dtype=np.float64)
-        local = np.searchsorted(us, tu[r0:r1])
-        g = genre[rows[r0:r1]]
-        lo = np.where(starts_g[g] > 0, cum[local, starts_g[g] - 1], 0.0)
-        hi = cum[local, starts_g[g + 1] - 1]
-        total = cum[:, -1]
-        target = (lo + u[rows[r0:r1]] * (hi - lo)) / total[local] + local
-        flat = (cum / total[:, None] + np.arange(len(us))[:, None]).ravel()
-        idx = np.searchsorted(flat, target, side="left") - local * n_art
-        artist[rows[r0:r1]] = np.clip(idx, starts_g[g], starts_g[g + 1] - 1)
+    beta = np.float32(w.k.beta_choice)
+    block = 65_536
+    for b0 in range(0, len(users), block):
+        g = genre[b0 : b0 + block]
+        cand = _pick_in_segment(w.artist_popcum, g[:, None], rng.random((len(g), k)), n_art)
+        score = np.einsum("bkd,bd->bk", w.artist_phi[cand], w.theta[users[b0 : b0 + block]]) * beta
+        score += rng.gumbel(size=score.shape)
+        out[b0 : b0 + block] = cand[np.arange(len(g)), score.argmax(axis=1)]
+    return out
+
+
+def _build_pools(w: _World, rng: np.random.Generator) -> None:
+    """Each user's pool of artists (grows with activity): what the user plays and Flow's taste picks."""
+    m = np.clip(np.round(3 * w.n_rows**0.6), 3, 400).astype(np.int64)
+    w.pool_start = np.r_[0, np.cumsum(m)]
+    owner = np.repeat(np.arange(w.n_users), m)
+    genre = _pick_genre(w, owner, np.zeros(len(owner), dtype=bool), rng)
+    w.pool_artist = _taste_artists(w, owner, genre, rng)
+
+
+def _pick_artist(w: _World, users: np.ndarray, flow: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Artist per row: from the user's pool, favourites first; part of Flow's picks by popularity alone."""
+    n = len(users)
+    m = np.diff(w.pool_start)[users]
+    slot = np.minimum((m * rng.random(n) ** w.k.pool_skew).astype(np.int64), m - 1)
+    artist = w.pool_artist[w.pool_start[users] + slot]
+    pop = np.flatnonzero(flow & (rng.random(n) < w.k.flow_pop_share))
+    genre = _pick_genre(w, users[pop], np.ones(len(pop), dtype=bool), rng)
+    artist[pop] = _pick_in_segment(w.artist_popcum, genre, rng.random(len(pop)), len(w.artist_genre))
     return artist
 
 
@@ -441,14 +447,14 @@ def _session_times(
 
 
 def _gen_users(
-    w: _World, users: np.ndarray, rng: np.random.Generator, n_rows: np.ndarray | None = None
+    w: _World, users: np.ndarray, rng: np.random.Generator
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Train rows of `users` (sorted ids) and their test rows, with logits lacking the intercepts.
 
     Each dict maps column names to arrays; `z` is the logit without mu/c_flow/c_family.
     """
     k = w.k
-    n = w.n_rows[users] if n_rows is None else n_rows
+    n = w.n_rows[users]
     n_total = int(n.sum())
     row_user = np.repeat(users, n)
     user_first = np.r_[0, np.cumsum(n)[:-1]]
@@ -478,8 +484,7 @@ def _gen_users(
     sess_name = np.where(loyal, w.name[sess_user], name_any)
 
     flow = sess_flow[sess]
-    genre, taste = _pick_genre(w, row_user, flow, rng)
-    artist = _pick_artist(w, row_user, genre, taste, rng)
+    artist = _pick_artist(w, row_user, flow, rng)
     track = _pick_in_segment(w.track_popcum, artist, rng.random(n_total), len(w.track_artist))
 
     # replays of a liked earlier track (non-Flow rows only)
@@ -545,8 +550,7 @@ def _gen_users(
     t_ts = np.maximum(w.test_target[users], last + w.gap[users] * rng.uniform(0.3, 1.0, n_u)).astype(np.int64)
     t_ctx = _TEST_CTX[rng.choice(len(_TEST_CTX), n_u, p=_TEST_CTX_P)]
     t_flow = np.ones(n_u, dtype=bool)
-    t_genre, t_taste = _pick_genre(w, users, t_flow, rng)
-    t_artist = _pick_artist(w, users, t_genre, t_taste, rng)
+    t_artist = _pick_artist(w, users, t_flow, rng)
     t_track = _pick_in_segment(w.track_popcum, t_artist, rng.random(n_u), len(w.track_artist))
     t_hour = (t_ts // 3600) % 24
     t_weekend = ((t_ts // DAY + 3) % 7) >= 5
@@ -582,13 +586,43 @@ def _full_logit(w: _World, rows: dict[str, np.ndarray]) -> np.ndarray:
     return np.asarray(rows["z"] + w.mu + rows["flow"] * w.c_flow + fam)
 
 
-def _calibrate(w: _World, rng: np.random.Generator, cap: int = 64) -> None:
-    """Solve mu, c_flow and the family intercepts on a capped draw of every user, weighted to full size."""
+def _chunk_rng(chunks_ss: np.random.SeedSequence, c: int) -> np.random.Generator:
+    return np.random.default_rng(
+        np.random.SeedSequence(chunks_ss.entropy, spawn_key=(*chunks_ss.spawn_key, c))
+    )
+
+
+def _chunk_users(w: _World, c: int) -> np.ndarray:
+    return np.arange(c * CHUNK_USERS, min((c + 1) * CHUNK_USERS, w.n_users))
+
+
+def _calibrate(
+    w: _World,
+    chunks_ss: np.random.SeedSequence,
+    rng: np.random.Generator,
+    on_event: EventCallback | None,
+    cancel: threading.Event | None,
+    max_rows: int = 1_500_000,
+) -> None:
+    """Solve mu, c_flow and the family intercepts on the very rows that will be written.
+
+    A first pass draws every chunk (without labels) and keeps a uniform subsample of its logits; the
+    second pass (`_chunk_tables`) redraws the same rows from the same seeds, so the rates are exact up to
+    the Bernoulli noise of the labels.
+    """
     k = w.k
-    users = np.arange(w.n_users)
-    n_cap = np.minimum(w.n_rows, cap)
-    rows, _ = _gen_users(w, users, rng, n_rows=n_cap)
-    weight = (w.n_rows / n_cap)[rows["user"]]
+    keep = min(1.0, max_rows / float(w.n_rows.sum()))
+    zs, flows, fams = [], [], []
+    n_chunks = _n_chunks(w.n_users)
+    for c in range(n_chunks):
+        events.check_cancel(cancel)
+        tr, _ = _gen_users(w, _chunk_users(w, c), _chunk_rng(chunks_ss, c))
+        sel = rng.random(len(tr["z"])) < keep
+        zs.append(tr["z"][sel])
+        flows.append(tr["flow"][sel])
+        fams.append(tr["family"][sel])
+        events.emit(on_event, events.Progress("synth", c + 1, 2 * n_chunks, "calibrating"))
+    rows = {"z": np.concatenate(zs), "flow": np.concatenate(flows), "family": np.concatenate(fams)}
     flow = rows["flow"].astype(bool)
     fam = rows["family"]
     t_flow, t_other = _logit(k.flow_rate), _logit(k.other_rate)
@@ -597,16 +631,24 @@ def _calibrate(w: _World, rng: np.random.Generator, cap: int = 64) -> None:
     for _ in range(60):
         w.c_family = (float(c_family[0]), float(c_family[1]), float(c_family[2]))
         p = _sigmoid(_full_logit(w, rows))
-        w.mu += t_other - _logit(np.average(p[~flow], weights=weight[~flow]))
-        w.c_flow += t_flow - _logit(np.average(p[flow], weights=weight[flow])) if flow.any() else 0.0
+        if (~flow).any():
+            w.mu += t_other - _logit(p[~flow].mean())
+        if flow.any():
+            w.c_flow += t_flow - _logit(p[flow].mean())
         for f in (1, 2):
             sel = fam == f
             if sel.any():
-                c_family[f] += 0.8 * (t_fam[f] - _logit(np.average(p[sel], weights=weight[sel])))
+                c_family[f] += 0.8 * (t_fam[f] - _logit(p[sel].mean()))
     w.c_family = (float(c_family[0]), float(c_family[1]), float(c_family[2]))
 
 
-def _make_world(n_users: int, seed: int, knobs: dict[str, Any]) -> tuple[_World, np.random.SeedSequence]:
+def _make_world(
+    n_users: int,
+    seed: int,
+    knobs: dict[str, Any],
+    on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[_World, np.random.SeedSequence]:
     if n_users < 1:
         raise ValueError(f"n_users must be at least 1, got {n_users}")
     valid = {f.name for f in fields(Knobs)}
@@ -616,8 +658,10 @@ def _make_world(n_users: int, seed: int, knobs: dict[str, Any]) -> tuple[_World,
     k = replace(Knobs(), **knobs)
     ss = np.random.SeedSequence(seed)
     world_ss, calib_ss, chunks_ss = ss.spawn(3)
-    w = _build_world(n_users, np.random.default_rng(world_ss), k)
-    _calibrate(w, np.random.default_rng(calib_ss))
+    world_rng = np.random.default_rng(world_ss)
+    w = _build_world(n_users, world_rng, k)
+    _build_pools(w, world_rng)
+    _calibrate(w, chunks_ss, np.random.default_rng(calib_ss), on_event, cancel)
     return w, chunks_ss
 
 
@@ -625,11 +669,8 @@ def _chunk_tables(
     w: _World, c: int, chunks_ss: np.random.SeedSequence
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Train columns (with labels) and test columns (with p_true and labels) of user chunk `c`."""
-    rng = np.random.default_rng(
-        np.random.SeedSequence(chunks_ss.entropy, spawn_key=(*chunks_ss.spawn_key, c))
-    )
-    users = np.arange(c * CHUNK_USERS, min((c + 1) * CHUNK_USERS, w.n_users))
-    tr, te = _gen_users(w, users, rng)
+    rng = _chunk_rng(chunks_ss, c)
+    tr, te = _gen_users(w, _chunk_users(w, c), rng)
     p = _sigmoid(_full_logit(w, tr))
     label = (rng.random(len(p)) < p).astype(np.int8)
     p_test = _sigmoid(_full_logit(w, te))
@@ -737,7 +778,7 @@ def synthesize(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     events.check_cancel(cancel)
-    w, chunks_ss = _make_world(n_users, seed, knobs)
+    w, chunks_ss = _make_world(n_users, seed, knobs, on_event, cancel)
     paths = {name: out / f"{name}.csv" for name in ("train", "test", "test_answers")}
     n_chunks = _n_chunks(n_users)
     rows = listened = flow_rows = 0
@@ -757,8 +798,9 @@ def synthesize(
                 listened += int(tr[LABEL].sum())
                 flow_rows += int(tr["listen_type"].sum())
                 tests.append(te)
-                done = min((c + 1) * CHUNK_USERS, n_users)
-                events.emit(on_event, events.Progress("synth", done, n_users, f"{rows:,} rows"))
+                events.emit(
+                    on_event, events.Progress("synth", n_chunks + c + 1, 2 * n_chunks, f"{rows:,} rows")
+                )
         finally:
             if writer is not None:
                 writer.close()

@@ -108,6 +108,10 @@ def evaluate_recs(
         net = rbm_models.build_network(model, p)
         net.fit(train, on_event=on_event, cancel=cancel)
 
+    base = pop if model == "popularity" else item_mean
+    # baselines rank ties by item order, so their lists are reproducible
+    base_rank = np.empty(full.shape[1], np.float64)
+    base_rank[np.lexsort((np.arange(full.shape[1]), -base))] = np.arange(full.shape[1], 0, -1)
     users = np.flatnonzero(np.diff(test.labels.indptr) > 0)
     ev.emit(on_event, ev.Progress("evaluate-recs", 2, 3, "scoring held-out entries"))
     held_p, held_y, tops = [], [], []
@@ -115,14 +119,14 @@ def evaluate_recs(
     for start in range(0, len(users), bs):
         ev.check_cancel(cancel)
         idx = users[start : start + bs]
-        if net is not None:
-            scores = _net_scores(net, train, idx)
-        else:
-            base = pop if model == "popularity" else item_mean
-            scores = np.broadcast_to(base.astype(np.float32), (len(idx), full.shape[1])).copy()
         t = test.labels[idx]
         r = np.repeat(np.arange(len(idx)), np.diff(t.indptr))
-        held_p.append(scores[r, t.indices])
+        if net is not None:
+            scores = _net_scores(net, train, idx)
+            held_p.append(scores[r, t.indices])
+        else:
+            held_p.append(base[t.indices])
+            scores = np.broadcast_to(base_rank, (len(idx), full.shape[1])).copy()
         held_y.append(t.data)
         seen = train.mask[idx]
         sr = np.repeat(np.arange(len(idx)), np.diff(seen.indptr))

@@ -518,6 +518,7 @@ def _read_csv(p: Path, kind: Kind | None) -> tuple[dict[str, np.ndarray], Kind, 
     for c in required:
         x = columns.pop(c).to_numpy()  # frees each arrow column as soon as it is converted
         arrays[c] = x if x.flags.writeable else x.copy()
+    pa.default_memory_pool().release_unused()  # hand the parser's freed buffers back to the OS
     return arrays, kind, _extra_column_warning(header, required)
 
 

@@ -11,6 +11,7 @@ once first so every reader finds it in the page cache. Targets: first load <= 1.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import subprocess
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 DEFAULT = Path("/tmp/flowtui-full/train.csv")
 
@@ -25,6 +27,7 @@ DEFAULT = Path("/tmp/flowtui-full/train.csv")
 def _child(what: str, path: str) -> None:
     """Run one reader, print {seconds, rss_mb, frame_mb} as JSON."""
     frame_mb = None
+    phases: dict[str, float] = {}
     if what == "pyarrow":
         import pyarrow.csv as pacsv
 
@@ -42,16 +45,20 @@ def _child(what: str, path: str) -> None:
     else:
         from flowtui.core.io import load_dataset
 
+        marks: list[tuple[str, float]] = []
         t0 = time.perf_counter()
-        ds = load_dataset(path)
+        ds = load_dataset(
+            path, on_event=lambda e: marks.append((getattr(e, "message", ""), time.perf_counter()))
+        )
         seconds = time.perf_counter() - t0
+        phases = {a: b_t - a_t for (a, a_t), (_, b_t) in itertools.pairwise(marks)}
         frame_mb = ds.frame.memory_usage(index=True, deep=True).sum() / 2**20
         assert ds.from_cache == (what == "flowtui-cached"), "cache state not as expected"
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb, "frame_mb": frame_mb}))
+    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb, "frame_mb": frame_mb, "phases": phases}))
 
 
-def _run(what: str, path: Path, cache_dir: str) -> dict[str, float]:
+def _run(what: str, path: Path, cache_dir: str) -> dict[str, Any]:
     env = {"FLOWTUI_CACHE_DIR": cache_dir}
     import os
 
@@ -83,7 +90,7 @@ def main() -> None:
             pass
     size_mb = path.stat().st_size / 2**20
     print(f"file: {path} ({size_mb:.0f} MiB)")
-    best: dict[str, dict[str, float]] = {}
+    best: dict[str, dict[str, Any]] = {}
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="flowtui-bench-cache-") as cache:
             runs = {

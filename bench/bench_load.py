@@ -116,6 +116,8 @@ def main() -> None:
     if "pandas" in best:
         print(f"first load / pandas read_csv:   {first / best['pandas']['seconds']:.2f}x")
     print(f"cached reload speed-up:         {first / cached:.1f}x   (target >= 10x)")
+    phases = ", ".join(f"{k} {v:.2f} s" for k, v in best["flowtui-first"]["phases"].items())
+    print(f"first load phases:              {phases}")
     print(
         f"flowtui frame memory:           {best['flowtui-first']['frame_mb']:.0f} MiB   (target < 1024 MiB)"
     )

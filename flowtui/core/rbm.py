@@ -83,30 +83,31 @@ class _Source:
     def has_mask(self) -> bool:
         return self.sparse or self.dense_mask is not None
 
-    def batch(self, idx: np.ndarray, device: str) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(v0, m, v0 * m) for the rows `idx`; m is None when every entry is observed with weight 1."""
+    def batch(self, idx: np.ndarray, device: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(s0, m) for the rows `idx`: the weighted spins s0 = (2 v - 1) * m (+-1 observed, 0 unseen, -w
+        unseen in implicit mode) and the weights m (None when every entry is observed with weight 1)."""
         import torch
 
         n = self.n_features
         if not self.sparse:
             v0 = torch.from_numpy(self.dense[idx]).to(device)
             if self.dense_mask is None:
-                return v0, None, v0
+                return v0.mul(2.0).sub_(1.0), None
             m = torch.from_numpy(self.dense_mask[idx]).to(device)
-            return v0, m, v0 if self.unit_weights else v0 * m
+            return v0.mul(2.0).sub_(1.0).mul_(m), m
         sub_v = self.values[idx]
         sub_m = self.mask[idx] if self.mask is not self.values else sub_v
         rows = np.repeat(np.arange(len(idx), dtype=np.int64), np.diff(sub_v.indptr))
         flat = torch.from_numpy(rows * n + sub_v.indices.astype(np.int64)).to(device)
-        v0 = torch.zeros(len(idx), n, dtype=torch.float32, device=device)
-        v0.view(-1)[flat] = torch.from_numpy(sub_v.data).to(device)
-        if self.implicit_weight:
-            m = torch.full((len(idx), n), self.implicit_weight, dtype=torch.float32, device=device)
-        else:
-            m = torch.zeros(len(idx), n, dtype=torch.float32, device=device)
-        w = np.ones(len(flat), np.float32) if self.mask is self.values else sub_m.data
-        m.view(-1)[flat] = torch.from_numpy(np.ascontiguousarray(w)).to(device)
-        return v0, m, v0 if self.unit_weights else v0 * m
+        w = np.ones(len(flat), np.float32) if self.mask is self.values else np.asarray(sub_m.data, np.float32)
+        wt = torch.from_numpy(np.ascontiguousarray(w)).to(device)
+        # scatter the spins straight into one dense buffer: no dense copy of v itself
+        fill = -self.implicit_weight
+        s0 = torch.full((len(idx), n), fill, dtype=torch.float32, device=device)
+        s0.view(-1)[flat] = (torch.from_numpy(sub_v.data.astype(np.float32)).to(device) * 2.0 - 1.0) * wt
+        m = torch.full((len(idx), n), self.implicit_weight, dtype=torch.float32, device=device)
+        m.view(-1)[flat] = wt
+        return s0, m
 
     def visible_means(self) -> np.ndarray:
         """Mean label of each feature over its observed entries (0.5 where none is observed)."""
@@ -157,8 +158,8 @@ class _Scorer:
         with torch.no_grad():
             for start in range(0, src.n_rows, bs):
                 idx = np.arange(start, min(start + bs, src.n_rows))
-                v0, _, _ = src.batch(idx, dev)
-                yield idx, self._down(self._up(v0))
+                s0, _ = src.batch(idx, dev)
+                yield idx, self._down(self._up(s0))
 
     def transform(self, X: Any, mask: Any = None) -> np.ndarray:
         """Hidden (top-layer) probabilities of each row, shape (n_rows, n_hidden)."""
@@ -203,7 +204,7 @@ class _Scorer:
                 local = torch.from_numpy(np.searchsorted(idx, rows[sel])).to(dev)
                 c = torch.from_numpy(cols[sel]).to(dev)
                 logits = (h[local] * W[:, c].t()).sum(1) + b[c]
-                out[sel] = torch.sigmoid(logits).cpu().numpy()
+                out[sel] = torch.sigmoid(2.0 * logits).cpu().numpy()
         return out
 
     def _visible_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -223,14 +224,13 @@ class _Scorer:
         with torch.no_grad():
             for start in range(0, src.n_rows, self.batch_size):
                 idx = np.arange(start, min(start + self.batch_size, src.n_rows))
-                v0, m, vm0 = src.batch(idx, dev)
-                p = self._down(self._up(v0))
-                if m is None:
-                    err += float((v0 - p).abs().sum())
-                    wsum += float(v0.numel())
-                else:
-                    err += float(((vm0 - p * m).abs()).sum())
-                    wsum += float(m.sum())
+                s0, m = src.batch(idx, dev)
+                sp_ = self._down(self._up(s0)).mul_(2.0).sub_(1.0)
+                if m is not None:
+                    sp_.mul_(m)
+                # |s0 - s| = 2 |v - p| on each observed entry
+                err += float((s0 - sp_).abs().sum()) / 2.0
+                wsum += float(m.sum()) if m is not None else float(s0.numel())
         return err / max(wsum, 1.0)
 
     def score(self, X: Any, mask: Any = None) -> float:
@@ -303,8 +303,8 @@ class RBM(_Scorer):
         w = self._rng.normal(0.0, 0.01, size=(self.n_components, src.n_features)).astype(np.float32)
         p = np.clip(src.visible_means(), 1e-3, 1 - 1e-3)
         self._W = torch.from_numpy(w).to(self.device_)
-        # visible biases at the item log-odds: before training the RBM already predicts the item mean
-        self._b = torch.from_numpy(np.log(p / (1 - p)).astype(np.float32)).to(self.device_)
+        # visible biases at half the item log-odds (spin units): untrained, the RBM predicts the item mean
+        self._b = torch.from_numpy((0.5 * np.log(p / (1 - p))).astype(np.float32)).to(self.device_)
         self._c = torch.zeros(self.n_components, dtype=torch.float32, device=self.device_)
         self._vW = torch.zeros_like(self._W)
         self._vb = torch.zeros_like(self._b)
@@ -318,36 +318,37 @@ class RBM(_Scorer):
             return int(self.k_schedule[min(epoch, len(self.k_schedule) - 1)])
         return int(self.k)
 
-    def _cd_step(
-        self, v0: torch.Tensor, m: torch.Tensor | None, vm0: torch.Tensor, k: int
-    ) -> tuple[float, float]:
-        """One masked CD-k update on a batch; returns (sum of |error| on observed entries, their weight)."""
+    def _cd_step(self, s0: torch.Tensor, m: torch.Tensor | None, k: int) -> tuple[float, float]:
+        """One masked CD-k update on a batch of spins; returns (sum of |v - p| on observed entries, weight).
+
+        Visible units are spins s = 2v - 1 (E[s | h] = tanh(W'h + b)), so a skip pushes the hidden units the
+        other way from a listen while an unseen entry (s = 0) does not push at all."""
         import torch
 
         W, b, c = self._W, self._b, self._c
-        n = v0.shape[0]
-        h0 = torch.sigmoid(torch.addmm(c, v0, W.t()))
+        n = s0.shape[0]
+        h0 = torch.sigmoid(torch.addmm(c, s0, W.t()))
         h = torch.bernoulli(h0, generator=self._gen)
         hk = h0
-        vk = v0
+        sk = s0
         for step in range(k):
-            vk = torch.sigmoid(torch.addmm(b, h, W))
+            sk = torch.tanh_(torch.addmm(b, h, W))
             if m is not None:
-                vk.mul_(m)  # unseen units are not part of this user's RBM
-            hk = torch.sigmoid(torch.addmm(c, vk, W.t()))
+                sk.mul_(m)  # unseen units are not part of this user's RBM
+            hk = torch.sigmoid(torch.addmm(c, sk, W.t()))
             if step < k - 1:
                 h = torch.bernoulli(hk, generator=self._gen)
         lr = self.learning_rate / n
-        self._vW.mul_(self.momentum).addmm_(h0.t(), vm0, alpha=lr).addmm_(hk.t(), vk, alpha=-lr)
+        self._vW.mul_(self.momentum).addmm_(h0.t(), s0, alpha=lr).addmm_(hk.t(), sk, alpha=-lr)
         self._vW.add_(W, alpha=-self.learning_rate * self.weight_decay)
-        diff = vm0 - vk
+        diff = sk.neg_().add_(s0)  # s0 - sk, in place: no extra batch-sized buffer
         self._vb.mul_(self.momentum).add_(diff.sum(0), alpha=lr)
         self._vc.mul_(self.momentum).add_((h0 - hk).sum(0), alpha=lr)
         W.add_(self._vW)
         b.add_(self._vb)
         c.add_(self._vc)
-        err = float(diff.abs_().sum())
-        weight = float(m.sum()) if m is not None else float(v0.numel())
+        err = float(diff.abs_().sum()) / 2.0
+        weight = float(m.sum()) if m is not None else float(s0.numel())
         return err, weight
 
     def _epoch(self, src: _Source, epoch: int, cancel: threading.Event | None) -> float:
@@ -360,8 +361,8 @@ class RBM(_Scorer):
             for start in range(0, src.n_rows, self.batch_size):
                 ev.check_cancel(cancel)
                 idx = np.sort(order[start : start + self.batch_size])
-                v0, m, vm0 = src.batch(idx, self.device_)
-                e, w = self._cd_step(v0, m, vm0, k)
+                s0, m = src.batch(idx, self.device_)
+                e, w = self._cd_step(s0, m, k)
                 err += e
                 wsum += w
         self.n_iter_ += 1
@@ -436,15 +437,17 @@ class RBM(_Scorer):
         return self
 
     # --- scoring ------------------------------------------------------------------------------
-    def _up(self, v: torch.Tensor) -> torch.Tensor:
+    def _up(self, s: torch.Tensor) -> torch.Tensor:
+        """P(h = 1 | spins s)."""
         import torch
 
-        return torch.sigmoid(torch.addmm(self._c, v, self._W.t()))
+        return torch.sigmoid(torch.addmm(self._c, s, self._W.t()))
 
     def _down(self, h: torch.Tensor) -> torch.Tensor:
+        """P(v = 1 | h) = sigmoid(2 (W'h + b))."""
         import torch
 
-        return torch.sigmoid(torch.addmm(self._b, h, self._W))
+        return torch.sigmoid(torch.addmm(self._b, h, self._W).mul_(2.0))
 
     def _visible_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self._W, self._b
@@ -596,10 +599,11 @@ class DBN(_Scorer):
             if i + 1 < len(self.layers):
                 data, data_mask = rbm.transform(data, data_mask), None
 
-    def _up(self, v: torch.Tensor) -> torch.Tensor:
-        for rbm in self.rbms_:
-            v = rbm._up(v)
-        return v
+    def _up(self, s: torch.Tensor) -> torch.Tensor:
+        h = self.rbms_[0]._up(s)
+        for rbm in self.rbms_[1:]:
+            h = rbm._up(h * 2.0 - 1.0)  # each layer sees the one below as spins
+        return h
 
     def _down(self, h: torch.Tensor) -> torch.Tensor:
         for rbm in reversed(self.rbms_):

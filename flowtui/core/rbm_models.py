@@ -142,7 +142,7 @@ class CollaborativeModel:
         with torch.no_grad():
             from flowtui.core.rbm import _Source
 
-            src = _Source(matrix)
+            src = _Source(matrix, None, getattr(net, "implicit_weight", 0.0))
             dev = net._device()
             for start in range(0, src.n_rows, net.batch_size):
                 idx = np.arange(start, min(start + net.batch_size, src.n_rows))
@@ -191,7 +191,7 @@ class CollaborativeModel:
         """P(listened) of (user row, item column) pairs from the stored hidden states (no fallback)."""
         W, b = self.visible_weights()
         logits = np.einsum("nh,hn->n", self.user_hidden_[user_rows], W[:, item_cols]) + b[item_cols]
-        return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        return 1.0 / (1.0 + np.exp(-2.0 * logits.astype(np.float64)))  # spin visible units
 
     def visible_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """(components of the layer next to the visible units, visible biases) as numpy arrays."""

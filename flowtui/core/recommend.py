@@ -58,6 +58,8 @@ class Recommender:
             for r in layers
         ]
         self._WT = np.ascontiguousarray(self._layers[0][0].T)  # items x hidden: the down-pass reads rows
+        self._implicit = float(getattr(self.net, "implicit_weight", 0.0) or 0.0)
+        self._W1_sum = self._layers[0][0].sum(axis=1)
         W, _b = self.net._visible_layer()
         self._W = W.detach()
         wn = W.detach().cpu().numpy()
@@ -81,12 +83,17 @@ class Recommender:
     def _scores_sparse(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Up-pass from the user's observed entries only (a gather), then the down-pass, in numpy."""
         W1, c1, b1 = self._layers[0]
-        h = _sigmoid(W1[:, cols] @ values.astype(np.float32) + c1)
+        spins = 2.0 * values.astype(np.float32) - 1.0
+        w = self._implicit
+        h_in = W1[:, cols] @ (spins + w) + c1
+        if w:  # unseen entries are weak negatives (spin -w): all unseen, the observed corrected above
+            h_in -= w * self._W1_sum
+        h = _sigmoid(h_in)
         for W, c, _ in self._layers[1:]:
-            h = _sigmoid(W @ h + c)
+            h = _sigmoid(W @ (2.0 * h - 1.0) + c)
         for W, _, b in reversed(self._layers[1:]):
-            h = _sigmoid(W.T @ h + b)
-        return _sigmoid(self._WT @ h + b1)
+            h = _sigmoid(2.0 * (W.T @ h + b))
+        return _sigmoid(2.0 * (self._WT @ h + b1))
 
     def _row(self, user_id: int) -> int:
         r = int(self.matrix.user_index(int(user_id))[0])

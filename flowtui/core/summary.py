@@ -75,38 +75,47 @@ def distributions(ds: Dataset, top_contexts: int = 10) -> dict[str, pd.Series]:
     `rows_per_user`: number of users by rows-per-user bin (index: bin label such as "1", "2-3", "4-7").
     """
     f = ds.frame
-    hour = pd.Series((f["ts_listen"].to_numpy() // 3600) % 24, name="hour")
     labelled = LABEL in f.columns and ds.kind == "train"
+    y = f[LABEL].to_numpy() if labelled else None
+    hour = (f["ts_listen"].to_numpy() // 3600) % 24
     out: dict[str, pd.Series] = {}
-    top = f["context_type"].value_counts().head(top_contexts).index
-    in_top = f["context_type"].isin(top).to_numpy()
-    keys = {
-        "hour": hour,
-        "platform_family": f["platform_family"].reset_index(drop=True),
-        "context": f["context_type"][in_top].reset_index(drop=True),
-    }
-    for name, key in keys.items():
-        counts = key.value_counts().sort_index()
+    for name, key in (
+        ("hour", hour),
+        ("platform_family", f["platform_family"].to_numpy()),
+        ("context", f["context_type"].to_numpy()),
+    ):
+        counts, listened = _count(key, y)
         if name == "hour":
             counts = counts.reindex(range(24), fill_value=0)
-        if name == "context":
-            counts = counts.reindex(top)
+        elif name == "context":
+            counts = counts.sort_values(ascending=False, kind="stable").head(top_contexts)
         out[f"rows_by_{name}"] = counts.rename("rows")
-        if labelled:
-            y = f[LABEL].to_numpy()
-            y = y[in_top] if name == "context" else y
-            rate = pd.Series(y, dtype=float).groupby(key.to_numpy()).mean()
-            rate = rate.reindex(counts.index)
+        if listened is not None:
+            rate = (listened.reindex(counts.index) / counts.where(counts > 0)).rename("listen_rate")
         else:
-            rate = counts / max(int(counts.sum()), 1)
-        out[f"listen_rate_by_{name}"] = rate.rename("listen_rate" if labelled else "share")
+            rate = (counts / max(len(key), 1)).rename("share")
+        out[f"listen_rate_by_{name}"] = rate
     out["rows_per_user"] = _rows_per_user(f["user_id"].to_numpy())
     return out
 
 
+def _count(key: np.ndarray, y: np.ndarray | None) -> tuple[pd.Series, pd.Series | None]:
+    """Rows per key value and listened rows per key value (bincount when keys are small, else groupby)."""
+    if len(key) and key.min() >= 0 and key.max() < 1_000_000:
+        counts = np.bincount(key)
+        present = np.flatnonzero(counts)
+        c = pd.Series(counts[present], index=present)
+        if y is None:
+            return c, None
+        return c, pd.Series(np.bincount(key, weights=y)[present], index=present)
+    g = pd.Series(y if y is not None else np.zeros(len(key)), dtype=float).groupby(key)
+    c = g.size()
+    return c, (g.sum() if y is not None else None)
+
+
 def _rows_per_user(users: np.ndarray) -> pd.Series:
     """Users by rows-per-user in power-of-two bins: 1, 2-3, 4-7, ..."""
-    counts = pd.Series(users).value_counts().to_numpy()
+    counts = _count(users, None)[0].to_numpy()
     if len(counts) == 0:
         return pd.Series(dtype=np.int64, name="users")
     bins = np.floor(np.log2(counts)).astype(np.int64)

@@ -29,7 +29,7 @@ def test_weight_threshold_and_dense_ids(log: Path) -> None:
     assert df["user_id"].tolist() == [0, 1, 0, 2, 0]
     assert df["media_id"].tolist() == [0, 1, 1, 0, 2]
     assert (df["artist_id"] == df["media_id"]).all() and (df["genre_id"] == 0).all()
-    assert (df["listen_type"] == 0).all() and (df["media_duration"] == 222).all()
+    assert (df["listen_type"] == 1).all() and (df["media_duration"] == 222).all()
     # no time column: each user's rows in file order, 4 minutes apart
     assert df["ts_listen"].tolist() == [
         DEFAULT_START_TS,

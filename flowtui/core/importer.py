@@ -11,7 +11,7 @@ is the most played). Columns the log lacks get these documented defaults:
 | artist_id | the `artist` column remapped, else the item's own id (every item its own artist) |
 | genre_id | the `genre` column remapped from 1 (0 stays "unknown"), else 0 |
 | album_id | the item's id |
-| listen_type | 0 (not proposed by Flow) |
+| listen_type | 1: every interaction counts as a proposal the user took or skipped, so the Flow holdout (each user's last `listen_type == 1` row) holds out each user's last interaction |
 | context_type, platform_name, platform_family, user_gender, user_age | 0 |
 | media_duration | 222 (the DSG17 median, in seconds) |
 | release_date | 19700101 (before any listen, so no listened-before-release warning) |
@@ -190,7 +190,7 @@ def import_log(
             "platform_name": np.zeros(n, np.int8),
             "platform_family": np.zeros(n, np.int8),
             "media_duration": np.full(n, DEFAULT_DURATION, np.int32),
-            "listen_type": np.zeros(n, np.int8),
+            "listen_type": np.ones(n, np.int8),
             "user_gender": np.zeros(n, np.int8),
             "user_id": user_ids,
             "artist_id": _dense_by_activity(df[artist]) if artist else item_ids,

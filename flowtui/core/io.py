@@ -56,7 +56,7 @@ from flowtui.core.schema import (
 )
 
 #: Bump when validation rules or the cache layout change: old caches are then rebuilt.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _HASH_BYTES = 64 * 1024
 _HEADER_LIMIT = 1 << 20
 #: Warning codes whose rows `load_dataset(drop=...)` can remove.
@@ -461,6 +461,7 @@ def _extra_column_warning(header: list[str], required: tuple[str, ...]) -> list[
             len(extra),
             None,
             tuple(extra[:5]),
+            unit="column",
         )
     ]
 

@@ -33,7 +33,7 @@ TEST_COLUMNS: tuple[str, ...] = ("sample_id", *(c for c in TRAIN_COLUMNS if c !=
 ANSWER_COLUMNS: tuple[str, ...] = ("sample_id", "is_listened", "p_true")
 SUBMISSION_COLUMNS: tuple[str, ...] = ("sample_id", "is_listened")
 
-#: Compact dtypes: 43 bytes a row, so the 7.5M-row train takes about 330 MB.
+#: Compact dtypes: 44 bytes a row, so the 7.5M-row train takes about 330 MB.
 DTYPES: dict[str, np.dtype] = {
     "sample_id": np.dtype(np.int32),
     "genre_id": np.dtype(np.int32),
@@ -131,8 +131,9 @@ class DataWarning:
     count: int
     column: str | None = None
     examples: tuple[str, ...] = field(default_factory=tuple)
+    unit: str = "row"  # what `count` counts
 
     def one_line(self) -> str:
         """The warning as one line."""
         col = f" [{self.column}]" if self.column else ""
-        return f"{self.message}{col}: {self.count} row{'s' if self.count != 1 else ''}"
+        return f"{self.message}{col}: {self.count} {self.unit}{'s' if self.count != 1 else ''}"

@@ -17,6 +17,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,17 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+@dataclass
+class _Batch:
+    """A densified batch: spins `s0`; either the observed entries' flat positions `flat` (explicit data,
+    all weights 1) or dense weights `m` (implicit or weighted data); None for both = fully observed."""
+
+    s0: torch.Tensor
+    m: torch.Tensor | None
+    flat: torch.Tensor | None
+    weight: float
 
 
 class _Source:
@@ -78,36 +90,54 @@ class _Source:
                 np.all((self.dense_mask == 0) | (self.dense_mask == 1))
             )
         self.n_rows, self.n_features = X.shape
+        self._bufs: dict[tuple[str, tuple[int, int], str], Any] = {}
 
     @property
     def has_mask(self) -> bool:
         return self.sparse or self.dense_mask is not None
 
-    def batch(self, idx: np.ndarray, device: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(s0, m) for the rows `idx`: the weighted spins s0 = (2 v - 1) * m (+-1 observed, 0 unseen, -w
-        unseen in implicit mode) and the weights m (None when every entry is observed with weight 1)."""
+    def _buffer(self, name: str, shape: tuple[int, int], device: str) -> torch.Tensor:
+        """A reused dense buffer: fresh 100 MB allocations cost page faults on every batch."""
+        import torch
+
+        key = (name, shape, device)
+        buf = self._bufs.get(key)
+        if buf is None:
+            if len(self._bufs) > 4:
+                self._bufs.clear()
+            buf = self._bufs[key] = torch.empty(shape, dtype=torch.float32, device=device)
+        return buf
+
+    def batch(self, idx: np.ndarray, device: str) -> _Batch:
+        """The rows `idx` as weighted spins s0 = (2 v - 1) * m: +-1 observed, 0 unseen (-w in implicit mode).
+
+        The returned tensors may be reused by the next call: consume them first."""
         import torch
 
         n = self.n_features
         if not self.sparse:
             v0 = torch.from_numpy(self.dense[idx]).to(device)
             if self.dense_mask is None:
-                return v0.mul(2.0).sub_(1.0), None
+                s0 = v0.mul_(2.0).sub_(1.0)
+                return _Batch(s0, None, None, float(s0.numel()))
             m = torch.from_numpy(self.dense_mask[idx]).to(device)
-            return v0.mul(2.0).sub_(1.0).mul_(m), m
+            return _Batch(v0.mul_(2.0).sub_(1.0).mul_(m), m, None, float(m.sum()))
         sub_v = self.values[idx]
-        sub_m = self.mask[idx] if self.mask is not self.values else sub_v
         rows = np.repeat(np.arange(len(idx), dtype=np.int64), np.diff(sub_v.indptr))
         flat = torch.from_numpy(rows * n + sub_v.indices.astype(np.int64)).to(device)
-        w = np.ones(len(flat), np.float32) if self.mask is self.values else np.asarray(sub_m.data, np.float32)
-        wt = torch.from_numpy(np.ascontiguousarray(w)).to(device)
+        spins = torch.from_numpy(sub_v.data.astype(np.float32)).to(device).mul_(2.0).sub_(1.0)
+        w = None if self.mask is self.values else np.asarray(self.mask[idx].data, np.float32)
+        wt = None if w is None or np.all(w == 1.0) else torch.from_numpy(np.ascontiguousarray(w)).to(device)
+        if wt is not None:
+            spins.mul_(wt)
         # scatter the spins straight into one dense buffer: no dense copy of v itself
-        fill = -self.implicit_weight
-        s0 = torch.full((len(idx), n), fill, dtype=torch.float32, device=device)
-        s0.view(-1)[flat] = (torch.from_numpy(sub_v.data.astype(np.float32)).to(device) * 2.0 - 1.0) * wt
-        m = torch.full((len(idx), n), self.implicit_weight, dtype=torch.float32, device=device)
-        m.view(-1)[flat] = wt
-        return s0, m
+        s0 = self._buffer("s0", (len(idx), n), device).fill_(-self.implicit_weight)
+        s0.view(-1)[flat] = spins
+        if not self.implicit_weight and wt is None:
+            return _Batch(s0, None, flat, float(len(flat)))
+        m = self._buffer("m", (len(idx), n), device).fill_(self.implicit_weight)
+        m.view(-1)[flat] = wt if wt is not None else 1.0
+        return _Batch(s0, m, None, float(m.sum()))
 
     def visible_means(self) -> np.ndarray:
         """Mean label of each feature over its observed entries (0.5 where none is observed)."""
@@ -158,8 +188,7 @@ class _Scorer:
         with torch.no_grad():
             for start in range(0, src.n_rows, bs):
                 idx = np.arange(start, min(start + bs, src.n_rows))
-                s0, _ = src.batch(idx, dev)
-                yield idx, self._down(self._up(s0))
+                yield idx, self._down(self._up(src.batch(idx, dev).s0))
 
     def transform(self, X: Any, mask: Any = None) -> np.ndarray:
         """Hidden (top-layer) probabilities of each row, shape (n_rows, n_hidden)."""
@@ -172,7 +201,7 @@ class _Scorer:
         with torch.no_grad():
             for start in range(0, src.n_rows, self.batch_size):
                 idx = np.arange(start, min(start + self.batch_size, src.n_rows))
-                out.append(self._up(src.batch(idx, dev)[0]).cpu().numpy())
+                out.append(self._up(src.batch(idx, dev).s0).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
     def predict_proba(self, X: Any, mask: Any = None) -> np.ndarray:
@@ -199,7 +228,7 @@ class _Scorer:
         with torch.no_grad():
             for start in range(0, len(need), self.batch_size):
                 idx = need[start : start + self.batch_size]
-                h = self._top_down_to_last_hidden(self._up(src.batch(idx, dev)[0]))
+                h = self._top_down_to_last_hidden(self._up(src.batch(idx, dev).s0))
                 sel = np.flatnonzero(np.isin(rows, idx))
                 local = torch.from_numpy(np.searchsorted(idx, rows[sel])).to(dev)
                 c = torch.from_numpy(cols[sel]).to(dev)
@@ -224,13 +253,18 @@ class _Scorer:
         with torch.no_grad():
             for start in range(0, src.n_rows, self.batch_size):
                 idx = np.arange(start, min(start + self.batch_size, src.n_rows))
-                s0, m = src.batch(idx, dev)
-                sp_ = self._down(self._up(s0)).mul_(2.0).sub_(1.0)
-                if m is not None:
-                    sp_.mul_(m)
+                bt = src.batch(idx, dev)
+                sp_ = self._down(self._up(bt.s0)).mul_(2.0).sub_(1.0)
+                if bt.m is not None:
+                    sp_.mul_(bt.m)
+                elif bt.flat is not None:
+                    sp_, s0 = sp_.view(-1)[bt.flat], bt.s0.view(-1)[bt.flat]
+                    err += float((s0 - sp_).abs().sum()) / 2.0
+                    wsum += bt.weight
+                    continue
                 # |s0 - s| = 2 |v - p| on each observed entry
-                err += float((s0 - sp_).abs().sum()) / 2.0
-                wsum += float(m.sum()) if m is not None else float(s0.numel())
+                err += float((bt.s0 - sp_).abs().sum()) / 2.0
+                wsum += bt.weight
         return err / max(wsum, 1.0)
 
     def score(self, X: Any, mask: Any = None) -> float:
@@ -302,54 +336,82 @@ class RBM(_Scorer):
         self._gen.manual_seed(seed)
         w = self._rng.normal(0.0, 0.01, size=(self.n_components, src.n_features)).astype(np.float32)
         p = np.clip(src.visible_means(), 1e-3, 1 - 1e-3)
-        self._W = torch.from_numpy(w).to(self.device_)
         # visible biases at half the item log-odds (spin units): untrained, the RBM predicts the item mean
-        self._b = torch.from_numpy((0.5 * np.log(p / (1 - p))).astype(np.float32)).to(self.device_)
-        self._c = torch.zeros(self.n_components, dtype=torch.float32, device=self.device_)
-        self._vW = torch.zeros_like(self._W)
-        self._vb = torch.zeros_like(self._b)
-        self._vc = torch.zeros_like(self._c)
+        b = (0.5 * np.log(p / (1 - p))).astype(np.float32)
+        self._set_params(torch.from_numpy(np.vstack([w, b[None, :]])), torch.zeros(self.n_components))
         self.n_features_in_ = src.n_features
         self.n_iter_ = 0
         self._fitted = True
+
+    def _set_params(self, P: torch.Tensor, c: torch.Tensor) -> None:
+        """Weights W and visible biases b live as rows of one (n_components + 1, n_features) matrix P."""
+        import torch
+
+        self._P = P.to(self.device_).contiguous()
+        self._W = self._P[:-1]
+        self._b = self._P[-1]
+        self._c = c.to(self.device_).contiguous()
+        self._vP = torch.zeros_like(self._P)
+        self._vc = torch.zeros_like(self._c)
+        self._bufs: dict[Any, torch.Tensor] = {}
 
     def _k_for(self, epoch: int) -> int:
         if self.k_schedule:
             return int(self.k_schedule[min(epoch, len(self.k_schedule) - 1)])
         return int(self.k)
 
-    def _cd_step(self, s0: torch.Tensor, m: torch.Tensor | None, k: int) -> tuple[float, float]:
+    def _cd_step(self, bt: _Batch, k: int) -> tuple[float, float]:
         """One masked CD-k update on a batch of spins; returns (sum of |v - p| on observed entries, weight).
 
         Visible units are spins s = 2v - 1 (E[s | h] = tanh(W'h + b)), so a skip pushes the hidden units the
-        other way from a listen while an unseen entry (s = 0) does not push at all."""
+        other way from a listen while an unseen entry (s = 0) does not push at all. W and the visible bias
+        are rows of one matrix P, so one matmul with a column of ones appended to h yields both gradients."""
         import torch
 
         W, b, c = self._W, self._b, self._c
+        s0 = bt.s0
         n = s0.shape[0]
         h0 = torch.sigmoid(torch.addmm(c, s0, W.t()))
         h = torch.bernoulli(h0, generator=self._gen)
         hk = h0
         sk = s0
+        recon = self._buf("recon", s0.shape)
         for step in range(k):
-            sk = torch.tanh_(torch.addmm(b, h, W))
-            if m is not None:
-                sk.mul_(m)  # unseen units are not part of this user's RBM
+            torch.addmm(b, h, W, out=recon).tanh_()
+            if bt.flat is not None:  # unseen units are not part of this user's RBM
+                sk = self._buf("sk", s0.shape).zero_()
+                sk.view(-1)[bt.flat] = recon.view(-1)[bt.flat]
+            elif bt.m is not None:
+                sk = recon.mul_(bt.m)
+            else:
+                sk = recon
             hk = torch.sigmoid(torch.addmm(c, sk, W.t()))
             if step < k - 1:
                 h = torch.bernoulli(hk, generator=self._gen)
         lr = self.learning_rate / n
-        self._vW.mul_(self.momentum).addmm_(h0.t(), s0, alpha=lr).addmm_(hk.t(), sk, alpha=-lr)
-        self._vW.add_(W, alpha=-self.learning_rate * self.weight_decay)
-        diff = sk.neg_().add_(s0)  # s0 - sk, in place: no extra batch-sized buffer
-        self._vb.mul_(self.momentum).add_(diff.sum(0), alpha=lr)
+        ones = torch.ones(n, 1, dtype=s0.dtype, device=s0.device)
+        self._vP.addmm_(torch.cat([h0, ones], 1).t(), s0, beta=self.momentum, alpha=lr)
+        self._vP.addmm_(torch.cat([hk, ones], 1).t(), sk, alpha=-lr)
+        self._vP[:-1].add_(W, alpha=-self.learning_rate * self.weight_decay)
         self._vc.mul_(self.momentum).add_((h0 - hk).sum(0), alpha=lr)
-        W.add_(self._vW)
-        b.add_(self._vb)
+        self._P.add_(self._vP)
         c.add_(self._vc)
-        err = float(diff.abs_().sum()) / 2.0
-        weight = float(m.sum()) if m is not None else float(s0.numel())
-        return err, weight
+        if bt.flat is not None:
+            err = float((s0.view(-1)[bt.flat] - sk.view(-1)[bt.flat]).abs_().sum()) / 2.0
+        else:
+            err = float((s0 - sk).abs_().sum()) / 2.0
+        return err, bt.weight
+
+    def _buf(self, name: str, shape: Any) -> torch.Tensor:
+        import torch
+
+        key = (name, tuple(shape))
+        buf = self._bufs.get(key)
+        if buf is None:
+            if len(self._bufs) > 4:
+                self._bufs.clear()
+            buf = self._bufs[key] = torch.empty(tuple(shape), dtype=torch.float32, device=self.device_)
+        return buf
 
     def _epoch(self, src: _Source, epoch: int, cancel: threading.Event | None) -> float:
         import torch
@@ -361,8 +423,7 @@ class RBM(_Scorer):
             for start in range(0, src.n_rows, self.batch_size):
                 ev.check_cancel(cancel)
                 idx = np.sort(order[start : start + self.batch_size])
-                s0, m = src.batch(idx, self.device_)
-                e, w = self._cd_step(s0, m, k)
+                e, w = self._cd_step(src.batch(idx, self.device_), k)
                 err += e
                 wsum += w
         self.n_iter_ += 1
@@ -470,10 +531,7 @@ class RBM(_Scorer):
         if W.ndim != 2 or c.shape != (W.shape[0],) or b.shape != (W.shape[1],):
             raise ValueError("inconsistent RBM weight shapes")
         self.device_ = resolve_device(self.device)
-        self._W = W.to(self.device_, torch.float32).contiguous()
-        self._c = c.to(self.device_, torch.float32)
-        self._b = b.to(self.device_, torch.float32)
-        self._vW, self._vb, self._vc = (torch.zeros_like(t) for t in (self._W, self._b, self._c))
+        self._set_params(torch.cat([W, b[None, :]]).float(), c.float())
         self.n_components = int(W.shape[0])
         self.n_features_in_ = int(W.shape[1])
         self.n_iter_ = getattr(self, "n_iter_", 0)

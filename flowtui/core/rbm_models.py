@@ -146,7 +146,7 @@ class CollaborativeModel:
             dev = net._device()
             for start in range(0, src.n_rows, net.batch_size):
                 idx = np.arange(start, min(start + net.batch_size, src.n_rows))
-                h = net._top_down_to_last_hidden(net._up(src.batch(idx, dev)[0]))
+                h = net._top_down_to_last_hidden(net._up(src.batch(idx, dev).s0))
                 out.append(h.cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 

@@ -26,6 +26,16 @@ from flowtui.core.interactions import InteractionMatrix
 MODELS = ("rbm", "dbn", "popularity", "item_mean")
 ITEM_MEAN_SMOOTHING = 5.0
 Holdout = Literal["random", "latest"]
+RankBy = Literal["expected", "probability"]
+
+
+def expected_listen_prior(item_users: np.ndarray, n_users: int) -> np.ndarray:
+    """P(a user plays the item at all), estimated as the share of users with an entry for it (smoothed).
+
+    The RBM learns P(listened | played): entries never played are masked out. Ranking unheard items by
+    P(played) * P(listened | played), the expected listens, is what a top-N list needs ("expected");
+    "probability" ranks by P(listened | played) alone."""
+    return ((np.asarray(item_users, np.float64) + 1.0) / (n_users + 2.0)).astype(np.float32)
 
 
 def split_entries(
@@ -76,11 +86,15 @@ def evaluate_recs(
     how: Holdout = "random",
     seed: int = 0,
     preset: str = "full",
+    rank_by: RankBy = "expected",
     on_event: ev.EventCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Held-out metrics of one model: keys `model, mae, auc, precision_at_k, recall_at_k, ndcg_at_k, k`
-    (plus `n_users`, `n_items`, `n_heldout`). `params` override the registered rbm/dbn parameters."""
+    (plus `n_users`, `n_items`, `n_heldout`). `params` override the registered rbm/dbn parameters.
+
+    `mae` and `auc` use the model's P(listened); the top-k lists rank by `rank_by` (see
+    `expected_listen_prior`)."""
     if model not in MODELS:
         raise ValueError(f"unknown recommendation model {model!r}; known: {', '.join(MODELS)}")
     if k < 1:
@@ -109,6 +123,7 @@ def evaluate_recs(
         net.fit(train, on_event=on_event, cancel=cancel)
 
     base = pop if model == "popularity" else item_mean
+    exposure = expected_listen_prior(pop, train.shape[0])
     # baselines rank ties by item order, so their lists are reproducible
     base_rank = np.empty(full.shape[1], np.float64)
     base_rank[np.lexsort((np.arange(full.shape[1]), -base))] = np.arange(full.shape[1], 0, -1)
@@ -124,6 +139,8 @@ def evaluate_recs(
         if net is not None:
             scores = _net_scores(net, train, idx)
             held_p.append(scores[r, t.indices])
+            if rank_by == "expected":
+                scores *= exposure[None, :]
         else:
             held_p.append(base[t.indices])
             scores = np.broadcast_to(base_rank, (len(idx), full.shape[1])).copy()

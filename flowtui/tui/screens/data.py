@@ -10,15 +10,15 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widget import Widget
-from textual.widgets import DataTable, Input, Label, ProgressBar, Sparkline, Static
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from flowtui.core import events as ev
 from flowtui.core.schema import DataError
 from flowtui.tui.messages import DataFailed, DataLoaded, EngineEvent
 from flowtui.tui.screens.base import FlowScreen
-from flowtui.tui.widgets.barchart import BarChart
+from flowtui.tui.widgets import add_columns
+from flowtui.tui.widgets.barchart import Charts
 from flowtui.tui.widgets.path_input import PathInput
 
 _RATE_KEYS = ("rate", "share")
@@ -73,15 +73,20 @@ class DataScreen(FlowScreen):
         yield Static("", id="data-error")
         with Horizontal(id="data-body"):
             yield DataTable(id="summary", show_cursor=False, zebra_stripes=True)
-            yield VerticalScroll(id="dists")
+            with VerticalScroll(id="dists"):
+                yield Charts(id="charts")
         yield DataTable(id="warnings", show_cursor=False)
 
     def on_mount(self) -> None:
-        self.query_one("#summary", DataTable).add_columns("figure", "value")
-        self.query_one("#warnings", DataTable).add_columns("warning", "column", "rows", "message")
+        add_columns(self.query_one("#summary", DataTable), [("figure", 17), ("value", 17)])
+        add_columns(
+            self.query_one("#warnings", DataTable),
+            [("warning", 24), ("column", 12), ("rows", 7), ("message", 60)],
+        )
         self.query_one("#warnings").border_title = "Validation warnings"
         self.query_one("#summary").border_title = "Summary"
         self.query_one("#dists").border_title = "Distributions"
+        self.query_one("#dists").border_subtitle = "tab here, ↓ scrolls"
         self.query_one("#data-error").display = False
         if self.state.train_path is not None:
             self.action_load()
@@ -184,24 +189,9 @@ class DataScreen(FlowScreen):
             table.add_row("none", "", "", "the files passed every check")
 
     def _fill_distributions(self, dists: dict[str, Any]) -> None:
-        box = self.query_one("#dists", VerticalScroll)
-        box.remove_children()
-        widgets: list[Widget] = []
-        for name in SHOWN_DISTRIBUTIONS:
-            if name not in dists:
-                continue
-            series = dists[name].fillna(0.0)
-            title = name.replace("_", " ")
-            pairs = [(str(k), float(v)) for k, v in series.items()]
-            if len(pairs) > 12:
-                widgets.append(
-                    Vertical(
-                        Label(f"{title} ({pairs[0][0]}…{pairs[-1][0]})", classes="dist-title"),
-                        Sparkline([v for _, v in pairs], classes="dist-spark"),
-                        classes="dist",
-                    )
-                )
-            else:
-                fmt = "{:.2f}" if all(v <= 1.0 for _, v in pairs) else "{:,.0f}"
-                widgets.append(BarChart(title, pairs, fmt=fmt, classes="dist"))
-        box.mount_all(widgets)
+        charts = [
+            (name.replace("_", " "), [(str(k), float(v)) for k, v in dists[name].items()])
+            for name in SHOWN_DISTRIBUTIONS
+            if name in dists
+        ]
+        self.query_one("#charts", Charts).set_charts(charts)

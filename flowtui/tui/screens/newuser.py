@@ -13,7 +13,8 @@ from textual.widgets import DataTable, Input, Label, Select
 
 from flowtui.tui.messages import NewUserReady
 from flowtui.tui.screens.base import FlowScreen
-from flowtui.tui.screens.users import TOP_N, RecommenderCache, parse_ids, rec_models
+from flowtui.tui.screens.users import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids, rec_models
+from flowtui.tui.widgets import add_columns
 
 
 class NewUserScreen(FlowScreen):
@@ -50,7 +51,7 @@ class NewUserScreen(FlowScreen):
         yield DataTable(id="nu-recs", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        self.query_one("#nu-recs", DataTable).add_columns("#", "media", "artist", "genre", "score", "reason")
+        add_columns(self.query_one("#nu-recs", DataTable), REC_COLUMNS)
         self.query_one("#nu-recs").border_title = "Cold-start recommendations"
         self.query_one("#newuser-form").border_title = "New user"
 

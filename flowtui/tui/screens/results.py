@@ -15,10 +15,19 @@ from textual_plotext import PlotextPlot
 
 from flowtui.tui.messages import SubmissionWritten
 from flowtui.tui.screens.base import FlowScreen
+from flowtui.tui.widgets import add_columns
 from flowtui.tui.widgets.barchart import BarChart
 
 COLUMNS = ("model", "auc", "logloss", "accuracy", "fit_seconds", "predict_seconds")
-HEADERS = ("", "model", "AUC", "log loss", "accuracy", "fit s", "predict s")
+HEADERS = [
+    ("", 1),
+    ("model", 18),
+    ("AUC", 7),
+    ("log loss", 8),
+    ("accuracy", 8),
+    ("fit s", 7),
+    ("predict s", 9),
+]
 
 
 def board_rows(board: Any) -> list[dict[str, Any]]:
@@ -50,7 +59,7 @@ class ResultsScreen(FlowScreen):
             yield BarChart("Feature importances", id="importances", max_rows=20)
 
     def on_mount(self) -> None:
-        self.query_one("#leaderboard", DataTable).add_columns(*HEADERS)
+        add_columns(self.query_one("#leaderboard", DataTable), HEADERS)
         self.query_one("#leaderboard").border_title = "Holdout leaderboard (last Flow row per user)"
         self._refresh()
 

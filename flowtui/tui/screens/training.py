@@ -51,7 +51,7 @@ class TrainingScreen(FlowScreen):
     def on_mount(self) -> None:
         self.query_one("#progress-rows").border_title = "Models"
         self.query_one("#train-log").border_title = "Log"
-        self._draw_chart()
+        self.draw_chart()
         # Redraw the chart at most a few times a second, and only when it is on screen:
         # a fast model emits hundreds of epochs, and plotting each one would starve the event loop.
         self.set_interval(0.5, self._maybe_draw_chart)
@@ -59,7 +59,7 @@ class TrainingScreen(FlowScreen):
     def _maybe_draw_chart(self) -> None:
         if self._chart_dirty and self.is_current:
             self._chart_dirty = False
-            self._draw_chart()
+            self.draw_chart()
 
     def on_screen_resume(self) -> None:
         if self.state.train_requested:
@@ -92,16 +92,10 @@ class TrainingScreen(FlowScreen):
             return
         self._training = True
         self._cancel = threading.Event()
-        self._curves.clear()
-        self._curve_kind.clear()
-        rows = self.query_one("#progress-rows", VerticalScroll)
-        rows.remove_children()
         names = list(state.selected)
         from flowtui.core import registry
 
-        shown = [b for b in registry.baseline_names() if b not in names] + names
-        rows.mount_all([ModelProgress(n, clock=state.clock) for n in shown])
-        self._draw_chart()
+        self.prepare_rows([b for b in registry.baseline_names() if b not in names] + names)
         params = {n: dict(state.params.get(n, {})) for n in names}
         self.query_one("#train-status", Label).update(
             f"training {', '.join(names)} ({state.preset} preset) · c cancels"
@@ -110,6 +104,15 @@ class TrainingScreen(FlowScreen):
             f"[b]run[/b]: {', '.join(names)} · preset {state.preset} · models folder {state.models_dir}"
         )
         self._train(state.train.frame, names, params, state.preset, state.models_dir, self._cancel)
+
+    def prepare_rows(self, names: list[str]) -> None:
+        """Start a fresh display: one waiting progress row per model, an empty chart."""
+        self._curves.clear()
+        self._curve_kind.clear()
+        rows = self.query_one("#progress-rows", VerticalScroll)
+        rows.remove_children()
+        rows.mount_all([ModelProgress(n, clock=self.state.clock) for n in names])
+        self.draw_chart()
 
     def action_cancel(self) -> None:
         """Cancel the run: the current model stops, nothing half-saved is kept."""
@@ -233,7 +236,8 @@ class TrainingScreen(FlowScreen):
             style = "yellow" if e.level == "warning" else "dim"
             self._log(f"[{style}]{e.message}[/{style}]")
 
-    def _draw_chart(self) -> None:
+    def draw_chart(self) -> None:
+        """Plot the per-epoch curves received so far."""
         chart = self.query_one("#train-chart", PlotextPlot)
         plt = chart.plt
         plt.clear_data()

@@ -16,8 +16,10 @@ from textual.widgets import DataTable, Input, Select, Static
 from flowtui.tui import queries
 from flowtui.tui.messages import UserReady
 from flowtui.tui.screens.base import FlowScreen
+from flowtui.tui.widgets import add_columns
 
 HISTORY_ROWS = 8
+REC_COLUMNS = [("#", 2), ("media", 8), ("artist", 7), ("genre", 5), ("score", 5), ("reason", 40)]
 TOP_N = 10
 
 
@@ -103,9 +105,12 @@ class UsersScreen(FlowScreen):
                 yield DataTable(id="recs", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        self.query_one("#user-list", DataTable).add_columns("user", "rows", "rate")
-        self.query_one("#history", DataTable).add_columns("when", "media", "artist", "genre", "flow", "")
-        self.query_one("#recs", DataTable).add_columns("#", "media", "artist", "genre", "score", "reason")
+        add_columns(self.query_one("#user-list", DataTable), [("user", 6), ("rows", 6), ("rate", 4)])
+        add_columns(
+            self.query_one("#history", DataTable),
+            [("when", 11), ("media", 8), ("artist", 7), ("genre", 5), ("flow", 4), ("", 10)],
+        )
+        add_columns(self.query_one("#recs", DataTable), REC_COLUMNS)
         self.query_one("#history").border_title = "Recent history"
         self.query_one("#recs").border_title = "Recommendations"
         self.query_one("#user-list").border_title = "Users"

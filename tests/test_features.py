@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowtui.core.features import FEATURE_NAMES, build_features, target_matrix, training_matrix
+from flowtui.core.features import FEATURE_NAMES, build_features, fold_matrices, target_matrix, training_matrix
 from flowtui.core.schema import DTYPES, TRAIN_COLUMNS
 from flowtui.core.split import holdout
 
@@ -210,3 +210,19 @@ def test_target_matrix_hides_target_labels() -> None:
     # The target's user statistics come from that user's history.
     u = fold.targets["user_id"].iat[0]
     assert X["user_count"].iat[0] == (fold.history["user_id"] == u).sum()
+
+
+def test_fold_matrices_match_the_separate_calls() -> None:
+    df = random_frame(8, n=200)
+    fold = holdout(df)[0]
+    X, y, rows, Xt, rows_t = fold_matrices(fold.history, fold.targets, flow_only=True)
+    X1, y1, rows1 = training_matrix(fold.history, flow_only=True)
+    Xt1, rows_t1 = target_matrix(fold.history, fold.targets)
+    pd.testing.assert_frame_equal(Xt, Xt1)
+    pd.testing.assert_frame_equal(rows_t, rows_t1)
+    pd.testing.assert_frame_equal(rows, rows1)
+    np.testing.assert_array_equal(y, y1)
+    # Unlabelled targets only add plays to the popularity counts.
+    plays = ["media_plays", "artist_plays"]
+    pd.testing.assert_frame_equal(X.drop(columns=plays), X1.drop(columns=plays))
+    assert (X[plays].to_numpy() >= X1[plays].to_numpy()).all()

@@ -256,6 +256,25 @@ def _session_position(uk: _Keyed, ts: np.ndarray) -> np.ndarray:
     return pos
 
 
+def _training_part(
+    history: pd.DataFrame, X: pd.DataFrame, flow_only: bool
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """The labelled (and, with `flow_only`, Flow) rows of `history` and their rows of `X`, fresh index."""
+    keep = history[LABEL].notna().to_numpy() if LABEL in history.columns else np.zeros(len(history), bool)
+    if flow_only:
+        keep = keep & (history["listen_type"].to_numpy() == 1)
+    rows = history[keep].reset_index(drop=True)
+    return X[keep].reset_index(drop=True), rows[LABEL].to_numpy().astype(np.int8), rows
+
+
+def _with_hidden_targets(history: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+    """History rows then target rows with their labels hidden (NaN), the columns of `history`, fresh index."""
+    hidden = targets.drop(columns=[c for c in (LABEL, "sample_id") if c in targets.columns])
+    hidden = hidden.assign(**{LABEL: np.nan})
+    hist = history.drop(columns=[c for c in history.columns if c not in hidden.columns])
+    return pd.concat([hist, hidden[list(hist.columns)]], ignore_index=True)
+
+
 def training_matrix(
     history: pd.DataFrame, *, smoothing: float = 10.0, flow_only: bool = False
 ) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
@@ -264,12 +283,7 @@ def training_matrix(
     Features come from strictly earlier history rows. With `flow_only`, only Flow rows are training examples
     (their features still use every earlier row).
     """
-    X = build_features(history, smoothing=smoothing)
-    keep = history[LABEL].notna().to_numpy() if LABEL in history.columns else np.zeros(len(history), bool)
-    if flow_only:
-        keep = keep & (history["listen_type"].to_numpy() == 1)
-    rows = history[keep].reset_index(drop=True)
-    return X[keep].reset_index(drop=True), rows[LABEL].to_numpy().astype(np.int8), rows
+    return _training_part(history, build_features(history, smoothing=smoothing), flow_only)
 
 
 def target_matrix(
@@ -280,9 +294,21 @@ def target_matrix(
     Returns `(X, rows)`: `rows` are the targets' raw rows (sample_id or is_listened kept when present), both
     with a fresh index and in the targets' order.
     """
-    hidden = targets.drop(columns=[c for c in (LABEL, "sample_id") if c in targets.columns])
-    hidden = hidden.assign(**{LABEL: np.nan})
-    hist = history.drop(columns=[c for c in history.columns if c not in hidden.columns])
-    both = pd.concat([hist, hidden[list(hist.columns)]], ignore_index=True)
-    X = build_features(both, smoothing=smoothing).iloc[len(hist) :].reset_index(drop=True)
+    both = _with_hidden_targets(history, targets)
+    X = build_features(both, smoothing=smoothing).iloc[len(history) :].reset_index(drop=True)
     return X, targets.reset_index(drop=True)
+
+
+def fold_matrices(
+    history: pd.DataFrame, targets: pd.DataFrame, *, smoothing: float = 10.0, flow_only: bool = False
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """`training_matrix(history)` and `target_matrix(history, targets)` from ONE feature pass (half the time).
+
+    Returns `(X, y, rows, X_targets, rows_targets)`. The only difference from the two separate calls: the
+    (unlabelled) targets also count as plays in the popularity counts of later history rows. Still leak-free.
+    """
+    both = _with_hidden_targets(history, targets)
+    X = build_features(both, smoothing=smoothing)
+    n = len(history)
+    Xh, y, rows = _training_part(history, X.iloc[:n], flow_only)
+    return Xh, y, rows, X.iloc[n:].reset_index(drop=True), targets.reset_index(drop=True)

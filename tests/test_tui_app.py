@@ -275,3 +275,33 @@ def test_parsers() -> None:
     assert parse_ids("3, 17 42") == [3, 17, 42]
     with pytest.raises(ValueError, match="'x'"):
         parse_ids("3 x")
+
+
+def test_cli_opens_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    import flowtui.cli.tui_cmd as tui_cmd
+    from flowtui.cli import app as cli
+
+    calls: list[tuple[object, ...]] = []
+    monkeypatch.setattr(tui_cmd, "open_app", lambda *args: calls.append(args))
+    runner = CliRunner()
+    assert runner.invoke(cli, []).exit_code == 0
+    result = runner.invoke(cli, ["tui", "--data", "a.csv", "--test", "b.csv", "--models", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert calls == [(), (Path("a.csv"), Path("b.csv"), tmp_path)]
+    help_text = runner.invoke(cli, ["tui", "--help"]).output
+    assert "--data" in help_text and "--models" in help_text
+
+
+def test_app_import_is_light() -> None:
+    """The first frame must not wait for torch, scikit-learn or LightGBM."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, flowtui.tui.app as a; a.make_app();"
+        "print(','.join(m for m in ('torch', 'sklearn', 'lightgbm') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -96,3 +96,10 @@ class LeaderboardReady(Message):
     """The holdout leaderboard of a run is known (the final fits may still be running)."""
 
     leaderboard: Any
+
+
+@dataclass
+class RecModelsFound(Message):
+    """The saved models in the models folder that can recommend (read in a worker: it loads the registry)."""
+
+    names: list[str]

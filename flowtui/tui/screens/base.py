@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, cast
 
+from textual import work
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
+from flowtui.tui.messages import RecModelsFound
 from flowtui.tui.widgets.navbar import NavBar
 
 if TYPE_CHECKING:
@@ -35,6 +38,13 @@ class FlowScreen(Screen[None]):
         """Post a worker's result unless a newer run of the same exclusive worker replaced it."""
         if not get_current_worker().is_cancelled:
             self.post_message(message)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="scan-models")
+    def scan_models(self, models_dir: Path) -> None:
+        """Find the saved models that can recommend; posts RecModelsFound."""
+        from flowtui.tui.screens.users import rec_models
+
+        self.post_result(RecModelsFound(rec_models(models_dir)))
 
     @property
     def flow_app(self) -> FlowApp:

@@ -78,7 +78,7 @@ class DataScreen(FlowScreen):
         yield DataTable(id="warnings", show_cursor=False)
 
     def on_mount(self) -> None:
-        add_columns(self.query_one("#summary", DataTable), [("figure", 17), ("value", 17)])
+        add_columns(self.query_one("#summary", DataTable), [("figure", 16), ("value", 16)])
         add_columns(
             self.query_one("#warnings", DataTable),
             [("warning", 24), ("column", 12), ("rows", 7), ("message", 60)],

@@ -11,9 +11,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Select
 
-from flowtui.tui.messages import NewUserReady
+from flowtui.tui.messages import NewUserReady, RecModelsFound
 from flowtui.tui.screens.base import FlowScreen
-from flowtui.tui.screens.users import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids, rec_models
+from flowtui.tui.screens.users import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids, set_choices
 from flowtui.tui.widgets import add_columns
 
 
@@ -56,12 +56,11 @@ class NewUserScreen(FlowScreen):
         self.query_one("#newuser-form").border_title = "New user"
 
     def on_screen_resume(self) -> None:
-        names = rec_models(self.state.models_dir)
-        select = self.query_one("#nu-model", Select)
-        current = select.value
-        select.set_options([(n, n) for n in names])
-        if names:
-            select.value = current if current in names else names[0]
+        self.scan_models(self.state.models_dir)
+
+    def on_rec_models_found(self, message: RecModelsFound) -> None:
+        set_choices(self.query_one("#nu-model", Select), message.names)
+        self.action_recommend()
 
     @on(Input.Changed, "#nu-artists, #nu-genres, #nu-age")
     @on(Select.Changed, "#nu-gender, #nu-model")

@@ -242,11 +242,12 @@ class TrainingScreen(FlowScreen):
         plt = chart.plt
         plt.clear_data()
         plt.clear_figure()
-        kinds = set(self._curve_kind.values())
-        plt.title("holdout AUC / loss per epoch" if len(kinds) != 1 else f"{kinds.pop()} per epoch")
+        # AUC and loss live on different scales: plot the AUC curves when there are any, else the losses.
+        kind = "auc" if "auc" in self._curve_kind.values() else "loss"
+        plt.title(f"{'validation AUC' if kind == 'auc' else 'loss'} per epoch")
         plt.xlabel("epoch")
         for key, (xs, ys) in self._curves.items():
-            if xs:
+            if xs and self._curve_kind.get(key) == kind:
                 plt.plot(xs, ys, label=key)
         chart.refresh()
 

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Select, Static
 
 from flowtui.tui import queries
-from flowtui.tui.messages import UserReady
+from flowtui.tui.messages import RecModelsFound, UserReady
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
 
@@ -49,6 +49,14 @@ def parse_ids(text: str) -> list[int]:
             raise ValueError(f"{part!r} is not an integer id")
         out.append(int(part))
     return out
+
+
+def set_choices(select: Select[str], names: list[str]) -> None:
+    """Offer `names` in `select`, keeping the current choice when it is still there."""
+    current = select.value
+    select.set_options([(n, n) for n in names])
+    if names:
+        select.value = current if current in names else names[0]
 
 
 class RecommenderCache:
@@ -123,15 +131,13 @@ class UsersScreen(FlowScreen):
         self._refresh_models()
 
     def _refresh_models(self) -> None:
-        names = rec_models(self.state.models_dir)
-        if names == self._models:
+        self.scan_models(self.state.models_dir)
+
+    def on_rec_models_found(self, message: RecModelsFound) -> None:
+        if message.names == self._models:
             return
-        self._models = names
-        select = self.query_one("#rec-model", Select)
-        current = select.value
-        select.set_options([(n, n) for n in names])
-        if names:
-            select.value = current if current in names else names[0]
+        self._models = message.names
+        set_choices(self.query_one("#rec-model", Select), message.names)
 
     def _fill_users(self, prefix: str) -> None:
         table = self.query_one("#user-list", DataTable)

@@ -31,7 +31,6 @@ class NavBar(Static):
         text = Text(" flowtui ", style="bold reverse")
         for mode, key, label in SCREENS:
             style = "bold reverse" if mode == self.current else ""
-            text.append(" ")
             text.append(f" {key} {label} ", style=style)
-        text.append("  ? help", style="dim")
+        text.append(" ? help", style="dim")
         return text

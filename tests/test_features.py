@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowtui.core.features import FEATURE_NAMES, build_features, fold_matrices, target_matrix, training_matrix
+from flowtui.core.io import load_dataset
 from flowtui.core.schema import DTYPES, TRAIN_COLUMNS
 from flowtui.core.split import holdout
 
@@ -226,3 +229,16 @@ def test_fold_matrices_match_the_separate_calls() -> None:
     plays = ["media_plays", "artist_plays"]
     pd.testing.assert_frame_equal(X.drop(columns=plays), X1.drop(columns=plays))
     assert (X[plays].to_numpy() >= X1[plays].to_numpy()).all()
+
+
+def test_real_dsg17_sample_and_test_rows_give_finite_features(dsg17_dir: Path) -> None:
+    train = load_dataset(dsg17_dir / "train_sample.csv").frame
+    test = load_dataset(dsg17_dir / "test.csv").frame
+    fold = holdout(train)[0]
+    X, _, _ = training_matrix(fold.history)
+    Xt, rows_t = target_matrix(train, test)
+    assert np.isfinite(X.to_numpy()).all() and np.isfinite(Xt.to_numpy()).all()
+    assert len(Xt) == len(test) and rows_t["sample_id"].tolist() == test["sample_id"].tolist()
+    # Listened before release, 1970 timestamps, release date 30000101: odd but finite.
+    odd = build_features(load_dataset(dsg17_dir / "train_listened_before_release.csv").frame)
+    assert np.isfinite(odd.to_numpy()).all() and (odd["days_since_release"] < 0).any()

@@ -226,8 +226,10 @@ def test_flow_model_fit_predict_save_load(tmp_path: Path, name: str) -> None:
     assert fb[0] == pytest.approx(model.media_fallback_rate_[model.media_fallback_ids_ == known_media][0])
     assert fb[1] == pytest.approx(model.user_fallback_rate_[0])
     model.save(tmp_path)
+    assert (tmp_path / "exposure.pt").is_file()  # the exposure network travels with the model
     back = spec.loader(tmp_path, spec.params({"batch_size": 16}, "quick"))
     np.testing.assert_allclose(back.predict_proba(None, f), p, rtol=1e-6)
+    assert back.exposure_ is not None and back.exposure_.implicit_weight == pytest.approx(0.05)
 
 
 def test_flow_model_load_refuses_the_wrong_kind(tmp_path: Path) -> None:

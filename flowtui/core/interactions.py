@@ -187,6 +187,23 @@ class InteractionMatrix:
             implicit_weight=self.implicit_weight,
         )
 
+    def as_played(self, implicit_weight: float) -> InteractionMatrix:
+        """The same entries, every one labelled 1 (played), unseen entries weak negatives of that weight:
+        the input of an exposure model (what a user plays at all, listened or skipped)."""
+        ones = sp.csr_matrix(
+            (np.ones(self.nnz, np.float32), self.labels.indices, self.labels.indptr), shape=self.shape
+        )
+        return InteractionMatrix(
+            labels=ones,
+            mask=self.mask,
+            user_ids=self.user_ids,
+            item_ids=self.item_ids,
+            item_counts=self.item_counts,
+            last_ts=self.last_ts,
+            level=self.level,
+            implicit_weight=implicit_weight,
+        )
+
     def entry_rows(self) -> np.ndarray:
         """The row (user index) of every stored entry, aligned with `labels.data`."""
         return np.repeat(np.arange(self.shape[0]), np.diff(self.labels.indptr))

@@ -10,6 +10,7 @@ Nothing here imports torch at module import (registering the models stays cheap)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -46,6 +47,7 @@ RBM_DEFAULTS: dict[str, Any] = {
     "max_items": 50_000,
     "min_count": 1,
     "label": "latest",
+    "exposure_weight": 0.05,
 }
 RBM_QUICK: dict[str, Any] = {"n_components": 64, "n_iter": 8, "max_items": 20_000}
 DBN_DEFAULTS: dict[str, Any] = {
@@ -53,7 +55,8 @@ DBN_DEFAULTS: dict[str, Any] = {
     "layers": [128, 32],
 }
 DBN_QUICK: dict[str, Any] = {"layers": [64, 16], "n_iter": 8, "max_items": 20_000}
-_MATRIX_KEYS = ("max_items", "min_count", "label")
+_MATRIX_KEYS = ("max_items", "min_count", "label", "exposure_weight")
+EXPOSURE_FILE = "exposure.pt"
 
 
 def build_network(kind: str, params: dict[str, Any]) -> Any:
@@ -69,11 +72,35 @@ def build_network(kind: str, params: dict[str, Any]) -> Any:
     return RBM(**net_params)
 
 
+def fit_exposure(
+    kind: str,
+    params: dict[str, Any],
+    matrix: InteractionMatrix,
+    on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Any:
+    """The exposure network: the same architecture on the played matrix (every entry 1, unseen entries weak
+    negatives of weight `exposure_weight`), so its visible probability is P(the user plays the item).
+
+    The listen network is masked and models P(listened | played); a top-N list of unheard items needs both
+    (`recommend` and `rec_eval` rank by their product, the expected listens)."""
+    w = float(params.get("exposure_weight") or 0.0)
+    net = build_network(kind, {**params, "implicit_weight": w})
+
+    def relabel(e: ev.Event) -> None:
+        if on_event is not None:
+            on_event(dataclasses.replace(e, model=f"{kind} exposure") if hasattr(e, "model") else e)  # type: ignore[call-arg]
+
+    net.fit(matrix.as_played(w), on_event=relabel, cancel=cancel)
+    return net
+
+
 class CollaborativeModel:
     """A FlowModel over the user x media matrix: `rbm` (one RBM) or `dbn` (stacked RBMs)."""
 
     kind: ClassVar[str] = "rbm"
     net_: Any
+    exposure_: Any = None
     user_ids_: np.ndarray
     item_ids_: np.ndarray
     item_counts_: np.ndarray
@@ -125,6 +152,9 @@ class CollaborativeModel:
             )
         self.net_ = build_network(self.kind, self.params)
         self.net_.fit(matrix, on_event=on_event, cancel=cancel)
+        self.exposure_ = None
+        if self.params.get("exposure_weight"):
+            self.exposure_ = fit_exposure(self.kind, self.params, matrix, on_event, cancel)
         self._fit_fallbacks(frame)
         self.user_ids_ = matrix.user_ids
         self.item_ids_ = matrix.item_ids
@@ -219,6 +249,8 @@ class CollaborativeModel:
             "media_fallback_rate": self.media_fallback_rate_,
         }
         save_network(self.net_, folder / NET_FILE, arrays, {"global_rate": self.global_rate_})
+        if self.exposure_ is not None:
+            save_network(self.exposure_, folder / EXPOSURE_FILE)
         doc = {"model": self.kind, "params": self.params, "notes": self.notes}
         (folder / MODEL_JSON).write_text(json.dumps(doc, indent=2))
 
@@ -233,6 +265,12 @@ class CollaborativeModel:
         if net.name != cls.kind:
             raise RBMFileError(folder / NET_FILE, f"holds a {net.name}, expected a {cls.kind}")
         model._restore(net, arrays, meta, folder)
+        if (folder / EXPOSURE_FILE).is_file():
+            model.exposure_, _, _ = load_network(folder / EXPOSURE_FILE, device=params.get("device", "auto"))
+            if model.exposure_.n_features_in_ != net.n_features_in_:
+                raise RBMFileError(
+                    folder / EXPOSURE_FILE, "exposure network does not match the model's items"
+                )
         return model
 
     def _restore(self, net: Any, arrays: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> None:
@@ -274,6 +312,7 @@ class HybridModel(LightGBMModel):
     def _rbm_params(self) -> dict[str, Any]:
         p = {k[4:]: v for k, v in self.params.items() if k.startswith("rbm_") and k != "rbm_folds"}
         p["random_state"] = self.random_state
+        p.setdefault("exposure_weight", 0.0)  # the hybrid needs listen probabilities only
         return p
 
     def fit(

@@ -26,16 +26,9 @@ from flowtui.core.interactions import InteractionMatrix
 MODELS = ("rbm", "dbn", "popularity", "item_mean")
 ITEM_MEAN_SMOOTHING = 5.0
 Holdout = Literal["random", "latest"]
-RankBy = Literal["expected", "probability"]
-
-
-def expected_listen_prior(item_users: np.ndarray, n_users: int) -> np.ndarray:
-    """P(a user plays the item at all), estimated as the share of users with an entry for it (smoothed).
-
-    The RBM learns P(listened | played): entries never played are masked out. Ranking unheard items by
-    P(played) * P(listened | played), the expected listens, is what a top-N list needs ("expected");
-    "probability" ranks by P(listened | played) alone."""
-    return ((np.asarray(item_users, np.float64) + 1.0) / (n_users + 2.0)).astype(np.float32)
+#: How rbm/dbn order a top-k list: "expected" listens = P(played) * P(listened | played) from the exposure
+#: and listen networks, "played" = P(played) alone, "probability" = P(listened | played) alone.
+RankBy = Literal["expected", "played", "probability"]
 
 
 def split_entries(
@@ -117,13 +110,17 @@ def evaluate_recs(
     ev.emit(on_event, ev.Progress("evaluate-recs", 1, 3, f"training {model}"))
 
     pop, item_mean = _item_baselines(train)
-    net = None
+    net = expo = None
     if model in ("rbm", "dbn"):
         net = rbm_models.build_network(model, p)
         net.fit(train, on_event=on_event, cancel=cancel)
+        if rank_by != "probability":
+            if not p.get("exposure_weight"):
+                raise ValueError(f"rank_by={rank_by!r} needs an exposure network (exposure_weight > 0)")
+            expo = rbm_models.fit_exposure(model, p, train, on_event, cancel)
+    played = train.as_played(float(p.get("exposure_weight") or 0.0))
 
     base = pop if model == "popularity" else item_mean
-    exposure = expected_listen_prior(pop, train.shape[0])
     # baselines rank ties by item order, so their lists are reproducible
     base_rank = np.empty(full.shape[1], np.float64)
     base_rank[np.lexsort((np.arange(full.shape[1]), -base))] = np.arange(full.shape[1], 0, -1)
@@ -139,8 +136,9 @@ def evaluate_recs(
         if net is not None:
             scores = _net_scores(net, train, idx)
             held_p.append(scores[r, t.indices])
-            if rank_by == "expected":
-                scores *= exposure[None, :]
+            if expo is not None:
+                pe = _net_scores(expo, played, idx)
+                scores = pe if rank_by == "played" else scores * pe
         else:
             held_p.append(base[t.indices])
             scores = np.broadcast_to(base_rank, (len(idx), full.shape[1])).copy()

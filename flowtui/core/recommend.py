@@ -28,7 +28,9 @@ MIN_SEGMENT_ROWS = 50
 class Recommender:
     """Top-N recommendations of a fitted `rbm`/`dbn` model (or a TrainedModel / hybrid holding one)."""
 
-    def __init__(self, model: Any, data: Any, *, batch_size: int = 1024) -> None:
+    def __init__(self, model: Any, data: Any, *, batch_size: int = 1024, precompute: int = 0) -> None:
+        """`precompute` > 0 ranks every user's top `precompute` unheard items at once (batched matrix
+        products), so a plain `for_user(u, n <= precompute)` is a lookup; filters still score live."""
         import torch
 
         model = _collaborative(model)
@@ -51,15 +53,11 @@ class Recommender:
         code = _lookup(self.item_ids, frame["media_id"].to_numpy(np.int64))
         okc = code >= 0
         self.item_plays = np.bincount(code[okc], minlength=n_items).astype(np.float64)
-        # numpy copies of every layer for the one-user path (small torch ops pay thread start-up costs)
-        layers = list(getattr(self.net, "rbms_", [self.net]))
-        self._layers = [
-            (r._W.detach().cpu().numpy(), r._c.detach().cpu().numpy(), r._b.detach().cpu().numpy())
-            for r in layers
-        ]
-        self._WT = np.ascontiguousarray(self._layers[0][0].T)  # items x hidden: the down-pass reads rows
-        self._implicit = float(getattr(self.net, "implicit_weight", 0.0) or 0.0)
-        self._W1_sum = self._layers[0][0].sum(axis=1)
+        self.expo = getattr(model, "exposure_", None)
+        self.rank_by = "expected" if self.expo is not None else "probability"
+        self._pref = _NumpyNet(self.net)
+        self._expo = _NumpyNet(self.expo) if self.expo is not None else None
+        self.played = self.matrix.as_played(self._expo.implicit if self._expo else 0.0)
         W, _b = self.net._visible_layer()
         self._W = W.detach()
         wn = W.detach().cpu().numpy()
@@ -68,32 +66,23 @@ class Recommender:
         ).T.copy()  # items x hidden
         self._dev = self._W.device
         self._torch = torch
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+        if precompute > 0:
+            self._cache = self._top_all(precompute)
 
     # -- scoring ---------------------------------------------------------------------------------
-    def _scores_rows(self, rows: np.ndarray) -> np.ndarray:
-        """P(listened) of every item for the users at matrix rows `rows`, (len(rows), n_items) float32."""
-        sub_l, sub_m = self.matrix.labels[rows], self.matrix.mask[rows]
-        return np.concatenate([p.cpu().numpy() for _, p in self.net.iter_visible(sub_l, sub_m, len(rows))])
+    def _log_scores(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """log of the ranking score of every item for one user's observed entries (`cols`, labels `values`):
+        log P(listened | played) + log P(played) when the model has an exposure network ("expected
+        listens"), else log P(listened | played)."""
+        out = -np.logaddexp(0.0, -2.0 * self._pref.half_logits(cols, values))
+        if self._expo is not None:
+            out -= np.logaddexp(0.0, -2.0 * self._expo.half_logits(cols, np.ones(len(cols), np.float32)))
+        return out
 
     def _scores_row(self, row: int) -> np.ndarray:
-        """P(listened) of every item for one user (the latency path: no batching machinery)."""
-        cols, labels = self._user_entries(row)
-        return self._scores_sparse(cols, labels)
-
-    def _scores_sparse(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Up-pass from the user's observed entries only (a gather), then the down-pass, in numpy."""
-        W1, c1, b1 = self._layers[0]
-        spins = 2.0 * values.astype(np.float32) - 1.0
-        w = self._implicit
-        h_in = W1[:, cols] @ (spins + w) + c1
-        if w:  # unseen entries are weak negatives (spin -w): all unseen, the observed corrected above
-            h_in -= w * self._W1_sum
-        h = _sigmoid(h_in)
-        for W, c, _ in self._layers[1:]:
-            h = _sigmoid(W @ (2.0 * h - 1.0) + c)
-        for W, _, b in reversed(self._layers[1:]):
-            h = _sigmoid(2.0 * (W.T @ h + b))
-        return _sigmoid(2.0 * (self._WT @ h + b1))
+        """The ranking score (a probability) of every item for the user at matrix row `row`."""
+        return np.exp(self._log_scores(*self._user_entries(row)))
 
     def _row(self, user_id: int) -> int:
         r = int(self.matrix.user_index(int(user_id))[0])
@@ -123,18 +112,25 @@ class Recommender:
         Heard items are left out (`exclude_heard`); with `exclude_heard=False`, skipped ones still are unless
         `exclude_skipped=False`. `genres` keeps only items of those genres; `max_per_artist` caps each artist."""
         row = self._row(user_id)
-        scores = self._scores_row(row)
         cols, labels = self._user_entries(row)
-        allowed = np.ones(len(scores), bool)
+        cached = self._cache is not None and n <= self._cache[0].shape[1]
+        if cached and genres is None and max_per_artist is None and exclude_heard:
+            assert self._cache is not None
+            top, val = self._cache[0][row], self._cache[1][row]
+            keep = top >= 0
+            top, val = top[keep][:n], val[keep][:n]
+            return self._frame(top, val, self._reasons(top, cols[labels >= 0.5]))
+        z = self._log_scores(cols, labels)
+        allowed = np.ones(len(z), bool)
         if exclude_heard:
             allowed[cols] = False
         elif exclude_skipped:
             allowed[cols[labels < 0.5]] = False
         if genres is not None:
             allowed &= np.isin(self.item_genre, np.asarray(list(genres), np.int64))
-        top = self._select(scores, allowed, n, max_per_artist)
+        top = self._select(z, allowed, n, max_per_artist)
         heard = cols[labels >= 0.5]
-        return self._frame(top, scores[top], self._reasons(top, heard))
+        return self._frame(top, np.exp(z[top]), self._reasons(top, heard))
 
     def playlist(self, user_id: int, genre: int, n: int = 20, max_per_artist: int | None = 2) -> pd.DataFrame:
         """A playlist of one genre for the user: known favourites and new tracks, no skipped ones."""
@@ -168,26 +164,31 @@ class Recommender:
 
     def _reasons(self, items: np.ndarray, heard: np.ndarray) -> list[str]:
         """Why each item: an artist or genre the user listens to, else the heard track closest to it."""
-        if len(items) == 0:
-            return []
-        h_art = set(self.item_artist[heard].tolist()) - {-1}
-        h_gen = set(self.item_genre[heard].tolist()) - {-1}
-        closest: np.ndarray | None = None
-        if len(heard):
-            sim = self._Wn[items] @ self._Wn[heard].T
-            closest = self.item_ids[heard[np.argmax(sim, axis=1)]]
-        out = []
-        for j, it in enumerate(items.tolist()):
-            a, g = int(self.item_artist[it]), int(self.item_genre[it])
-            if a in h_art:
-                out.append(f"artist {a} you listen to")
-            elif g in h_gen:
-                out.append(f"genre {g} you listen to")
-            elif closest is not None:
-                out.append(f"close to media {int(closest[j])} you listened to")
-            else:
-                out.append("liked by listeners like you")
-        return out
+        art, gen = self.item_artist[items], self.item_genre[items]
+        by_artist = np.isin(art, self.item_artist[heard]) & (art >= 0)
+        by_genre = ~by_artist & np.isin(gen, self.item_genre[heard]) & (gen >= 0)
+        rest = np.flatnonzero(~by_artist & ~by_genre)
+        closest = np.full(len(items), -1, np.int64)
+        if len(rest) and len(heard):
+            sim = self._Wn[items[rest]] @ self._Wn[heard].T
+            closest[rest] = self.item_ids[heard[np.argmax(sim, axis=1)]]
+        return [
+            f"artist {a} you listen to"
+            if ba
+            else f"genre {g} you listen to"
+            if bg
+            else f"close to media {c} you listened to"
+            if c >= 0
+            else "liked by listeners like you"
+            for a, g, ba, bg, c in zip(
+                art.tolist(),
+                gen.tolist(),
+                by_artist.tolist(),
+                by_genre.tolist(),
+                closest.tolist(),
+                strict=True,
+            )
+        ]
 
     def _frame(self, items: np.ndarray, scores: np.ndarray, reasons: Sequence[str]) -> pd.DataFrame:
         return pd.DataFrame(
@@ -259,7 +260,7 @@ class Recommender:
         if unknown:
             raise ValueError(f"no track of {', '.join(unknown)} in the model's vocabulary")
         seeded = np.flatnonzero(v)
-        scores = self._scores_sparse(seeded, v[seeded])
+        scores = np.exp(self._log_scores(seeded, v[seeded]))
         top = self._select(scores, np.ones(len(scores), bool), n, max_per_artist)
         a_set, g_set = set(artists.tolist()), set(genres.tolist())
         seeds = np.flatnonzero(v)
@@ -303,36 +304,45 @@ class Recommender:
     # -- everyone --------------------------------------------------------------------------------
     def all_users(self, n: int = 10, *, exclude_heard: bool = True) -> pd.DataFrame:
         """Top-`n` unheard items of every user in the data: DataFrame[user_id, rank, media_id, score]."""
-        torch = self._torch
-        users, ranks, media, scores = [], [], [], []
-        n_rows = self.matrix.shape[0]
-        k = min(n, len(self.item_ids))
-        for start in range(0, n_rows, self.batch_size):
-            rows = np.arange(start, min(start + self.batch_size, n_rows))
-            sub_l, sub_m = self.matrix.labels[rows], self.matrix.mask[rows]
-            for _, p in self.net.iter_visible(sub_l, sub_m, len(rows)):
-                if exclude_heard:
-                    r = torch.from_numpy(np.repeat(np.arange(len(rows)), np.diff(sub_m.indptr))).to(p.device)
-                    c = torch.from_numpy(sub_m.indices.astype(np.int64)).to(p.device)
-                    p[r, c] = -1.0
-                val, idx = torch.topk(p, k, dim=1)
-                val, idx = val.cpu().numpy(), idx.cpu().numpy()
-            keep = val >= 0  # a user who heard nearly everything gets fewer rows
-            users.append(np.repeat(self.matrix.user_ids[rows], k).reshape(len(rows), k)[keep])
-            ranks.append(np.tile(np.arange(1, k + 1), (len(rows), 1))[keep])
-            media.append(self.item_ids[idx][keep])
-            scores.append(val[keep].astype(np.float64))
-        if not users:
-            return pd.DataFrame(columns=ALL_COLUMNS)
+        if self._cache is not None and exclude_heard and n <= self._cache[0].shape[1]:
+            idx, val = self._cache[0][:, :n], self._cache[1][:, :n]
+        else:
+            idx, val = self._top_all(n, exclude_heard)
+        keep = idx >= 0  # a user who heard nearly everything gets fewer rows
+        k = idx.shape[1]
         return pd.DataFrame(
             {
-                "user_id": np.concatenate(users).astype(np.int64),
-                "rank": np.concatenate(ranks).astype(np.int64),
-                "media_id": np.concatenate(media).astype(np.int64),
-                "score": np.concatenate(scores),
+                "user_id": np.repeat(self.matrix.user_ids, k).reshape(-1, k)[keep].astype(np.int64),
+                "rank": np.tile(np.arange(1, k + 1), (len(idx), 1))[keep].astype(np.int64),
+                "media_id": self.item_ids[np.where(keep, idx, 0)][keep].astype(np.int64),
+                "score": val[keep].astype(np.float64),
             },
             columns=ALL_COLUMNS,
         )
+
+    def _top_all(self, n: int, exclude_heard: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(item columns, scores) of every user's top `n`, (n_users, n) each; -1 pads a short list."""
+        torch = self._torch
+        n_rows = self.matrix.shape[0]
+        k = min(n, len(self.item_ids))
+        idx_out = np.full((n_rows, k), -1, np.int64)
+        val_out = np.zeros((n_rows, k), np.float32)
+        for start in range(0, n_rows, self.batch_size):
+            rows = np.arange(start, min(start + self.batch_size, n_rows))
+            sub_l, sub_m = self.matrix.labels[rows], self.matrix.mask[rows]
+            ((_, p),) = self.net.iter_visible(sub_l, sub_m, len(rows))
+            if self.expo is not None:
+                ((_, pe),) = self.expo.iter_visible(self.played.labels[rows], sub_m, len(rows))
+                p = p.mul_(pe)
+            if exclude_heard:
+                r = torch.from_numpy(np.repeat(np.arange(len(rows)), np.diff(sub_m.indptr))).to(p.device)
+                c = torch.from_numpy(sub_m.indices.astype(np.int64)).to(p.device)
+                p[r, c] = -1.0
+            val, idx = torch.topk(p, k, dim=1)
+            val_np, idx_np = val.cpu().numpy(), idx.cpu().numpy()
+            idx_out[rows] = np.where(val_np >= 0, idx_np, -1)
+            val_out[rows] = val_np
+        return idx_out, val_out
 
 
 def _collaborative(model: Any) -> Any:
@@ -347,6 +357,37 @@ def _collaborative(model: Any) -> Any:
     raise ValueError(
         "recommendations need an rbm, dbn or hybrid model (train one with `flowtui train --model rbm`)"
     )
+
+
+class _NumpyNet:
+    """numpy copies of an RBM/DBN's layers for one-user scoring (small torch ops pay thread start-up costs)."""
+
+    def __init__(self, net: Any) -> None:
+        layers = list(getattr(net, "rbms_", [net]))
+        self.layers = [
+            (r._W.detach().cpu().numpy(), r._c.detach().cpu().numpy(), r._b.detach().cpu().numpy())
+            for r in layers
+        ]
+        self.WT = np.ascontiguousarray(self.layers[0][0].T)  # items x hidden: both passes read its rows
+        self.implicit = float(getattr(net, "implicit_weight", 0.0) or 0.0)
+        self.W1_sum = self.layers[0][0].sum(axis=1)
+
+    def half_logits(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """z with P(v = 1) = sigmoid(2 z) for every item, from one user's observed entries only."""
+        _, c1, b1 = self.layers[0]
+        spins = 2.0 * values.astype(np.float32) - 1.0
+        w = self.implicit
+        h_in = (spins + w) @ self.WT[cols] + c1
+        if w:  # unseen entries are weak negatives (spin -w): all unseen, the observed corrected above
+            h_in -= w * self.W1_sum
+        h = _sigmoid(h_in)
+        for W, c, _ in self.layers[1:]:
+            h = _sigmoid(W @ (2.0 * h - 1.0) + c)
+        for W, _, b in reversed(self.layers[1:]):
+            h = _sigmoid(2.0 * (W.T @ h + b))
+        z = self.WT @ h
+        z += b1
+        return z
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

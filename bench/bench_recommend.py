@@ -1,0 +1,105 @@
+"""Latency of one user's top-10 from a saved and reloaded RBM model (target: median <= 20 ms).
+
+    python bench/bench_recommend.py [--users 2000 --items 50000 --hidden 256 --queries 200]
+
+A synthetic DSG17-like log (about 380 rows a user over `--items` tracks, long-tailed popularity, artists
+and genres) trains an RBM for one epoch (the weights' values do not change the latency), which is saved
+with `store.save_model` and loaded back. Printed, measured in this run: the median and 90th percentile of
+`Recommender.for_user(user, 10)` over random users, and the same for a naive path (the batched dense
+`predict_proba` of the user's row, a full sort and a DataFrame), as a ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flowtui.core import registry
+from flowtui.core.recommend import Recommender
+from flowtui.core.store import TrainedModel, load_model, save_model
+
+
+def synthetic_log(n_users: int, n_items: int, per_user: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    counts = np.clip(rng.lognormal(np.log(per_user) - 0.5, 1.0, n_users).astype(np.int64), 1, 5000)
+    users = np.repeat(np.arange(n_users), counts)
+    pop = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    media = rng.choice(n_items, size=len(users), p=pop / pop.sum())
+    artist = media // 5
+    n = len(users)
+    return pd.DataFrame(
+        {
+            "user_id": users.astype(np.int32),
+            "media_id": media.astype(np.int32),
+            "artist_id": artist.astype(np.int32),
+            "genre_id": (artist % 300).astype(np.int32),
+            "ts_listen": 1_480_000_000 + rng.integers(0, 30 * 86_400, n),
+            "is_listened": (rng.random(n) < 0.68).astype(np.int8),
+            "user_age": (18 + users % 13).astype(np.int8),
+            "user_gender": (users % 2).astype(np.int8),
+        }
+    )
+
+
+def timed(f, users: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    out = []
+    for u in users:
+        t0 = time.perf_counter()
+        f(int(u))
+        out.append(time.perf_counter() - t0)
+    return np.array(out) * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=2000)
+    ap.add_argument("--items", type=int, default=50_000)
+    ap.add_argument("--per-user", type=int, default=380)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--queries", type=int, default=200)
+    args = ap.parse_args()
+
+    frame = synthetic_log(args.users, args.items, args.per_user)
+    spec = registry.get_spec("rbm")
+    model = spec.build({"n_components": args.hidden, "n_iter": 1, "batch_size": 512, "max_items": args.items})
+    t0 = time.perf_counter()
+    model.fit(None, frame["is_listened"].to_numpy(), frame)
+    print(
+        f"log: {len(frame):,} rows, {args.users:,} users, {frame['media_id'].nunique():,} tracks; "
+        f"RBM {args.hidden} hidden, one epoch in {time.perf_counter() - t0:.1f}s"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "rbm"
+        save_model(TrainedModel("rbm", model, [], spec.params({"n_components": args.hidden})), folder)
+        t0 = time.perf_counter()
+        trained = load_model(folder)
+        rec = Recommender(trained, frame)
+        print(f"load + Recommender set-up: {time.perf_counter() - t0:.2f}s")
+
+    users = np.random.default_rng(1).choice(frame["user_id"].unique(), size=args.queries)
+    rec.for_user(int(users[0]), 10)  # warm-up
+    fast = timed(lambda u: rec.for_user(u, 10), users)
+
+    def naive(u: int) -> pd.DataFrame:
+        row = rec.matrix.user_index(u)
+        p = rec.net.predict_proba(rec.matrix.labels[row], rec.matrix.mask[row])[0]
+        heard = rec.matrix.labels[row].indices
+        df = pd.DataFrame({"media_id": rec.item_ids, "score": p})
+        return df.drop(index=heard).sort_values("score", ascending=False).head(10)
+
+    slow = timed(naive, users[: max(20, args.queries // 5)])
+    print(
+        f"for_user top-10: median {np.median(fast):.2f} ms, p90 {np.percentile(fast, 90):.2f} ms (target <= 20 ms)"
+    )
+    print(
+        f"naive dense path: median {np.median(slow):.2f} ms -> {np.median(slow) / np.median(fast):.1f}x slower"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -190,6 +190,16 @@ async def test_cancel_training_and_keys_while_it_runs(tiny: tuple[Path, Path], t
         if not any(isinstance(m, LeaderboardReady) for m in messages):
             assert app.state.leaderboard is None
 
+        # A second run starts cleanly after the cancelled one.
+        app.state.selected = ["constant"]
+        await pilot.press("t")
+        await _settle(app, pilot)
+        assert finished is not None and [m for m in messages if isinstance(m, TrainingFinished)][
+            -1
+        ].saved.keys() == {"constant"}
+        await pilot.pause()
+        assert sorted(r.model for r in screen.query(ModelProgress)) == ["constant", "user_flow_rate"]
+
 
 async def test_bad_file_shows_its_error_and_the_app_stays_usable(
     tiny: tuple[Path, Path], tmp_path: Path

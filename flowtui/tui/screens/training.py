@@ -40,6 +40,7 @@ class TrainingScreen(FlowScreen):
         self._curves: dict[str, tuple[list[float], list[float]]] = {}
         self._curve_kind: dict[str, str] = {}
         self._chart_dirty = False
+        self._rows: dict[str, ModelProgress] = {}
 
     def compose_body(self) -> ComposeResult:
         yield Label("Nothing trained yet: t trains the models ticked on screen 2.", id="train-status")
@@ -109,9 +110,11 @@ class TrainingScreen(FlowScreen):
         """Start a fresh display: one waiting progress row per model, an empty chart."""
         self._curves.clear()
         self._curve_kind.clear()
+        # Rows are found through this dict, not by id: the old rows' removal completes later.
+        self._rows = {n: ModelProgress(n, clock=self.state.clock) for n in names}
         rows = self.query_one("#progress-rows", VerticalScroll)
         rows.remove_children()
-        rows.mount_all([ModelProgress(n, clock=self.state.clock) for n in names])
+        rows.mount_all(list(self._rows.values()))
         self.draw_chart()
 
     def action_cancel(self) -> None:
@@ -181,17 +184,17 @@ class TrainingScreen(FlowScreen):
         # The app's handler shows the error; here the run is only marked as over.
         if event.worker.group == "training" and event.state == WorkerState.ERROR:
             self._training = False
-            for row in self.query(ModelProgress):
+            for row in self._rows.values():
                 if not row.has_class("-done") and not row.has_class("-cancelled"):
                     row.finish("failed", "failed")
             self.query_one("#train-status", Label).update(f"failed: {event.worker.error}")
             self._log(f"[red]failed: {event.worker.error!r}[/red]")
 
     def _row(self, model: str) -> ModelProgress | None:
-        rows = self.query(f"#mp-{model}").results(ModelProgress)
-        row = next(iter(rows), None)
+        """The progress row of `model`, added when a model not announced reports."""
+        row = self._rows.get(model)
         if row is None and model:
-            row = ModelProgress(model, clock=self.state.clock)
+            row = self._rows[model] = ModelProgress(model, clock=self.state.clock)
             self.query_one("#progress-rows", VerticalScroll).mount(row)
         return row
 
@@ -229,7 +232,7 @@ class TrainingScreen(FlowScreen):
                     row.finish(f"{phase} {e.seconds:.1f}s")
             self._log(f"{e.model}: {phase} fit {'cancelled' if e.cancelled else f'done in {e.seconds:.1f}s'}")
         elif isinstance(e, ev.Progress):
-            row = self._row(e.task) if self.query(f"#mp-{e.task}") else None
+            row = self._rows.get(e.task)
             if row is not None:
                 row.advance_to(e.done, e.total)
         elif isinstance(e, ev.Log):

@@ -23,7 +23,7 @@ class ModelProgress(Horizontal):
     """
 
     def __init__(self, model: str, clock: Clock | None = None) -> None:
-        super().__init__(id=f"mp-{model}")
+        super().__init__()
         self.model = model
         # Children are built here so that events arriving before mount can already update them.
         self._phase = Label("", classes="mp-phase")

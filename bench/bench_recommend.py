@@ -5,7 +5,8 @@
 A synthetic DSG17-like log (about 380 rows a user over `--items` tracks, long-tailed popularity, artists
 and genres) trains an RBM for one epoch (the weights' values do not change the latency), which is saved
 with `store.save_model` and loaded back. Printed, measured in this run: the median and 90th percentile of
-`Recommender.for_user(user, 10)` over random users, and the same for a naive path (the batched dense
+`Recommender.for_user(user, 10)` over random users (every user's top 100 precomputed at load, and scored
+live), and the same for a naive path (the batched dense
 `predict_proba` of the user's row, a full sort and a DataFrame), as a ratio.
 """
 
@@ -80,24 +81,35 @@ def main() -> None:
         trained = load_model(folder)
         rec = Recommender(trained, frame)
         print(f"load + Recommender set-up: {time.perf_counter() - t0:.2f}s")
+        t0 = time.perf_counter()
+        cached = Recommender(trained, frame, precompute=100)
+        print(f"Recommender set-up with every user's top 100 precomputed: {time.perf_counter() - t0:.2f}s")
 
     users = np.random.default_rng(1).choice(frame["user_id"].unique(), size=args.queries)
     rec.for_user(int(users[0]), 10)  # warm-up
-    fast = timed(lambda u: rec.for_user(u, 10), users)
+    live = timed(lambda u: rec.for_user(u, 10), users)
+    fast = timed(lambda u: cached.for_user(u, 10), users)
 
     def naive(u: int) -> pd.DataFrame:
         row = rec.matrix.user_index(u)
         p = rec.net.predict_proba(rec.matrix.labels[row], rec.matrix.mask[row])[0]
+        if rec.expo is not None:
+            p = p * rec.expo.predict_proba(rec.played.labels[row], rec.matrix.mask[row])[0]
         heard = rec.matrix.labels[row].indices
         df = pd.DataFrame({"media_id": rec.item_ids, "score": p})
         return df.drop(index=heard).sort_values("score", ascending=False).head(10)
 
     slow = timed(naive, users[: max(20, args.queries // 5)])
     print(
-        f"for_user top-10: median {np.median(fast):.2f} ms, p90 {np.percentile(fast, 90):.2f} ms (target <= 20 ms)"
+        f"for_user top-10, precomputed: median {np.median(fast):.2f} ms, p90 {np.percentile(fast, 90):.2f} ms"
     )
     print(
-        f"naive dense path: median {np.median(slow):.2f} ms -> {np.median(slow) / np.median(fast):.1f}x slower"
+        f"for_user top-10, scored live: median {np.median(live):.2f} ms, p90 {np.percentile(live, 90):.2f} ms"
+    )
+    print("  (target: median <= 20 ms; live scoring reads both networks' weights once: memory-bound)")
+    ratio = np.median(slow) / np.median(live)
+    print(
+        f"naive dense path (batched predict_proba, full sort): median {np.median(slow):.2f} ms = {ratio:.1f}x live"
     )
 
 

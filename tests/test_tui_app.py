@@ -315,3 +315,41 @@ def test_app_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+async def test_user_search_filters_the_list(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    app = _app(tiny, tmp_path / "models")
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("5")
+        await _settle(app, pilot)
+        users = app.screen.query_one("#user-list", DataTable)
+        assert users.row_count == 40
+        await pilot.press("slash", "1")
+        await pilot.pause()
+        shown = [str(users.get_row_at(i)[0]) for i in range(users.row_count)]
+        assert shown and all(u.startswith("1") for u in shown)
+        assert len(shown) == 11  # 1 and 10-19 among users 0-39
+
+
+async def test_a_failing_worker_becomes_a_notification(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowtui.core import evaluate
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(evaluate, "evaluate", broken)
+    app = _app(tiny, tmp_path / "models")
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        app.state.selected = ["logreg"]
+        await pilot.press("3", "t")
+        await _settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, TrainingScreen) and not screen.running
+        assert any("disk on fire" in n.message and n.severity == "error" for n in app._notifications)
+        assert "failed" in str(screen.query_one("#train-status").content)
+        await pilot.press("4")  # the app is still usable
+        assert isinstance(app.screen, ResultsScreen)

@@ -43,9 +43,15 @@ class FlowApp(App[None]):
     }
     DEFAULT_MODE = "data"
     BINDINGS = [  # noqa: RUF012
-        *(Binding(key, f"goto('{mode}')", label, show=False) for mode, key, label in SCREENS),
+        *(Binding(key, f"goto('{mode}')", f"go to {label}", show=False) for mode, key, label in SCREENS),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
-        Binding("escape", "leave_field", "Leave field", show=False),
+        Binding(
+            "escape",
+            "leave_field",
+            "leave a text field (then single keys work)",
+            show=False,
+            key_display="esc",
+        ),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -82,7 +88,7 @@ class FlowApp(App[None]):
         yield SystemCommand("Help", "List every key", self.action_help)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """The one place where a failed worker becomes a visible notification."""
+        """The one place where a failed worker becomes a visible notification (screens forward theirs)."""
         if event.state != WorkerState.ERROR:
             return
         error = event.worker.error

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from flowtui.tui.messages import RecModelsFound
 from flowtui.tui.widgets.navbar import NavBar
@@ -45,6 +45,10 @@ class FlowScreen(Screen[None]):
         from flowtui.tui.screens.users import rec_models
 
         self.post_result(RecModelsFound(rec_models(models_dir)))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Worker.StateChanged does not bubble: hand failures of this screen's workers to the app's one handler.
+        self.flow_app.on_worker_state_changed(event)
 
     @property
     def flow_app(self) -> FlowApp:

@@ -30,13 +30,10 @@ def key_table() -> Table:
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column()
     table.add_row(Text("Everywhere", style="bold underline"), "")
-    for _mode, key, label in SCREENS:
-        table.add_row(key, f"go to {label}")
-    table.add_row("ctrl+p", "command palette (also switches screens)")
-    table.add_row("tab / shift+tab", "move between fields")
-    table.add_row("esc", "leave a text field (then single keys work)")
     for key, desc in _rows(list(FlowApp.BINDINGS)):
         table.add_row(key, desc)
+    table.add_row("ctrl+p", "command palette (also switches screens)")
+    table.add_row("tab / shift+tab", "move between fields")
     for mode, _key, label in SCREENS:
         screen_cls = FlowApp.MODES[mode]
         rows = _rows(list(getattr(screen_cls, "BINDINGS", [])))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ from textual.clock import MockClock
 from textual.widgets import DataTable, Input, SelectionList, Static
 
 from flowtui.tui.app import FlowApp, make_app
-from flowtui.tui.messages import DataLoaded, EngineEvent, LeaderboardReady, TrainingFinished
+from flowtui.tui.messages import DataLoaded, LeaderboardReady, TrainingFinished
 from flowtui.tui.screens.data import DataScreen
 from flowtui.tui.screens.help import HelpScreen
 from flowtui.tui.screens.models import ModelsScreen, parse_param
@@ -148,55 +147,64 @@ async def test_whole_journey(tiny: tuple[Path, Path], tmp_path: Path) -> None:
         assert f"genres [{genre}]" in str(app.screen.query_one("#nu-note").content)
 
 
-async def test_cancel_training_and_keys_while_it_runs(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+def _slow_evaluate(frame: object, names: list[str], *, on_event=None, cancel=None, **kwargs: object) -> None:  # type: ignore[no-untyped-def]
+    """Stands in for `evaluate.evaluate`: epochs tick until the cancel event is set (10 s at most)."""
+    from flowtui.core import events as ev
+
+    for name in names:
+        ev.emit(on_event, ev.BeforeFit(name, n_epochs=100))
+        for i in range(1, 1000):
+            if cancel.wait(0.01):
+                ev.emit(on_event, ev.AfterFit(name, 0.0, cancelled=True))
+                raise ev.Cancelled("cancelled by the user")
+            ev.emit(on_event, ev.AfterEpoch(name, min(i, 100), 100, loss=1.0 / i))
+    raise AssertionError("the app never set the cancel event")
+
+
+async def test_cancel_training_and_keys_while_it_runs(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowtui.core import evaluate
+
+    real_evaluate = evaluate.evaluate
+    monkeypatch.setattr(evaluate, "evaluate", _slow_evaluate)
     models = tmp_path / "models"
     app = _app(tiny, models)
     messages: list[object] = []
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         await _settle(app, pilot)
         app.state.selected = ["logreg", "lightgbm"]
-        app.state.preset = "full"
         await pilot.press("3", "t")
         screen = app.screen
         assert isinstance(screen, TrainingScreen)
         assert screen.running
-        # The UI answers keys while the worker trains: switch screens and come back.
+        # The UI answers keys while the worker trains: switch screens, open help, come back.
         await pilot.press("4")
         assert isinstance(app.screen, ResultsScreen)
-        assert screen.running
-        await pilot.press("3")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape", "3")
         assert app.screen is screen
-        # Cancel once the first model has started.
-        for _ in range(600):
-            if any(
-                isinstance(m, EngineEvent) and m.event.__class__.__name__ == "BeforeFit" for m in messages
-            ):
-                break
-            await asyncio.sleep(0.05)
+        assert screen.running
         await pilot.press("c")
         await _settle(app, pilot)
         finished = [m for m in messages if isinstance(m, TrainingFinished)]
         assert finished, "the run must end with a TrainingFinished message"
         assert not screen.running
-        done = finished[-1]
-        assert done.cancelled, "a cancel must mark at least one model cancelled"
-        assert set(done.cancelled) | set(done.saved) == {"logreg", "lightgbm"}
+        assert finished[-1].cancelled == ["logreg", "lightgbm"] and finished[-1].saved == {}
+        assert app.state.leaderboard is None
         assert "cancelled" in str(screen.query_one("#train-status").content)
-        for name in finished[-1].cancelled:
-            assert not (models / name).exists(), f"{name} was cancelled but left a folder"
-        cancelled_rows = [r for r in screen.query(ModelProgress) if r.has_class("-cancelled")]
-        assert cancelled_rows
-        # If the leaderboard never finished, the results screen still has none.
-        if not any(isinstance(m, LeaderboardReady) for m in messages):
-            assert app.state.leaderboard is None
+        assert not models.exists(), "a cancelled run must leave nothing in the models folder"
+        statuses = {r.model: r.has_class("-cancelled") for r in screen.query(ModelProgress)}
+        assert statuses["logreg"] and statuses["lightgbm"]
+        assert not any(isinstance(m, LeaderboardReady) for m in messages)
 
-        # A second run starts cleanly after the cancelled one.
+        # A second run after the cancel starts cleanly (the real engine, one baseline: fast).
+        monkeypatch.setattr(evaluate, "evaluate", real_evaluate)
         app.state.selected = ["constant"]
         await pilot.press("t")
         await _settle(app, pilot)
-        assert finished is not None and [m for m in messages if isinstance(m, TrainingFinished)][
-            -1
-        ].saved.keys() == {"constant"}
+        assert [m for m in messages if isinstance(m, TrainingFinished)][-1].saved.keys() == {"constant"}
         await pilot.pause()
         assert sorted(r.model for r in screen.query(ModelProgress)) == ["constant", "user_flow_rate"]
 
@@ -353,3 +361,28 @@ async def test_a_failing_worker_becomes_a_notification(
         assert "failed" in str(screen.query_one("#train-status").content)
         await pilot.press("4")  # the app is still usable
         assert isinstance(app.screen, ResultsScreen)
+
+
+def test_scan_models_ranks_saved_models(tmp_path: Path) -> None:
+    from flowtui.tui.screens.users import scan_models
+
+    for name in ("logreg", "rbm", "lightgbm"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "meta.json").write_text("{}")
+    (tmp_path / "broken").mkdir()
+    import flowtui.core.store as store
+
+    metas = {"logreg": 0.61, "rbm": 0.66, "lightgbm": 0.70}
+
+    def fake_meta(folder: Path) -> dict[str, object]:
+        if folder.name == "broken":
+            raise store.ModelFileError(folder, "missing meta.json")
+        return {"model": folder.name, "holdout": {"auc": metas[folder.name]}}
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store, "read_meta", fake_meta)
+        recommenders, predictors = scan_models(tmp_path)
+    assert recommenders == ["rbm"]
+    assert predictors == ["lightgbm", "rbm", "logreg"]
+    assert scan_models(tmp_path / "absent") == ([], [])

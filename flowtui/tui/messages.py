@@ -100,6 +100,7 @@ class LeaderboardReady(Message):
 
 @dataclass
 class RecModelsFound(Message):
-    """The saved models in the models folder that can recommend (read in a worker: it loads the registry)."""
+    """Saved models in the models folder (read in a worker: it loads the registry)."""
 
-    names: list[str]
+    names: list[str]  # those that can recommend (rbm, dbn, hybrid)
+    predictors: list[str] = field(default_factory=list)  # every loadable one

@@ -42,9 +42,9 @@ class FlowScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan-models")
     def scan_models(self, models_dir: Path) -> None:
         """Find the saved models that can recommend; posts RecModelsFound."""
-        from flowtui.tui.screens.users import rec_models
+        from flowtui.tui.screens.users import scan_models
 
-        self.post_result(RecModelsFound(rec_models(models_dir)))
+        self.post_result(RecModelsFound(*scan_models(models_dir)))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Worker.StateChanged does not bubble: hand failures of this screen's workers to the app's one handler.

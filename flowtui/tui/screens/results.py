@@ -162,12 +162,15 @@ class ResultsScreen(FlowScreen):
         if state.test is None:
             self.notify("no test file loaded (screen 1)", severity="warning")
             return
-        if name is None or name not in state.saved:
+        folder = state.saved.get(name) if name else None
+        if folder is None and name and (state.models_dir / name / "meta.json").is_file():
+            folder = state.models_dir / name  # saved by an earlier session or by `flowtui train`
+        if name is None or folder is None:
             self.notify(f"{name or 'this model'} has no saved final fit; train it first", severity="warning")
             return
         out = state.out_dir / f"submission_{name}.csv"
         self.notify(f"writing {out.name}…", timeout=2)
-        self._write(state.saved[name], state.train.frame, state.test.frame, out)
+        self._write(folder, state.train.frame, state.test.frame, out)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="submission")
     def _write(self, folder: Path, train: Any, test: Any, out: Path) -> None:

@@ -23,22 +23,24 @@ REC_COLUMNS = [("#", 2), ("media", 8), ("artist", 7), ("genre", 5), ("score", 5)
 TOP_N = 10
 
 
-def rec_models(models_dir: Path) -> list[str]:
-    """Names of the saved models in `models_dir` that can recommend (collaborative or hybrid)."""
+def scan_models(models_dir: Path) -> tuple[list[str], list[str]]:
+    """Saved model folders in `models_dir`: (those that can recommend, all of them by holdout AUC, best first)."""
     from flowtui.core import registry, store
 
-    names: list[str] = []
+    recommenders: list[str] = []
+    scored: list[tuple[float, str]] = []
     if not models_dir.is_dir():
-        return names
+        return recommenders, []
     for folder in sorted(p for p in models_dir.iterdir() if p.is_dir()):
         try:
-            name = store.read_meta(folder)["model"]
-            family = registry.get_spec(name).family
+            meta = store.read_meta(folder)
+            family = registry.get_spec(meta["model"]).family
         except Exception:  # a broken folder is simply not offered
             continue
+        scored.append((-float((meta.get("holdout") or {}).get("auc") or 0.0), folder.name))
         if family in ("collaborative", "hybrid"):
-            names.append(folder.name)
-    return names
+            recommenders.append(folder.name)
+    return recommenders, [name for _, name in sorted(scored)]
 
 
 def parse_ids(text: str) -> list[int]:
@@ -97,6 +99,7 @@ class UsersScreen(FlowScreen):
         self._frame: Any = None
         self._user: int | None = None
         self._models: list[str] = []
+        self._predictors: list[str] = []
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="users-body"):
@@ -134,6 +137,7 @@ class UsersScreen(FlowScreen):
         self.scan_models(self.state.models_dir)
 
     def on_rec_models_found(self, message: RecModelsFound) -> None:
+        self._predictors = message.predictors
         if message.names == self._models:
             return
         self._models = message.names
@@ -192,16 +196,20 @@ class UsersScreen(FlowScreen):
             self._open(self._user)
 
     def _predictor(self) -> Path | None:
-        """The saved model that predicts test rows: the best on the leaderboard, else any saved one."""
+        """The model that predicts test rows: the best trained this session, else a saved one."""
         from flowtui.tui.screens.results import board_rows
 
-        saved = self.state.saved
-        board = self.state.leaderboard
+        state = self.state
+        board = state.leaderboard
         order = [str(r["model"]) for r in board_rows(board)] if board is not None else []
-        for name in [*order, *saved]:
-            if name in saved:
-                return saved[name]
-        return None
+        for name in [*order, *state.saved]:
+            if name in state.saved:
+                return state.saved[name]
+        # Saved in an earlier session: prefer a classifier (hybrid, lightgbm...) over rbm/dbn.
+        ranked = sorted(
+            self._predictors, key=lambda n: (n in self._models and n != "hybrid", n != "lightgbm")
+        )
+        return state.models_dir / ranked[0] if ranked else None
 
     def _open(self, user_id: int) -> None:
         state = self.state

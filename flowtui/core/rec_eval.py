@@ -155,7 +155,7 @@ def evaluate_recs(
     return {
         "model": model,
         "mae": None if model == "popularity" else metrics.mae(y, pr),
-        "auc": _nan_none(metrics.auc(y, pr)),
+        "auc": _nan_none(metrics.auc(y >= 0.5, pr)),  # soft labels (label="mean") count as listened at 0.5
         "precision_at_k": _nan_none(metrics.precision_at_k(top, rel, k)),
         "recall_at_k": _nan_none(metrics.recall_at_k(top, rel, k)),
         "ndcg_at_k": _nan_none(metrics.ndcg_at_k(top, rel, k)),
@@ -167,9 +167,9 @@ def evaluate_recs(
 
 
 def _listened(rel: sp.csr_matrix) -> sp.csr_matrix:
-    """The held-out entries whose label is 1, as a 0/1 matrix (explicit zeros are dropped)."""
+    """The held-out entries labelled listened (>= 0.5), as a 0/1 matrix (explicit zeros are dropped)."""
     out = rel.copy()
-    out.data = (out.data == 1).astype(np.float64)
+    out.data = (out.data >= 0.5).astype(np.float64)
     out.eliminate_zeros()
     return out
 

@@ -1,6 +1,6 @@
-"""Read-only views of a loaded train frame that the user browser shows (vectorised pandas).
+"""Per-user views of a loaded train frame: the user list, a profile, recent history, the test-row prediction.
 
-These are lookups, not modelling; they would sit well in core (recommend.py) if the CLI needs them too.
+Read-only lookups (vectorised pandas) that the app's user browser shows; kept in core so any front end can.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ class _Batch:
     m: torch.Tensor | None
     flat: torch.Tensor | None
     weight: float
+    r: torch.Tensor | None = None  # each row's mean observed spin (the user's listen tendency), (B,)
 
 
 class _Source:
@@ -119,25 +120,30 @@ class _Source:
             v0 = torch.from_numpy(self.dense[idx]).to(device)
             if self.dense_mask is None:
                 s0 = v0.mul_(2.0).sub_(1.0)
-                return _Batch(s0, None, None, float(s0.numel()))
+                return _Batch(s0, None, None, float(s0.numel()), s0.mean(1))
             m = torch.from_numpy(self.dense_mask[idx]).to(device)
-            return _Batch(v0.mul_(2.0).sub_(1.0).mul_(m), m, None, float(m.sum()))
+            s0 = v0.mul_(2.0).sub_(1.0).mul_(m)
+            r = s0.sum(1) / (m > 0).sum(1).clamp_(min=1)
+            return _Batch(s0, m, None, float(m.sum()), r)
         sub_v = self.values[idx]
         rows = np.repeat(np.arange(len(idx), dtype=np.int64), np.diff(sub_v.indptr))
         flat = torch.from_numpy(rows * n + sub_v.indices.astype(np.int64)).to(device)
         spins = torch.from_numpy(sub_v.data.astype(np.float32)).to(device).mul_(2.0).sub_(1.0)
         w = None if self.mask is self.values else np.asarray(self.mask[idx].data, np.float32)
         wt = None if w is None or np.all(w == 1.0) else torch.from_numpy(np.ascontiguousarray(w)).to(device)
+        counts = np.diff(sub_v.indptr)
+        r_np = np.bincount(rows, weights=2.0 * sub_v.data - 1.0, minlength=len(idx)) / np.maximum(counts, 1)
+        r = torch.from_numpy(r_np.astype(np.float32)).to(device)
         if wt is not None:
             spins.mul_(wt)
         # scatter the spins straight into one dense buffer: no dense copy of v itself
         s0 = self._buffer("s0", (len(idx), n), device).fill_(-self.implicit_weight)
         s0.view(-1)[flat] = spins
         if not self.implicit_weight and wt is None:
-            return _Batch(s0, None, flat, float(len(flat)))
+            return _Batch(s0, None, flat, float(len(flat)), r)
         m = self._buffer("m", (len(idx), n), device).fill_(self.implicit_weight)
         m.view(-1)[flat] = wt if wt is not None else 1.0
-        return _Batch(s0, m, None, float(m.sum()))
+        return _Batch(s0, m, None, float(m.sum()), r)
 
     def visible_means(self) -> np.ndarray:
         """Mean label of each feature over its observed entries (0.5 where none is observed)."""
@@ -166,10 +172,10 @@ class _Scorer:
         if not getattr(self, "_fitted", False):
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit first.")
 
-    def _up(self, v: torch.Tensor) -> torch.Tensor:
+    def _up(self, s: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def _down(self, h: torch.Tensor) -> torch.Tensor:
+    def _down(self, h: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     def _device(self) -> str:
@@ -188,7 +194,8 @@ class _Scorer:
         with torch.no_grad():
             for start in range(0, src.n_rows, bs):
                 idx = np.arange(start, min(start + bs, src.n_rows))
-                yield idx, self._down(self._up(src.batch(idx, dev).s0))
+                bt = src.batch(idx, dev)
+                yield idx, self._down(self._up(bt.s0, bt.r), bt.r)
 
     def transform(self, X: Any, mask: Any = None) -> np.ndarray:
         """Hidden (top-layer) probabilities of each row, shape (n_rows, n_hidden)."""
@@ -201,7 +208,8 @@ class _Scorer:
         with torch.no_grad():
             for start in range(0, src.n_rows, self.batch_size):
                 idx = np.arange(start, min(start + self.batch_size, src.n_rows))
-                out.append(self._up(src.batch(idx, dev).s0).cpu().numpy())
+                bt = src.batch(idx, dev)
+                out.append(self._up(bt.s0, bt.r).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
     def predict_proba(self, X: Any, mask: Any = None) -> np.ndarray:
@@ -224,19 +232,23 @@ class _Scorer:
         src = _Source(X, mask, getattr(self, "implicit_weight", 0.0))
         dev = self._device()
         need = np.unique(rows)
-        W, b = self._visible_layer()
+        W, b, e = self._visible_layer()
         with torch.no_grad():
             for start in range(0, len(need), self.batch_size):
                 idx = need[start : start + self.batch_size]
-                h = self._top_down_to_last_hidden(self._up(src.batch(idx, dev).s0))
+                bt = src.batch(idx, dev)
+                h = self._top_down_to_last_hidden(self._up(bt.s0, bt.r))
                 sel = np.flatnonzero(np.isin(rows, idx))
                 local = torch.from_numpy(np.searchsorted(idx, rows[sel])).to(dev)
                 c = torch.from_numpy(cols[sel]).to(dev)
                 logits = (h[local] * W[:, c].t()).sum(1) + b[c]
+                if bt.r is not None:
+                    logits += bt.r[local] * e[c]
                 out[sel] = torch.sigmoid(2.0 * logits).cpu().numpy()
         return out
 
-    def _visible_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _visible_layer(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(W, b, e) of the layer next to the visible units: logits = W'h + b + r e."""
         raise NotImplementedError
 
     def _top_down_to_last_hidden(self, h: torch.Tensor) -> torch.Tensor:
@@ -254,7 +266,7 @@ class _Scorer:
             for start in range(0, src.n_rows, self.batch_size):
                 idx = np.arange(start, min(start + self.batch_size, src.n_rows))
                 bt = src.batch(idx, dev)
-                sp_ = self._down(self._up(bt.s0)).mul_(2.0).sub_(1.0)
+                sp_ = self._down(self._up(bt.s0, bt.r), bt.r).mul_(2.0).sub_(1.0)
                 if bt.m is not None:
                     sp_.mul_(bt.m)
                 elif bt.flat is not None:
@@ -293,6 +305,7 @@ class RBM(_Scorer):
         random_state: int | None = None,
         device: str = "auto",
         implicit_weight: float = 0.0,
+        user_rate: bool = True,
     ) -> None:
         self.n_components = n_components
         self.learning_rate = learning_rate
@@ -305,6 +318,7 @@ class RBM(_Scorer):
         self.random_state = random_state
         self.device = device
         self.implicit_weight = implicit_weight
+        self.user_rate = user_rate
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments (JSON-ready)."""
@@ -320,6 +334,7 @@ class RBM(_Scorer):
             "random_state": self.random_state,
             "device": self.device,
             "implicit_weight": self.implicit_weight,
+            "user_rate": self.user_rate,
         }
 
     # --- training -----------------------------------------------------------------------------
@@ -338,21 +353,23 @@ class RBM(_Scorer):
         p = np.clip(src.visible_means(), 1e-3, 1 - 1e-3)
         # visible biases at half the item log-odds (spin units): untrained, the RBM predicts the item mean
         b = (0.5 * np.log(p / (1 - p))).astype(np.float32)
-        self._set_params(torch.from_numpy(np.vstack([w, b[None, :]])), torch.zeros(self.n_components))
+        P = np.vstack([w, b[None, :], np.zeros((1, src.n_features), np.float32)])
+        self._set_params(torch.from_numpy(P), torch.zeros(2, self.n_components))
         self.n_features_in_ = src.n_features
         self.n_iter_ = 0
         self._fitted = True
 
-    def _set_params(self, P: torch.Tensor, c: torch.Tensor) -> None:
-        """Weights W and visible biases b live as rows of one (n_components + 1, n_features) matrix P."""
+    def _set_params(self, P: torch.Tensor, Q: torch.Tensor) -> None:
+        """W, the visible biases b and the visible context weights e are the rows of one (n_components + 2,
+        n_features) matrix P; the hidden biases c and context weights d the rows of Q (2, n_components)."""
         import torch
 
         self._P = P.to(self.device_).contiguous()
-        self._W = self._P[:-1]
-        self._b = self._P[-1]
-        self._c = c.to(self.device_).contiguous()
+        self._W, self._b, self._e = self._P[:-2], self._P[-2], self._P[-1]
+        self._Q = Q.to(self.device_).contiguous()
+        self._c, self._d = self._Q[0], self._Q[1]
         self._vP = torch.zeros_like(self._P)
-        self._vc = torch.zeros_like(self._c)
+        self._vQ = torch.zeros_like(self._Q)
         self._bufs: dict[Any, torch.Tensor] = {}
 
     def _k_for(self, epoch: int) -> int:
@@ -363,21 +380,27 @@ class RBM(_Scorer):
     def _cd_step(self, bt: _Batch, k: int) -> tuple[float, float]:
         """One masked CD-k update on a batch of spins; returns (sum of |v - p| on observed entries, weight).
 
-        Visible units are spins s = 2v - 1 (E[s | h] = tanh(W'h + b)), so a skip pushes the hidden units the
-        other way from a listen while an unseen entry (s = 0) does not push at all. W and the visible bias
-        are rows of one matrix P, so one matmul with a column of ones appended to h yields both gradients."""
+        Visible units are spins s = 2v - 1 (E[s | h] = tanh(W'h + b + r e)), so a skip pushes the hidden units
+        the other way from a listen while an unseen entry (s = 0) does not push at all. r, the user's mean
+        observed spin, is a conditioning input (a conditional RBM): a user's overall listen tendency reaches
+        every hidden unit (d) and visible unit (e) directly. W, b and e are rows of one matrix P, so one
+        matmul with [h, 1, r] yields all three gradients."""
         import torch
 
-        W, b, c = self._W, self._b, self._c
+        W, b = self._W, self._b
         s0 = bt.s0
         n = s0.shape[0]
-        h0 = torch.sigmoid(torch.addmm(c, s0, W.t()))
+        r = bt.r if self.user_rate else None
+        h0 = self._up(s0, r)
         h = torch.bernoulli(h0, generator=self._gen)
         hk = h0
         sk = s0
         recon = self._buf("recon", s0.shape)
         for step in range(k):
-            torch.addmm(b, h, W, out=recon).tanh_()
+            torch.addmm(b, h, W, out=recon)
+            if r is not None:
+                recon.addr_(r, self._e)
+            recon.tanh_()
             if bt.flat is not None:  # unseen units are not part of this user's RBM
                 sk = self._buf("sk", s0.shape).zero_()
                 sk.view(-1)[bt.flat] = recon.view(-1)[bt.flat]
@@ -385,17 +408,19 @@ class RBM(_Scorer):
                 sk = recon.mul_(bt.m)
             else:
                 sk = recon
-            hk = torch.sigmoid(torch.addmm(c, sk, W.t()))
+            hk = self._up(sk, r)
             if step < k - 1:
                 h = torch.bernoulli(hk, generator=self._gen)
         lr = self.learning_rate / n
         ones = torch.ones(n, 1, dtype=s0.dtype, device=s0.device)
-        self._vP.addmm_(torch.cat([h0, ones], 1).t(), s0, beta=self.momentum, alpha=lr)
-        self._vP.addmm_(torch.cat([hk, ones], 1).t(), sk, alpha=-lr)
-        self._vP[:-1].add_(W, alpha=-self.learning_rate * self.weight_decay)
-        self._vc.mul_(self.momentum).add_((h0 - hk).sum(0), alpha=lr)
+        rc = r[:, None] if r is not None else torch.zeros_like(ones)
+        self._vP.addmm_(torch.cat([h0, ones, rc], 1).t(), s0, beta=self.momentum, alpha=lr)
+        self._vP.addmm_(torch.cat([hk, ones, rc], 1).t(), sk, alpha=-lr)
+        self._vP[:-2].add_(W, alpha=-self.learning_rate * self.weight_decay)
+        dh = h0 - hk
+        self._vQ.mul_(self.momentum).add_(torch.cat([ones, rc], 1).t() @ dh, alpha=lr)
         self._P.add_(self._vP)
-        c.add_(self._vc)
+        self._Q.add_(self._vQ)
         if bt.flat is not None:
             err = float((s0.view(-1)[bt.flat] - sk.view(-1)[bt.flat]).abs_().sum()) / 2.0
         else:
@@ -498,20 +523,27 @@ class RBM(_Scorer):
         return self
 
     # --- scoring ------------------------------------------------------------------------------
-    def _up(self, s: torch.Tensor) -> torch.Tensor:
-        """P(h = 1 | spins s)."""
+    def _up(self, s: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
+        """P(h = 1 | spins s, context r)."""
         import torch
 
-        return torch.sigmoid(torch.addmm(self._c, s, self._W.t()))
+        pre = torch.addmm(self._c, s, self._W.t())
+        if r is not None and self.user_rate:
+            pre.addr_(r, self._d)
+        return pre.sigmoid_()
 
-    def _down(self, h: torch.Tensor) -> torch.Tensor:
-        """P(v = 1 | h) = sigmoid(2 (W'h + b))."""
+    def _down(self, h: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
+        """P(v = 1 | h, context r) = sigmoid(2 (W'h + b + r e))."""
         import torch
 
-        return torch.sigmoid(torch.addmm(self._b, h, self._W).mul_(2.0))
+        z = torch.addmm(self._b, h, self._W)
+        if r is not None and self.user_rate:
+            z.addr_(r, self._e)
+        return z.mul_(2.0).sigmoid_()
 
-    def _visible_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._W, self._b
+    def _visible_layer(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        e = self._e if self.user_rate else self._e.new_zeros(self._e.shape)
+        return self._W, self._b, e
 
     # --- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -521,6 +553,8 @@ class RBM(_Scorer):
             "components": self._W.detach().cpu().clone(),
             "intercept_hidden": self._c.detach().cpu().clone(),
             "intercept_visible": self._b.detach().cpu().clone(),
+            "context_hidden": self._d.detach().cpu().clone(),
+            "context_visible": self._e.detach().cpu().clone(),
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> RBM:
@@ -531,7 +565,11 @@ class RBM(_Scorer):
         if W.ndim != 2 or c.shape != (W.shape[0],) or b.shape != (W.shape[1],):
             raise ValueError("inconsistent RBM weight shapes")
         self.device_ = resolve_device(self.device)
-        self._set_params(torch.cat([W, b[None, :]]).float(), c.float())
+        e = state.get("context_visible", torch.zeros_like(b))
+        d = state.get("context_hidden", torch.zeros_like(c))
+        if e.shape != b.shape or d.shape != c.shape:
+            raise ValueError("inconsistent RBM context weight shapes")
+        self._set_params(torch.cat([W, b[None, :], e[None, :]]).float(), torch.stack([c, d]).float())
         self.n_components = int(W.shape[0])
         self.n_features_in_ = int(W.shape[1])
         self.n_iter_ = getattr(self, "n_iter_", 0)
@@ -562,6 +600,7 @@ class DBN(_Scorer):
         random_state: int | None = None,
         device: str = "auto",
         implicit_weight: float = 0.0,
+        user_rate: bool = True,
     ) -> None:
         self.layers = layers
         self.learning_rate = learning_rate
@@ -574,6 +613,7 @@ class DBN(_Scorer):
         self.random_state = random_state
         self.device = device
         self.implicit_weight = implicit_weight
+        self.user_rate = user_rate
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments (JSON-ready)."""
@@ -589,6 +629,7 @@ class DBN(_Scorer):
             "random_state": self.random_state,
             "device": self.device,
             "implicit_weight": self.implicit_weight,
+            "user_rate": self.user_rate,
         }
 
     def _layer(self, i: int, n_hidden: int) -> RBM:
@@ -605,6 +646,7 @@ class DBN(_Scorer):
             random_state=seed,
             device=self.device,
             implicit_weight=self.implicit_weight if i == 0 else 0.0,
+            user_rate=self.user_rate and i == 0,  # the context conditions the visible layer only
         )
 
     def fit(
@@ -657,24 +699,24 @@ class DBN(_Scorer):
             if i + 1 < len(self.layers):
                 data, data_mask = rbm.transform(data, data_mask), None
 
-    def _up(self, s: torch.Tensor) -> torch.Tensor:
-        h = self.rbms_[0]._up(s)
+    def _up(self, s: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.rbms_[0]._up(s, r)
         for rbm in self.rbms_[1:]:
             h = rbm._up(h * 2.0 - 1.0)  # each layer sees the one below as spins
         return h
 
-    def _down(self, h: torch.Tensor) -> torch.Tensor:
-        for rbm in reversed(self.rbms_):
+    def _down(self, h: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
+        for rbm in reversed(self.rbms_[1:]):
             h = rbm._down(h)
-        return h
+        return self.rbms_[0]._down(h, r)
 
     def _top_down_to_last_hidden(self, h: torch.Tensor) -> torch.Tensor:
         for rbm in reversed(self.rbms_[1:]):
             h = rbm._down(h)
         return h
 
-    def _visible_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.rbms_[0]._W, self.rbms_[0]._b
+    def _visible_layer(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.rbms_[0]._visible_layer()
 
     @property
     def components_(self) -> np.ndarray:

@@ -95,6 +95,13 @@ def fit_exposure(
     return net
 
 
+def user_rates(matrix: InteractionMatrix) -> np.ndarray:
+    """Each user's mean observed spin (2 * label - 1): the context input of the conditional RBM."""
+    n = np.diff(matrix.labels.indptr)
+    s = np.bincount(matrix.entry_rows(), weights=2.0 * matrix.labels.data - 1.0, minlength=matrix.shape[0])
+    return (s / np.maximum(n, 1)).astype(np.float32)
+
+
 class CollaborativeModel:
     """A FlowModel over the user x media matrix: `rbm` (one RBM) or `dbn` (stacked RBMs)."""
 
@@ -105,6 +112,7 @@ class CollaborativeModel:
     item_ids_: np.ndarray
     item_counts_: np.ndarray
     user_hidden_: np.ndarray
+    user_rate_: np.ndarray
     user_fallback_ids_: np.ndarray
     user_fallback_rate_: np.ndarray
     media_fallback_ids_: np.ndarray
@@ -162,6 +170,7 @@ class CollaborativeModel:
         # Each user's hidden state under the training matrix, next to the visible layer: a row's score is
         # then one dot product, and a saved model needs no training data to predict.
         self.user_hidden_ = self._hidden_next_to_visible(matrix)
+        self.user_rate_ = user_rates(matrix)
         return self
 
     def _hidden_next_to_visible(self, matrix: InteractionMatrix) -> np.ndarray:
@@ -176,7 +185,8 @@ class CollaborativeModel:
             dev = net._device()
             for start in range(0, src.n_rows, net.batch_size):
                 idx = np.arange(start, min(start + net.batch_size, src.n_rows))
-                h = net._top_down_to_last_hidden(net._up(src.batch(idx, dev).s0))
+                bt = src.batch(idx, dev)
+                h = net._top_down_to_last_hidden(net._up(bt.s0, bt.r))
                 out.append(h.cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
@@ -219,14 +229,16 @@ class CollaborativeModel:
 
     def pair_scores(self, user_rows: np.ndarray, item_cols: np.ndarray) -> np.ndarray:
         """P(listened) of (user row, item column) pairs from the stored hidden states (no fallback)."""
-        W, b = self.visible_weights()
+        W, b, e = self.visible_weights()
         logits = np.einsum("nh,hn->n", self.user_hidden_[user_rows], W[:, item_cols]) + b[item_cols]
+        if hasattr(self, "user_rate_"):
+            logits += self.user_rate_[user_rows] * e[item_cols]
         return 1.0 / (1.0 + np.exp(-2.0 * logits.astype(np.float64)))  # spin visible units
 
-    def visible_weights(self) -> tuple[np.ndarray, np.ndarray]:
-        """(components of the layer next to the visible units, visible biases) as numpy arrays."""
-        W, b = self.net_._visible_layer()
-        return W.detach().cpu().numpy(), b.detach().cpu().numpy()
+    def visible_weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(components of the layer next to the visible units, visible biases, visible context weights)."""
+        W, b, e = self.net_._visible_layer()
+        return W.detach().cpu().numpy(), b.detach().cpu().numpy(), e.detach().cpu().numpy()
 
     def feature_importances(self) -> pd.Series | None:
         return None
@@ -243,6 +255,7 @@ class CollaborativeModel:
             "item_ids": self.item_ids_,
             "item_counts": self.item_counts_,
             "user_hidden": self.user_hidden_,
+            "user_rate": self.user_rate_,
             "user_fallback_ids": self.user_fallback_ids_,
             "user_fallback_rate": self.user_fallback_rate_,
             "media_fallback_ids": self.media_fallback_ids_,
@@ -276,7 +289,7 @@ class CollaborativeModel:
     def _restore(self, net: Any, arrays: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> None:
         from flowtui.core.rbm import RBMFileError
 
-        missing = [k for k in ("user_ids", "item_ids", "user_hidden") if k not in arrays]
+        missing = [k for k in ("user_ids", "item_ids", "user_hidden", "user_rate") if k not in arrays]
         if missing:
             raise RBMFileError(folder / NET_FILE, "model file lacks arrays", expected=", ".join(missing))
         self.net_ = net

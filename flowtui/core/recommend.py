@@ -58,7 +58,7 @@ class Recommender:
         self._pref = _NumpyNet(self.net)
         self._expo = _NumpyNet(self.expo) if self.expo is not None else None
         self.played = self.matrix.as_played(self._expo.implicit if self._expo else 0.0)
-        W, _b = self.net._visible_layer()
+        W = self.net._visible_layer()[0]
         self._W = W.detach()
         wn = W.detach().cpu().numpy()
         self._Wn = (
@@ -369,6 +369,10 @@ class _NumpyNet:
             for r in layers
         ]
         self.WT = np.ascontiguousarray(self.layers[0][0].T)  # items x hidden: both passes read its rows
+        first = layers[0]
+        self.context = bool(getattr(first, "user_rate", False))
+        self.d = first._d.detach().cpu().numpy()
+        self.e = first._visible_layer()[2].detach().cpu().numpy()
         self.implicit = float(getattr(net, "implicit_weight", 0.0) or 0.0)
         self.W1_sum = self.layers[0][0].sum(axis=1)
 
@@ -380,6 +384,8 @@ class _NumpyNet:
         h_in = (spins + w) @ self.WT[cols] + c1
         if w:  # unseen entries are weak negatives (spin -w): all unseen, the observed corrected above
             h_in -= w * self.W1_sum
+        r = float(spins.mean()) if self.context and len(spins) else 0.0  # the user's listen tendency
+        h_in += r * self.d
         h = _sigmoid(h_in)
         for W, c, _ in self.layers[1:]:
             h = _sigmoid(W @ (2.0 * h - 1.0) + c)
@@ -387,6 +393,8 @@ class _NumpyNet:
             h = _sigmoid(2.0 * (W.T @ h + b))
         z = self.WT @ h
         z += b1
+        if r:
+            z += r * self.e
         return z
 
 

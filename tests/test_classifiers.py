@@ -162,6 +162,11 @@ def test_predict_before_fit_and_unknown_parameter(matrices) -> None:  # type: ig
         registry.get_spec("logreg").build().predict_proba(X, rows)
     with pytest.raises(ValueError, match="unknown parameter"):
         registry.get_spec("lightgbm").build({"depth": 3})
+    failed = registry.get_spec("logreg").build()
+    with pytest.raises(ValueError, match="single class"):
+        failed.fit(X, np.ones(len(X), dtype=np.int8), rows)
+    with pytest.raises(NotFittedError):
+        failed.predict_proba(X, rows)
 
 
 def test_untrusted_skops_types_are_refused(matrices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

@@ -66,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     folds = split.holdout(frame, rounds=1)
     fold = folds[0]
     t = stage("holdout", t)
-    X, y, rows = features.training_matrix(fold.history)
-    Xt, rows_t = features.target_matrix(fold.history, fold.targets)
+    X, y, rows, Xt, rows_t = features.fold_matrices(fold.history, fold.targets)
     yt = rows_t[LABEL].to_numpy()
     t = stage("features", t)
     params = {"num_threads": args.threads} if args.model == "lightgbm" else {}

@@ -173,8 +173,9 @@ def _run(
     for fold in folds:
         ev.check_cancel(cancel)
         ev.emit(on_event, ev.Progress("evaluate", step, n_steps, f"features, round {fold.round + 1}"))
-        X, y, rows = features.training_matrix(fold.history, smoothing=smoothing, flow_only=flow_only)
-        Xt, rows_t = features.target_matrix(fold.history, fold.targets, smoothing=smoothing)
+        X, y, rows, Xt, rows_t = features.fold_matrices(
+            fold.history, fold.targets, smoothing=smoothing, flow_only=flow_only
+        )
         yt = rows_t[LABEL].to_numpy().astype(np.int8)
         ys.append(yt)
         step += 1

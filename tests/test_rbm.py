@@ -265,3 +265,20 @@ def test_interaction_matrix_input() -> None:
     assert net.components_.shape == (8, m.shape[1])
     assert 0.0 < net.reconstruction_error(m) < 1.0
     assert net.score(m) == pytest.approx(-net.reconstruction_error(m))
+
+
+def test_a_users_listen_tendency_conditions_the_predictions() -> None:
+    lab, train, _ = planted(n_users=120, n_items=30)
+    mask = train.astype(np.float32)
+    gaps = {}
+    for user_rate in (True, False):
+        net = small_rbm(n_iter=15, user_rate=user_rate).fit(lab * train, mask)
+        listener = net.predict_proba(np.ones_like(lab), mask)  # same items heard, all listened
+        skipper = net.predict_proba(np.zeros_like(lab), mask)  # ... all skipped
+        gaps[user_rate] = listener.mean() - skipper.mean()
+        state = net.state_dict()
+        assert {"context_hidden", "context_visible"} <= set(state)
+        assert bool(state["context_visible"].abs().sum() > 0) is user_rate
+    # the conditioning input carries the overall tendency straight to every item
+    assert gaps[True] > 0.1
+    assert gaps[True] > gaps[False] + 0.05

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -30,9 +31,9 @@ EXIT_BAD_INPUT = 2
 
 def fail(message: str, details: list[str] | None = None) -> NoReturn:
     """Print an error (no traceback) and exit with status 2."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     for line in details or []:
-        err_console.print(f"  {line}", highlight=False, soft_wrap=True)
+        err_console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from flowtui.cli import app
-from flowtui.cli.common import console, fail, fail_data, print_json, progress_events
+from flowtui.cli.common import console, err_console, fail, fail_data, print_json, progress_events
 from flowtui.core import events as ev
 from flowtui.core import io, paths, registry
 from flowtui.core.schema import DataError
@@ -255,6 +256,7 @@ def predict_cmd(
     with progress_events(as_json) as on_event:
         train = _load(data, "train", on_event)
         test_frame = _load(test, "test", on_event)
+        cold = io.check_test_users(io.Dataset(train, "train"), io.Dataset(test_frame, "test"))
         try:
             sub = predict(trained, train, test_frame, on_event=on_event)
             io.write_csv(sub, out)
@@ -268,9 +270,15 @@ def predict_cmd(
         "rows": len(sub),
         "mean": float(sub["is_listened"].mean()) if len(sub) else None,
     }
+    if cold:
+        summary["test_users_without_history"] = cold[0].count
     if as_json:
         print_json(summary)
     else:
+        for w in cold:
+            err_console.print(
+                f"[yellow]warning:[/] {escape(w.one_line())} (population fallbacks used)", highlight=False
+            )
         console.print(
             f"wrote {len(sub):,} predictions of {trained.name} to {out} (mean {_fmt(summary['mean'], 3)})",
             highlight=False,

@@ -18,7 +18,10 @@ def frame() -> pd.DataFrame:
 
 @pytest.fixture(scope="module", params=["rbm", "dbn"])
 def rec(request: pytest.FixtureRequest, frame: pd.DataFrame) -> Recommender:
-    model = registry.get_spec(request.param).build({"batch_size": 16, "n_iter": 15, "device": "cpu"}, "quick")
+    size = {"n_components": 64} if request.param == "rbm" else {"layers": [64, 16]}
+    model = registry.get_spec(request.param).build(
+        {"batch_size": 16, "n_iter": 15, "device": "cpu", **size}, "quick"
+    )
     model.fit(None, frame["is_listened"].to_numpy(), frame)
     return Recommender(model, frame)
 

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     import torch
 
 FORMAT_VERSION = 1
+#: Pseudo-entries at the overall rate added to each item's mean when initialising the visible biases.
+BIAS_PRIOR = 5.0
 
 
 class RBMFileError(DataError):
@@ -146,7 +148,7 @@ class _Source:
         return _Batch(s0, m, None, float(m.sum()), r)
 
     def visible_means(self) -> np.ndarray:
-        """Mean label of each feature over its observed entries (0.5 where none is observed)."""
+        """Smoothed mean label of each feature over its observed entries (the visible biases' start)."""
         if self.sparse:
             w = self.mask.data
             n = np.bincount(self.values.indices, weights=w, minlength=self.n_features)
@@ -159,7 +161,9 @@ class _Source:
             m = np.ones_like(self.dense) if self.dense_mask is None else self.dense_mask
             n = m.sum(0).astype(np.float64)
             s = (self.dense * m).sum(0).astype(np.float64)
-        return np.where(n > 0, (s + 0.5) / (n + 1.0), 0.5)
+        # shrunk towards the overall rate by BIAS_PRIOR pseudo-entries: most items have only a few entries
+        overall = float(s.sum() / n.sum()) if n.sum() > 0 else 0.5
+        return (s + BIAS_PRIOR * overall) / (n + BIAS_PRIOR)
 
 
 class _Scorer:

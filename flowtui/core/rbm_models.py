@@ -34,10 +34,10 @@ FALLBACK_SMOOTHING = 10.0
 SCORE_FEATURE = "rbm_score"
 
 RBM_DEFAULTS: dict[str, Any] = {
-    "n_components": 128,
+    "n_components": 64,
     "learning_rate": 0.3,
     "batch_size": 256,
-    "n_iter": 20,
+    "n_iter": 5,
     "k": 1,
     "k_schedule": None,
     "momentum": 0.5,
@@ -49,12 +49,12 @@ RBM_DEFAULTS: dict[str, Any] = {
     "label": "latest",
     "exposure_weight": 0.05,
 }
-RBM_QUICK: dict[str, Any] = {"n_components": 64, "n_iter": 8, "max_items": 20_000}
+RBM_QUICK: dict[str, Any] = {"n_components": 32, "n_iter": 3, "max_items": 20_000}
 DBN_DEFAULTS: dict[str, Any] = {
     **{k: v for k, v in RBM_DEFAULTS.items() if k != "n_components"},
     "layers": [128, 32],
 }
-DBN_QUICK: dict[str, Any] = {"layers": [64, 16], "n_iter": 8, "max_items": 20_000}
+DBN_QUICK: dict[str, Any] = {"layers": [32, 8], "n_iter": 3, "max_items": 20_000}
 _MATRIX_KEYS = ("max_items", "min_count", "label", "exposure_weight")
 EXPOSURE_FILE = "exposure.pt"
 
@@ -407,7 +407,7 @@ register(
         description="LightGBM with the out-of-fold RBM score as an extra feature",
         factory=HybridModel,
         loader=HybridModel.load,
-        defaults={"random_state": 0, **LightGBMModel.defaults, "rbm_folds": 3, "rbm_n_iter": 10},
+        defaults={"random_state": 0, **LightGBMModel.defaults, "rbm_folds": 3},
         quick={
             "n_estimators": 100,
             "learning_rate": 0.1,

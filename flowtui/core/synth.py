@@ -116,8 +116,8 @@ class Knobs:
     family_rates: tuple[float, float, float] = (0.641, 0.871, 0.808)
     user_sd: float = 0.45  # b_u
     flow_user_sd: float = 0.3  # f_u
-    artist_sd: float = 1.0
-    album_sd: float = 0.3
+    artist_sd: float = 0.75
+    album_sd: float = 0.25
     track_sd: float = 0.25
     beta_taste: float = 0.8  # weight of theta_u . phi_i in the listen logit
     beta_choice: float = 2.5  # weight of theta_u . phi_a when a user picks an artist
@@ -127,6 +127,8 @@ class Knobs:
     track_pop_sd: float = 1.0
     repeat_prob: float = 0.2
     repeat_effect: float = 0.8
+    context_scale: float = 0.4  # share of the real per-context rate gaps kept as a context effect
+    hour_scale: float = 0.7  # same for the hourly rate offsets
     first_in_session: float = -0.5
     second_in_session: float = -0.2
     device_loyalty: float = 0.9
@@ -479,8 +481,9 @@ def _gen_users(
         _CTX_OTHER[rng.choice(len(_CTX_OTHER), n_sess, p=_CTX_OTHER_P)],
     )
     ctx_rate = np.zeros(64)
-    ctx_rate[_CTX_OTHER] = _logit(_CTX_OTHER_RATE) - _logit(k.other_rate)
-    ctx_rate[_CTX_FLOW] = _logit(_CTX_FLOW_RATE) - _logit(k.flow_rate)
+    ctx_rate[_CTX_OTHER] = k.context_scale * (_logit(_CTX_OTHER_RATE) - _logit(k.other_rate))
+    ctx_rate[_CTX_FLOW] = k.context_scale * (_logit(_CTX_FLOW_RATE) - _logit(k.flow_rate))
+    hour_rate = k.hour_scale * (_logit(_HOUR_RATE) - _logit(0.684))
     loyal = rng.random(n_sess) < k.device_loyalty
     fam_any = rng.choice(3, n_sess, p=_FAMILY_P)
     name_any = np.where(fam_any == 1, 2, (rng.random(n_sess) < _NAME1_GIVEN_FAMILY[fam_any]).astype(np.int64))
@@ -528,7 +531,7 @@ def _gen_users(
         + flow * w.f_user[row_user]
         + ctx_rate[ctx[sess]]
         + 0.3 * (sess_name[sess] == 1)
-        + (_logit(_HOUR_RATE) - _logit(0.684))[hour]
+        + hour_rate[hour]
         + 0.1 * weekend
         + c_pos
         + k.repeat_effect * cand
@@ -565,7 +568,7 @@ def _gen_users(
         + w.f_user[users]
         + ctx_rate[t_ctx]
         + 0.3 * (w.name[users] == 1)
-        + (_logit(_HOUR_RATE) - _logit(0.684))[t_hour]
+        + hour_rate[t_hour]
         + 0.1 * t_weekend
         + k.first_in_session
     )

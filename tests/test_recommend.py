@@ -20,7 +20,7 @@ def frame() -> pd.DataFrame:
 def rec(request: pytest.FixtureRequest, frame: pd.DataFrame) -> Recommender:
     size = {"n_components": 64} if request.param == "rbm" else {"layers": [64, 16]}
     model = registry.get_spec(request.param).build(
-        {"batch_size": 16, "n_iter": 15, "device": "cpu", **size}, "quick"
+        {"batch_size": 16, "n_iter": 15, "exposure_n_iter": 15, "device": "cpu", **size}, "quick"
     )
     model.fit(None, frame["is_listened"].to_numpy(), frame)
     return Recommender(model, frame)
@@ -77,10 +77,11 @@ def test_cold_start_follows_the_liked_artist(rec: Recommender, frame: pd.DataFra
         genre = int(frame.loc[frame["artist_id"] == artist, "genre_id"].iloc[0])
         top = rec.for_new_user(liked_artists=[artist], n=6)
         assert len(top) == 6
-        assert (top["genre_id"] == genre).all()  # the liked artist's taste group
-        assert top["reason"].str.contains(f"artist {artist}").all()
+        same = top["genre_id"] == genre  # the liked artist's taste group (a random pick: 1 in 3)
+        assert same.iloc[0] and same.mean() >= 2 / 3
+        assert top["reason"][same].str.contains(f"artist {artist}").all()
     by_genre = rec.for_new_user(liked_genres=[3], n=6)
-    assert (by_genre["genre_id"] == 3).all()
+    assert by_genre["genre_id"].iloc[0] == 3 and (by_genre["genre_id"] == 3).mean() >= 2 / 3
     with pytest.raises(ValueError, match="artist 999999"):
         rec.for_new_user(liked_artists=[999_999])
 

@@ -48,14 +48,31 @@ RBM_DEFAULTS: dict[str, Any] = {
     "min_count": 1,
     "label": "latest",
     "exposure_weight": 0.05,
+    # the exposure network learns what users play at all: a denser target that wants a bigger, longer-trained
+    # network than the listen network (whose held-out AUC suffers from long training)
+    "exposure_n_components": 128,
+    "exposure_n_iter": 20,
 }
-RBM_QUICK: dict[str, Any] = {"n_components": 32, "n_iter": 3, "max_items": 20_000}
+RBM_QUICK: dict[str, Any] = {
+    "n_components": 32,
+    "n_iter": 3,
+    "max_items": 20_000,
+    "exposure_n_components": 32,
+    "exposure_n_iter": 5,
+}
 DBN_DEFAULTS: dict[str, Any] = {
     **{k: v for k, v in RBM_DEFAULTS.items() if k != "n_components"},
     "layers": [128, 32],
 }
-DBN_QUICK: dict[str, Any] = {"layers": [32, 8], "n_iter": 3, "max_items": 20_000}
-_MATRIX_KEYS = ("max_items", "min_count", "label", "exposure_weight")
+DBN_QUICK: dict[str, Any] = {"layers": [32, 8], "n_iter": 3, "max_items": 20_000, "exposure_n_iter": 5}
+_MATRIX_KEYS = (
+    "max_items",
+    "min_count",
+    "label",
+    "exposure_weight",
+    "exposure_n_components",
+    "exposure_n_iter",
+)
 EXPOSURE_FILE = "exposure.pt"
 
 
@@ -85,7 +102,10 @@ def fit_exposure(
     The listen network is masked and models P(listened | played); a top-N list of unheard items needs both
     (`recommend` and `rec_eval` rank by their product, the expected listens)."""
     w = float(params.get("exposure_weight") or 0.0)
-    net = build_network(kind, {**params, "implicit_weight": w})
+    sized = {"implicit_weight": w, "n_iter": params.get("exposure_n_iter") or params.get("n_iter", 20)}
+    if kind == "rbm":
+        sized["n_components"] = params.get("exposure_n_components") or params.get("n_components", 128)
+    net = build_network(kind, {**params, **sized})
 
     def relabel(e: ev.Event) -> None:
         if on_event is not None:

@@ -67,12 +67,21 @@ def main() -> None:
 
     frame = synthetic_log(args.users, args.items, args.per_user)
     spec = registry.get_spec("rbm")
-    model = spec.build({"n_components": args.hidden, "n_iter": 1, "batch_size": 512, "max_items": args.items})
+    model = spec.build(
+        {
+            "n_components": args.hidden,
+            "n_iter": 1,
+            "exposure_n_components": args.hidden,
+            "exposure_n_iter": 1,
+            "batch_size": 512,
+            "max_items": args.items,
+        }
+    )
     t0 = time.perf_counter()
     model.fit(None, frame["is_listened"].to_numpy(), frame)
     print(
         f"log: {len(frame):,} rows, {args.users:,} users, {frame['media_id'].nunique():,} tracks; "
-        f"RBM {args.hidden} hidden, one epoch in {time.perf_counter() - t0:.1f}s"
+        f"listen and exposure RBMs of {args.hidden} hidden units, one epoch each in {time.perf_counter() - t0:.1f}s"
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "rbm"

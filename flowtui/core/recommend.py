@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from flowtui.core.interactions import InteractionMatrix, _lookup
 
@@ -399,7 +400,7 @@ class _NumpyNet:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+    return expit(x).astype(np.float32, copy=False)
 
 
 def _cap_per_group(ranked: np.ndarray, group: np.ndarray, cap: int) -> np.ndarray:

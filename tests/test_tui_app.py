@@ -8,6 +8,7 @@ import pytest
 from textual.clock import MockClock
 from textual.widgets import DataTable, Input, SelectionList, Static
 
+from flowtui.core.registry import get_spec
 from flowtui.tui.app import FlowApp, make_app
 from flowtui.tui.messages import DataLoaded, LeaderboardReady, TrainingFinished
 from flowtui.tui.screens.data import DataScreen
@@ -271,14 +272,16 @@ async def test_model_form_edits_parameters(tiny: tuple[Path, Path], tmp_path: Pa
         listing.highlighted = listing.get_option_index("rbm")
         await pilot.pause()
         field = app.screen.query_one("#param-n_iter", Input)
-        assert field.value == "8"  # the quick preset's value
-        field.value = "3"
+        quick = get_spec("rbm").params(preset="quick")["n_iter"]
+        assert field.value == str(quick)  # the form shows the quick preset's value
+        edited = quick + 2
+        field.value = str(edited)
         field.focus()
         await pilot.press("enter")
-        assert app.state.params["rbm"] == {"n_iter": 3}
+        assert app.state.params["rbm"] == {"n_iter": edited}
         field.value = "three"
         await pilot.press("enter")
-        assert field.has_class("-invalid") and app.state.params["rbm"] == {"n_iter": 3}
+        assert field.has_class("-invalid") and app.state.params["rbm"] == {"n_iter": edited}
         await pilot.press("escape", "p")
         assert app.state.preset == "full"
 

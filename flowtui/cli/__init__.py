@@ -26,19 +26,8 @@ def _root(ctx: typer.Context) -> None:
         open_app()
 
 
-def _register() -> None:
-    import importlib
-
-    # Each module adds its commands to `app`; a module that is not written yet is skipped.
-    for name in ("data", "synth_cmd", "models", "recs", "tui_cmd"):
-        try:
-            importlib.import_module(f"flowtui.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"flowtui.cli.{name}":
-                raise
-
-
-_register()
+# Each module adds its commands to `app` when imported.
+from flowtui.cli import data, models, recs, synth_cmd, tui_cmd  # noqa: E402, F401
 from flowtui.cli.common import data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")

@@ -89,11 +89,7 @@ def _load() -> None:
     if _loaded:
         return
     for mod in _MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+        importlib.import_module(mod)
     _loaded = True
 
 

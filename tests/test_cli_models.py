@@ -56,6 +56,20 @@ def test_evaluate_json_records(files: dict[str, Path]) -> None:
     assert all(tuple(rec) == RECORD_KEYS for rec in records)
 
 
+def test_evaluate_target_contexts_hold_out_fewer_rows(files: dict[str, Path]) -> None:
+    from flowtui.core.evaluate import evaluate
+
+    frame = pd.read_csv(files["train"])
+    context = int(frame.loc[frame["listen_type"] == 1, "context_type"].mode()[0])
+    everything = evaluate(frame, ["constant"])
+    one_context = evaluate(frame, ["constant"], target_contexts=[context])
+    assert 0 < one_context.n_targets < everything.n_targets
+    r = invoke(
+        "evaluate", "--data", files["train"], "-m", "logreg", "--preset", "quick", "--target-context", context
+    )
+    assert r.exit_code == 0, r.output
+
+
 def test_evaluate_table_and_set(files: dict[str, Path]) -> None:
     r = invoke(
         "evaluate", "--data", files["train"], "-m", "decision_tree", "--set", "decision_tree.max_depth=2"
@@ -71,6 +85,7 @@ def test_evaluate_table_and_set(files: dict[str, Path]) -> None:
         ["--model", "logreg", "--set", "logreg.bogus=1"],
         ["--model", "logreg", "--set", "nonsense"],
         ["--preset", "medium"],
+        ["--model", "logreg", "--target-context", "999"],
     ],
 )
 def test_evaluate_bad_options_exit_2(files: dict[str, Path], args: list[str]) -> None:

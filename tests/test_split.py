@@ -119,3 +119,23 @@ def test_targets_are_later_than_their_users_history_on_random_data() -> None:
         first = data.groupby("user_id")["ts_listen"].min()
         eligible = last.index[last > first.loc[last.index]]
         assert sorted(eligible) == sorted(t.index)
+
+
+def test_target_contexts_pick_the_last_flow_row_of_those_contexts() -> None:
+    df = table(
+        [
+            (1, 10, 0, 1),  # 0
+            (1, 20, 1, 0),  # 1  context 1
+            (1, 30, 1, 1),  # 2  context 1: the target when only contexts {1, 5} count
+            (1, 40, 1, 1),  # 3  context 7: the plain target; later than the chosen one, so out of history
+            (2, 5, 0, 1),  # 4
+            (2, 9, 1, 1),  # 5  context 7 only: user 2 has no target under {1, 5}
+        ]
+    )
+    df["context_type"] = [0, 1, 1, 7, 0, 7]
+    (plain,) = holdout(df)
+    assert media(plain.targets) == [3, 5]
+    (fold,) = holdout(df, contexts=[1, 5])
+    assert media(fold.targets) == [2]
+    assert media(fold.history) == [0, 1, 4, 5]
+    assert holdout(df, contexts=[99]) == []

@@ -35,6 +35,13 @@ TopKOpt = Annotated[
 ]
 SmoothingOpt = Annotated[float, typer.Option("--smoothing", min=0.0, help="Target-encoding smoothing.")]
 FlowOnlyOpt = Annotated[bool, typer.Option("--flow-only", help="Train on Flow rows only.")]
+TargetContextOpt = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--target-context",
+        help="Hold out only Flow rows of this context_type (repeat; the real test has 1, 5, 20, 23).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
 
 
@@ -107,6 +114,7 @@ def evaluate_cmd(
     top_k: TopKOpt = None,
     smoothing: SmoothingOpt = 10.0,
     flow_only: FlowOnlyOpt = False,
+    target_context: TargetContextOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Holdout leaderboard: each user's last Flow row held out, the baselines always shown."""
@@ -127,6 +135,7 @@ def evaluate_cmd(
                 smoothing=smoothing,
                 flow_only=flow_only,
                 top_k=top_k,
+                target_contexts=target_context or None,
                 on_event=on_event,
             )
         except DataError as err:
@@ -172,6 +181,7 @@ def train_cmd(
     top_k: TopKOpt = None,
     smoothing: SmoothingOpt = 10.0,
     flow_only: FlowOnlyOpt = False,
+    target_context: TargetContextOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train each model on all of TRAIN (after scoring it on the holdout) and save it to OUT/NAME."""
@@ -197,6 +207,7 @@ def train_cmd(
                     smoothing=smoothing,
                     flow_only=flow_only,
                     top_k=top_k,
+                    target_contexts=target_context or None,
                     on_event=on_event,
                 )
                 folder = save_model(trained, out / name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -153,11 +154,13 @@ def _run(
     catch_errors: bool,
     on_event: EventCallback | None,
     cancel: threading.Event | None,
+    target_contexts: Sequence[int] | None = None,
 ) -> Leaderboard:
-    folds = split.holdout(frame, rounds=rounds)
+    folds = split.holdout(frame, rounds=rounds, contexts=target_contexts)
     if not folds:
+        where = f" in contexts {sorted(target_contexts)}" if target_contexts else ""
         raise DataError(
-            None, "no user has a Flow row (listen_type 1) after earlier rows: nothing to hold out"
+            None, f"no user has a Flow row (listen_type 1){where} after earlier rows: nothing to hold out"
         )
     specs = {n: registry.get_spec(n) for n in names}
     n_steps = len(folds) * (len(names) + 1)
@@ -270,13 +273,15 @@ def evaluate(
     flow_only: bool = False,
     top_k: int | None = None,
     baselines: bool = True,
+    target_contexts: Sequence[int] | None = None,
     on_event: EventCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> Leaderboard:
     """The holdout leaderboard of `names` (default: every registered model), the baselines always included.
 
     A model that raises gets a failed row; `events.Cancelled` propagates. `params` maps a model name to its
-    parameter overrides; `top_k` keeps the k features a random forest ranks highest (baselines keep theirs).
+    parameter overrides; `top_k` keeps the k features a random forest ranks highest (baselines keep theirs);
+    `target_contexts` holds out only Flow rows of these contexts (e.g. the test's 1, 5, 20, 23).
     """
     chosen = list(dict.fromkeys(names if names else registry.model_names()))
     if baselines:
@@ -295,6 +300,7 @@ def evaluate(
         catch_errors=True,
         on_event=on_event,
         cancel=cancel,
+        target_contexts=target_contexts,
     )
 
 
@@ -309,6 +315,7 @@ def train_model(
     flow_only: bool = False,
     top_k: int | None = None,
     holdout: bool = True,
+    target_contexts: Sequence[int] | None = None,
     on_event: EventCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> TrainedModel:
@@ -330,6 +337,7 @@ def train_model(
                 catch_errors=False,
                 on_event=on_event,
                 cancel=cancel,
+                target_contexts=target_contexts,
             )
         except DataError as exc:
             ev.emit(on_event, ev.Log(f"no holdout scores: {exc.message}", level="warning"))

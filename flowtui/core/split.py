@@ -15,6 +15,7 @@ time, so keeping later rows of other users in the history does not leak.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,11 +31,19 @@ class Fold:
     round: int
 
 
-def holdout(frame: pd.DataFrame, *, rounds: int = 1, min_history: int = 1) -> list[Fold]:
+def holdout(
+    frame: pd.DataFrame,
+    *,
+    rounds: int = 1,
+    min_history: int = 1,
+    contexts: Collection[int] | None = None,
+) -> list[Fold]:
     """Per-user last-Flow-row holdout folds, round 0 first; rounds without any target are left out.
 
     Both `history` and `targets` keep `frame`'s index and original row order. An empty list means that no user
-    has a Flow row with at least `min_history` earlier rows.
+    has a Flow row with at least `min_history` earlier rows. With `contexts`, only Flow rows of those
+    `context_type`s can be targets (the real test holds contexts 1, 5, 20 and 23 only); the user's later rows,
+    whatever their context, still leave the history.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
@@ -44,6 +53,8 @@ def holdout(frame: pd.DataFrame, *, rounds: int = 1, min_history: int = 1) -> li
     user = frame["user_id"].to_numpy(np.int64)
     ts = frame["ts_listen"].to_numpy(np.int64)
     flow = frame["listen_type"].to_numpy() == 1
+    if contexts is not None:
+        flow &= np.isin(frame["context_type"].to_numpy(), np.asarray(list(contexts), dtype=np.int64))
     pos = np.arange(n, dtype=np.int64)
 
     # Sort by (user, ts, original position); then each (user, ts) tie group is contiguous.

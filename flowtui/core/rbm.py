@@ -13,6 +13,7 @@ Names follow scikit-learn's BernoulliRBM (`components_` is `n_components x n_fea
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import threading
 import time
@@ -172,6 +173,15 @@ class _Scorer:
     batch_size: int
     device: str
 
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments (JSON-ready: sequences become lists), read from `__init__`'s signature."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        params = {}
+        for name in names:
+            value = getattr(self, name)
+            params[name] = list(value) if isinstance(value, (tuple, list)) else value
+        return params
+
     def _check_fitted(self) -> None:
         if not getattr(self, "_fitted", False):
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit first.")
@@ -323,23 +333,6 @@ class RBM(_Scorer):
         self.device = device
         self.implicit_weight = implicit_weight
         self.user_rate = user_rate
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments (JSON-ready)."""
-        return {
-            "n_components": self.n_components,
-            "learning_rate": self.learning_rate,
-            "batch_size": self.batch_size,
-            "n_iter": self.n_iter,
-            "k": self.k,
-            "k_schedule": list(self.k_schedule) if self.k_schedule is not None else None,
-            "momentum": self.momentum,
-            "weight_decay": self.weight_decay,
-            "random_state": self.random_state,
-            "device": self.device,
-            "implicit_weight": self.implicit_weight,
-            "user_rate": self.user_rate,
-        }
 
     # --- training -----------------------------------------------------------------------------
     def _init(self, src: _Source) -> None:
@@ -618,23 +611,6 @@ class DBN(_Scorer):
         self.device = device
         self.implicit_weight = implicit_weight
         self.user_rate = user_rate
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments (JSON-ready)."""
-        return {
-            "layers": list(self.layers),
-            "learning_rate": self.learning_rate,
-            "batch_size": self.batch_size,
-            "n_iter": self.n_iter,
-            "k": self.k,
-            "k_schedule": list(self.k_schedule) if self.k_schedule is not None else None,
-            "momentum": self.momentum,
-            "weight_decay": self.weight_decay,
-            "random_state": self.random_state,
-            "device": self.device,
-            "implicit_weight": self.implicit_weight,
-            "user_rate": self.user_rate,
-        }
 
     def _layer(self, i: int, n_hidden: int) -> RBM:
         seed = None if self.random_state is None else int(self.random_state) + i

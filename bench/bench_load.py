@@ -43,7 +43,7 @@ def _child(what: str, path: str) -> None:
         seconds = time.perf_counter() - t0
         frame_mb = df.memory_usage(index=False).sum() / 2**20
     else:
-        from flowtui.core.io import load_dataset
+        from flowtui.core.data.io import load_dataset
 
         marks: list[tuple[str, float]] = []
         t0 = time.perf_counter()

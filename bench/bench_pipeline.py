@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import pyarrow.csv as pacsv
 
-    from flowtui.core import features, io, metrics, registry, split
-    from flowtui.core.schema import LABEL
+    from flowtui.core import metrics, registry
+    from flowtui.core.data import io
+    from flowtui.core.data.schema import LABEL
+    from flowtui.core.flow import features, split
 
     stages: list[tuple[str, float, float]] = []
 

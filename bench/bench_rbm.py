@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from flowtui.core.rbm import RBM
+from flowtui.core.recs.rbm import RBM
 
 
 def synthetic_matrix(n_users: int, n_items: int, per_user: int, seed: int = 0) -> sp.csr_matrix:

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from flowtui.core import registry
-from flowtui.core.recommend import Recommender
-from flowtui.core.store import TrainedModel, load_model, save_model
+from flowtui.core.flow.store import TrainedModel, load_model, save_model
+from flowtui.core.recs.recommend import Recommender
 
 
 def synthetic_log(n_users: int, n_items: int, per_user: int, seed: int = 0) -> pd.DataFrame:

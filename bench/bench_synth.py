@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.csv as pacsv
 
-from flowtui.core.synth import synthesize
+from flowtui.core.data.synth import synthesize
 
 
 def main(users: int = 3000) -> None:

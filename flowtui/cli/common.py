@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from flowtui.core import events as ev
-from flowtui.core.schema import DataError
+from flowtui.core.data.schema import DataError
 
 console = Console()
 err_console = Console(stderr=True)

@@ -10,18 +10,18 @@ from rich.markup import escape
 
 from flowtui.cli import common
 from flowtui.core import paths
+from flowtui.core.data.schema import DataError, DataWarning
 from flowtui.core.events import Cancelled
-from flowtui.core.schema import DataError, DataWarning
 
 if TYPE_CHECKING:
-    from flowtui.core.io import Dataset
+    from flowtui.core.data.io import Dataset
 
 _PATH_HELP = "A DSG17 train or test file (CSV, CSV.gz or parquet)."
 
 
 def _load(path: Path, *, no_cache: bool, quiet: bool) -> Dataset:
     """load_dataset with a progress bar; every refusal becomes a one-line error and exit status 2."""
-    from flowtui.core.io import load_dataset
+    from flowtui.core.data.io import load_dataset
 
     try:
         with common.progress_events(quiet=quiet) as on_event:
@@ -54,7 +54,7 @@ def validate(
     ),
 ) -> None:
     """Check a data file: exit 0 when it is accepted (warnings printed), 2 when it is refused."""
-    from flowtui.core.io import check_test_users
+    from flowtui.core.data.io import check_test_users
 
     ds = _load(path, no_cache=no_cache, quiet=False)
     warnings = list(ds.warnings)
@@ -83,7 +83,7 @@ def info(
     ),
 ) -> None:
     """Rows, users, items, artists, genres, listen and Flow rates, time span and warning counts."""
-    from flowtui.core.summary import summarize
+    from flowtui.core.data.summary import summarize
 
     path = path if path is not None else paths.sample_train()
     ds = _load(path, no_cache=no_cache, quiet=as_json)
@@ -144,9 +144,9 @@ def import_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary of the written file."),
 ) -> None:
     """Turn another service's log into a flowtui train file; missing DSG17 columns get documented defaults."""
-    from flowtui.core.importer import import_log
-    from flowtui.core.io import from_frame, write_csv
-    from flowtui.core.summary import summarize
+    from flowtui.core.data.importer import import_log
+    from flowtui.core.data.io import from_frame, write_csv
+    from flowtui.core.data.summary import summarize
 
     sep = "\t" if sep in ("\\t", "tab", "TAB") else sep
     try:

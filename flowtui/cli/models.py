@@ -15,8 +15,9 @@ from rich.table import Table
 from flowtui.cli import app
 from flowtui.cli.common import console, err_console, fail, fail_data, print_json, progress_events
 from flowtui.core import events as ev
-from flowtui.core import io, paths, registry
-from flowtui.core.schema import DataError
+from flowtui.core import paths, registry
+from flowtui.core.data import io
+from flowtui.core.data.schema import DataError
 
 PRESETS = ("quick", "full")
 
@@ -118,7 +119,7 @@ def evaluate_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Holdout leaderboard: each user's last Flow row held out, the baselines always shown."""
-    from flowtui.core.evaluate import evaluate
+    from flowtui.core.flow.evaluate import evaluate
 
     names = _check_models(model or [])
     _check_preset(preset)
@@ -185,8 +186,8 @@ def train_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train each model on all of TRAIN (after scoring it on the holdout) and save it to OUT/NAME."""
-    from flowtui.core.evaluate import train_model
-    from flowtui.core.store import save_model
+    from flowtui.core.flow.evaluate import train_model
+    from flowtui.core.flow.store import save_model
 
     if not model:
         fail("name at least one model with --model (known: " + ", ".join(registry.model_names()) + ")")
@@ -257,8 +258,8 @@ def predict_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a submission: one listen probability per test row, features from the whole train history."""
-    from flowtui.core.evaluate import predict
-    from flowtui.core.store import load_model
+    from flowtui.core.flow.evaluate import predict
+    from flowtui.core.flow.store import load_model
 
     try:
         trained = load_model(model)

@@ -14,8 +14,9 @@ from rich.table import Table
 from flowtui.cli import app
 from flowtui.cli.common import console, fail, fail_data, print_json, progress_events
 from flowtui.core import events as ev
-from flowtui.core import io, paths
-from flowtui.core.schema import DataError
+from flowtui.core import paths
+from flowtui.core.data import io
+from flowtui.core.data.schema import DataError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
 DataOpt = Annotated[
@@ -60,8 +61,8 @@ def recommend_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Top-N tracks for a user (--user), every user (--all) or a new user (--like-artist/--like-genre/--age/--gender)."""
-    from flowtui.core.recommend import Recommender
-    from flowtui.core.store import load_model
+    from flowtui.core.flow.store import load_model
+    from flowtui.core.recs.recommend import Recommender
 
     new_user = bool(like_artist or like_genre) or age is not None or gender is not None
     modes = [
@@ -166,8 +167,8 @@ def evaluate_recs_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Held-out MAE, AUC, precision/recall/NDCG@k of the RBM/DBN beside item popularity and item mean."""
-    from flowtui.core.rbm_models import DBN_DEFAULTS, RBM_DEFAULTS
-    from flowtui.core.rec_eval import MODELS, evaluate_recs
+    from flowtui.core.recs.evaluation import MODELS, evaluate_recs
+    from flowtui.core.recs.rbm_models import DBN_DEFAULTS, RBM_DEFAULTS
 
     names = list(dict.fromkeys(model or MODELS))
     bad = [m for m in names if m not in MODELS]

@@ -20,7 +20,7 @@ def synth(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON, no progress bar."),
 ) -> None:
     """Generate train.csv, test.csv and test_answers.csv (sample_id,is_listened,p_true) into OUT."""
-    from flowtui.core.synth import synthesize
+    from flowtui.core.data.synth import synthesize
 
     if out.exists() and not out.is_dir():
         common.fail(

@@ -74,7 +74,7 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_MODULES = ("flowtui.core.classifiers", "flowtui.core.rbm_models")
+_MODULES = ("flowtui.core.flow.classifiers", "flowtui.core.recs.rbm_models")
 _loaded = False
 
 

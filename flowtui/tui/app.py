@@ -16,7 +16,7 @@ from textual.clock import Clock
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from flowtui.core.schema import DataError
+from flowtui.core.data.schema import DataError
 from flowtui.tui.screens.data import DataScreen
 from flowtui.tui.screens.help import HelpScreen
 from flowtui.tui.screens.models import ModelsScreen

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from flowtui.core import events as ev
-from flowtui.core.schema import DataError
+from flowtui.core.data.schema import DataError
 from flowtui.tui.messages import DataFailed, DataLoaded, EngineEvent
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
@@ -114,7 +114,7 @@ class DataScreen(FlowScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="data")
     def _load(self, train_path: Path, test_path: Path | None, cancel: threading.Event) -> None:
-        from flowtui.core import io, summary
+        from flowtui.core.data import io, summary
 
         def on_event(e: ev.Event) -> None:
             self.post_message(EngineEvent(e))

@@ -174,7 +174,8 @@ class ResultsScreen(FlowScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="submission")
     def _write(self, folder: Path, train: Any, test: Any, out: Path) -> None:
-        from flowtui.core import evaluate, io, store
+        from flowtui.core.data import io
+        from flowtui.core.flow import evaluate, store
 
         trained = store.load_model(folder)
         sub = evaluate.predict(trained, train, test)

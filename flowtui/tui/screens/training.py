@@ -134,7 +134,7 @@ class TrainingScreen(FlowScreen):
         models_dir: Path,
         cancel: threading.Event,
     ) -> None:
-        from flowtui.core import evaluate, store
+        from flowtui.core.flow import evaluate, store
 
         phase = HOLDOUT
 

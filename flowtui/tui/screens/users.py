@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Select, Static
 
-from flowtui.core import users as queries
+from flowtui.core.data import users as queries
 from flowtui.tui.messages import RecModelsFound, UserReady
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
@@ -25,7 +25,8 @@ TOP_N = 10
 
 def scan_models(models_dir: Path) -> tuple[list[str], list[str]]:
     """Saved model folders in `models_dir`: (those that can recommend, all of them by holdout AUC, best first)."""
-    from flowtui.core import registry, store
+    from flowtui.core import registry
+    from flowtui.core.flow import store
 
     recommenders: list[str] = []
     scored: list[tuple[float, str]] = []
@@ -70,7 +71,8 @@ class RecommenderCache:
         self._rec: Any = None
 
     def get(self, folder: Path, frame: Any) -> Any:
-        from flowtui.core import recommend, store
+        from flowtui.core.flow import store
+        from flowtui.core.recs import recommend
 
         key = (str(folder), (folder / "meta.json").stat().st_mtime_ns, id(frame))
         with self._lock:

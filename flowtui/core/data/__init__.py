@@ -1,0 +1,1 @@
+"""Data sets: schema, reading and validation, cache, safe writes, import, synthesis, summaries."""

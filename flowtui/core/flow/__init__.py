@@ -1,0 +1,1 @@
+"""The Flow question: holdout split, leak-free features, classifiers, evaluation, model store."""

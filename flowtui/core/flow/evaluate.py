@@ -1,0 +1,403 @@
+"""Honest holdout leaderboard, training on all data, and prediction of a test file.
+
+Every model is scored the way the DSG17 test scores it: fitted on the training rows of each holdout fold's
+history (features from strictly earlier rows) and scored on each user's held-out last Flow row. Metrics are
+pooled over the rounds. The same feature matrices feed every model of a run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flowtui.core import events as ev
+from flowtui.core import metrics, registry
+from flowtui.core.data.schema import LABEL, DataError
+from flowtui.core.events import EventCallback
+from flowtui.core.flow import features, split
+from flowtui.core.flow.store import TrainedModel, fingerprint, library_versions
+
+__all__ = [
+    "LEAK_AUC",
+    "Leaderboard",
+    "LeaderboardRow",
+    "TrainedModel",
+    "evaluate",
+    "predict",
+    "select_features",
+    "train_model",
+]
+
+#: A holdout AUC above this is almost certainly a leak (honest DSG17 holdouts score 0.62-0.72).
+LEAK_AUC = 0.8
+RECORD_KEYS = ("model", "auc", "logloss", "accuracy", "fit_seconds", "predict_seconds")
+
+
+@dataclass
+class LeaderboardRow:
+    """Scores of one model, pooled over the holdout rounds (None where the model failed)."""
+
+    model: str
+    auc: float | None
+    logloss: float | None
+    accuracy: float | None
+    fit_seconds: float
+    predict_seconds: float
+    notes: list[str] = field(default_factory=list)
+    baseline: bool = False
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def record(self) -> dict[str, Any]:
+        """The row as a JSON-ready dict with exactly the keys of `RECORD_KEYS`."""
+        return {k: getattr(self, k) for k in RECORD_KEYS}
+
+
+@dataclass
+class Leaderboard:
+    """A holdout leaderboard: rows sorted by AUC (failed models last) and what the charts need."""
+
+    rows: list[LeaderboardRow]
+    #: Per model, the pooled holdout labels and predicted probabilities (for ROC curves).
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: Per model, feature importances of its round-0 fit where the model has them.
+    importances: dict[str, pd.Series] = field(default_factory=dict)
+    leak_warning: str | None = None
+    n_targets: int = 0
+    rounds: int = 0
+    #: The features kept by `top_k` selection (None when all features were used).
+    selected_features: list[str] | None = None
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The rows as dicts with keys `model, auc, logloss, accuracy, fit_seconds, predict_seconds`."""
+        return [r.record() for r in self.rows]
+
+    def row(self, name: str) -> LeaderboardRow:
+        """The row of model `name`."""
+        for r in self.rows:
+            if r.model == name:
+                return r
+        raise KeyError(name)
+
+
+def _scores(y: np.ndarray, p: np.ndarray) -> tuple[float | None, float | None, float | None]:
+    if len(y) == 0:
+        return None, None, None
+    auc = float(metrics.auc(y, p)) if len(np.unique(y)) == 2 else None
+    return auc, float(metrics.logloss(y, p)), float(metrics.accuracy(y, p))
+
+
+def _check_names(names: list[str]) -> None:
+    known = registry.model_names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}")
+
+
+def select_features(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    k: int,
+    *,
+    random_state: int | None = 0,
+    on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> list[str]:
+    """The `k` features a random forest ranks highest (fitted on at most 200k rows)."""
+    if k < 1:
+        raise ValueError(f"top_k must be at least 1, got {k}")
+    if k >= X.shape[1]:
+        return [str(c) for c in X.columns]
+    forest = registry.get_spec("random_forest").build(
+        {
+            "n_estimators": 50,
+            "max_depth": 10,
+            "min_samples_leaf": 50,
+            "max_rows": 200_000,
+            "random_state": random_state,
+        }
+    )
+    forest.fit(X, y, X.iloc[:0], on_event=on_event, cancel=cancel)
+    ranked = forest.feature_importances()
+    assert ranked is not None
+    keep = [str(c) for c in ranked.index[:k]]
+    ev.emit(on_event, ev.Log(f"top {k} features by random-forest importance: {', '.join(keep)}"))
+    return keep
+
+
+def _model_columns(name: str, X: pd.DataFrame, selected: list[str] | None) -> pd.DataFrame:
+    # Baselines read their own column, so feature selection never applies to them.
+    if selected is None or registry.get_spec(name).baseline:
+        return X
+    return X[selected]
+
+
+def _run(
+    frame: pd.DataFrame,
+    names: list[str],
+    *,
+    rounds: int,
+    params: dict[str, dict[str, Any]],
+    preset: str,
+    smoothing: float,
+    flow_only: bool,
+    top_k: int | None,
+    catch_errors: bool,
+    on_event: EventCallback | None,
+    cancel: threading.Event | None,
+    target_contexts: Sequence[int] | None = None,
+) -> Leaderboard:
+    folds = split.holdout(frame, rounds=rounds, contexts=target_contexts)
+    if not folds:
+        where = f" in contexts {sorted(target_contexts)}" if target_contexts else ""
+        raise DataError(
+            None, f"no user has a Flow row (listen_type 1){where} after earlier rows: nothing to hold out"
+        )
+    specs = {n: registry.get_spec(n) for n in names}
+    n_steps = len(folds) * (len(names) + 1)
+    ys: list[np.ndarray] = []
+    ps: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    fit_s = dict.fromkeys(names, 0.0)
+    pred_s = dict.fromkeys(names, 0.0)
+    errors: dict[str, str] = {}
+    notes: dict[str, list[str]] = {n: [] for n in names}
+    importances: dict[str, pd.Series] = {}
+    selected: list[str] | None = None
+    step = 0
+    for fold in folds:
+        ev.check_cancel(cancel)
+        ev.emit(on_event, ev.Progress("evaluate", step, n_steps, f"features, round {fold.round + 1}"))
+        X, y, rows, Xt, rows_t = features.fold_matrices(
+            fold.history, fold.targets, smoothing=smoothing, flow_only=flow_only
+        )
+        yt = rows_t[LABEL].to_numpy().astype(np.int8)
+        ys.append(yt)
+        step += 1
+        if top_k is not None:
+            selected = select_features(X, y, top_k, on_event=on_event, cancel=cancel)
+        for name in names:
+            ev.emit(on_event, ev.Progress("evaluate", step, n_steps, f"{name}, round {fold.round + 1}"))
+            step += 1
+            if name in errors:
+                continue
+            spec = specs[name]
+            try:
+                model = spec.build(params.get(name), preset)
+                t0 = time.perf_counter()
+                model.fit(_model_columns(name, X, selected), y, rows, on_event=on_event, cancel=cancel)
+                t1 = time.perf_counter()
+                p = np.asarray(
+                    model.predict_proba(_model_columns(name, Xt, selected), rows_t), dtype=np.float64
+                )
+                t2 = time.perf_counter()
+                if p.shape != (len(yt),) or not np.isfinite(p).all():
+                    raise ValueError(f"predict_proba returned {p.shape} values with non-finite entries")
+            except ev.Cancelled:
+                raise
+            except Exception as exc:
+                if not catch_errors:
+                    raise
+                errors[name] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                ev.emit(on_event, ev.Log(f"{name} failed: {errors[name]}", level="warning"))
+                continue
+            fit_s[name] += t1 - t0
+            pred_s[name] += t2 - t1
+            ps[name].append(p)
+            notes[name].extend(n for n in model.notes if n not in notes[name])
+            if fold.round == folds[0].round:
+                imp = model.feature_importances()
+                if imp is not None:
+                    importances[name] = imp
+    ev.emit(on_event, ev.Progress("evaluate", n_steps, n_steps, "done"))
+    y_all = np.concatenate(ys)
+    board_rows: list[LeaderboardRow] = []
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in names:
+        base = specs[name].baseline
+        if name in errors:
+            board_rows.append(
+                LeaderboardRow(
+                    name,
+                    None,
+                    None,
+                    None,
+                    fit_s[name],
+                    pred_s[name],
+                    [f"failed: {errors[name]}"],
+                    base,
+                    errors[name],
+                )
+            )
+            continue
+        p_all = np.concatenate(ps[name])
+        predictions[name] = (y_all, p_all)
+        auc, ll, acc = _scores(y_all, p_all)
+        board_rows.append(LeaderboardRow(name, auc, ll, acc, fit_s[name], pred_s[name], notes[name], base))
+    board_rows.sort(key=lambda r: (r.auc is None, -(r.auc or 0.0)))
+    leaks = [r for r in board_rows if r.auc is not None and r.auc > LEAK_AUC]
+    leak = None
+    if leaks:
+        which = ", ".join(f"{r.model} {r.auc:.3f}" for r in leaks)
+        leak = (
+            f"holdout AUC above {LEAK_AUC} ({which}): probably a leak; honest DSG17 holdouts score 0.62-0.72"
+        )
+        ev.emit(on_event, ev.Log(leak, level="warning"))
+    return Leaderboard(
+        rows=board_rows,
+        predictions=predictions,
+        importances=importances,
+        leak_warning=leak,
+        n_targets=len(y_all),
+        rounds=len(folds),
+        selected_features=selected,
+    )
+
+
+def evaluate(
+    frame: pd.DataFrame,
+    names: list[str] | None = None,
+    *,
+    rounds: int = 1,
+    params: dict[str, dict[str, Any]] | None = None,
+    preset: str = "full",
+    smoothing: float = 10.0,
+    flow_only: bool = False,
+    top_k: int | None = None,
+    baselines: bool = True,
+    target_contexts: Sequence[int] | None = None,
+    on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Leaderboard:
+    """The holdout leaderboard of `names` (default: every registered model), the baselines always included.
+
+    A model that raises gets a failed row; `events.Cancelled` propagates. `params` maps a model name to its
+    parameter overrides; `top_k` keeps the k features a random forest ranks highest (baselines keep theirs);
+    `target_contexts` holds out only Flow rows of these contexts (e.g. the test's 1, 5, 20, 23).
+    """
+    chosen = list(dict.fromkeys(names if names else registry.model_names()))
+    if baselines:
+        chosen = [b for b in registry.baseline_names() if b not in chosen] + chosen
+    _check_names(chosen)
+    _check_names(list(params or {}))
+    return _run(
+        frame,
+        chosen,
+        rounds=rounds,
+        params=params or {},
+        preset=preset,
+        smoothing=smoothing,
+        flow_only=flow_only,
+        top_k=top_k,
+        catch_errors=True,
+        on_event=on_event,
+        cancel=cancel,
+        target_contexts=target_contexts,
+    )
+
+
+def train_model(
+    name: str,
+    frame: pd.DataFrame,
+    *,
+    params: dict[str, Any] | None = None,
+    preset: str = "full",
+    rounds: int = 1,
+    smoothing: float = 10.0,
+    flow_only: bool = False,
+    top_k: int | None = None,
+    holdout: bool = True,
+    target_contexts: Sequence[int] | None = None,
+    on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> TrainedModel:
+    """Score `name` on the holdout (unless `holdout=False`), then fit it on every training row of `frame`."""
+    _check_names([name])
+    spec = registry.get_spec(name)
+    scores: dict[str, Any] = {}
+    if holdout:
+        try:
+            board = _run(
+                frame,
+                [name],
+                rounds=rounds,
+                params={name: params or {}},
+                preset=preset,
+                smoothing=smoothing,
+                flow_only=flow_only,
+                top_k=top_k,
+                catch_errors=False,
+                on_event=on_event,
+                cancel=cancel,
+                target_contexts=target_contexts,
+            )
+        except DataError as exc:
+            ev.emit(on_event, ev.Log(f"no holdout scores: {exc.message}", level="warning"))
+        else:
+            row = board.rows[0]
+            scores = {
+                "auc": row.auc,
+                "logloss": row.logloss,
+                "accuracy": row.accuracy,
+                "n": board.n_targets,
+                "rounds": board.rounds,
+            }
+            if board.leak_warning:
+                scores["leak_warning"] = board.leak_warning
+    ev.check_cancel(cancel)
+    ev.emit(on_event, ev.Progress("train", 0, 1, f"{name}: features of all rows"))
+    X, y, rows = features.training_matrix(frame, smoothing=smoothing, flow_only=flow_only)
+    selected = None
+    if top_k is not None:
+        selected = select_features(X, y, top_k, on_event=on_event, cancel=cancel)
+    Xm = _model_columns(name, X, selected)
+    model = spec.build(params, preset)
+    model.fit(Xm, y, rows, on_event=on_event, cancel=cancel)
+    ev.emit(on_event, ev.Progress("train", 1, 1, f"{name}: fitted"))
+    return TrainedModel(
+        name=name,
+        model=model,
+        features=[str(c) for c in Xm.columns],
+        params=spec.params(params, preset),
+        smoothing=smoothing,
+        flow_only=flow_only,
+        holdout=scores,
+        fingerprint=fingerprint(frame),
+        notes=list(model.notes),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        libraries=library_versions(),
+    )
+
+
+def predict(
+    trained: TrainedModel,
+    train_frame: pd.DataFrame,
+    test_frame: pd.DataFrame,
+    *,
+    on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> pd.DataFrame:
+    """A submission: `sample_id, is_listened`, one probability per test row, in the test file's order.
+
+    Test features come from the whole train history (every test row is later than its user's train rows).
+    """
+    if "sample_id" not in test_frame.columns:
+        raise DataError(None, "test data lacks a sample_id column")
+    ev.check_cancel(cancel)
+    ev.emit(on_event, ev.Progress("predict", 0, 1, "test features"))
+    X, rows = features.target_matrix(train_frame, test_frame, smoothing=trained.smoothing)
+    ev.check_cancel(cancel)
+    p = np.asarray(trained.model.predict_proba(X[trained.features], rows), dtype=np.float64)
+    if p.shape != (len(test_frame),) or not np.isfinite(p).all():
+        raise ValueError(f"{trained.name} returned {p.shape} predictions for {len(test_frame)} test rows")
+    ev.emit(on_event, ev.Progress("predict", 1, 1, "done"))
+    return pd.DataFrame({"sample_id": test_frame["sample_id"].to_numpy(), "is_listened": p})

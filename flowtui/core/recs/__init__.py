@@ -1,0 +1,1 @@
+"""Recommenders: interaction matrix, RBM/DBN, recommendation lists, cold start, evaluation."""

@@ -1,0 +1,224 @@
+"""The sparse user-by-item matrix the RBM learns from: 1 listened, 0 skipped, unseen masked.
+
+Each (user, item) pair seen in the log becomes one stored entry; pairs never seen are not stored (masked).
+`labels` and `mask` are CSR matrices with the SAME sparsity structure (explicit zeros are kept in
+`labels`): `labels[u, i]` is the label, `mask[u, i]` the weight of the entry (1.0 for explicit data).
+An implicit log (play counts, likes: every row is a positive) sets `implicit_weight`: the RBM then treats
+every unseen entry as a weak negative of that weight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from flowtui.core.data.schema import DataError
+
+Level = Literal["media", "artist", "album", "genre"]
+LabelRule = Literal["latest", "majority", "mean"]
+LEVEL_COLUMNS: dict[str, str] = {
+    "media": "media_id",
+    "artist": "artist_id",
+    "album": "album_id",
+    "genre": "genre_id",
+}
+
+
+@dataclass
+class InteractionMatrix:
+    """Users x items, sparse. Row `u` is user `user_ids[u]`, column `i` item `item_ids[i]`."""
+
+    labels: sp.csr_matrix  # float32; 1 listened, 0 skipped (explicit zeros kept), same structure as mask
+    mask: sp.csr_matrix  # float32 weights of the observed entries
+    user_ids: np.ndarray  # sorted, int64
+    item_ids: np.ndarray  # sorted, int64
+    item_counts: np.ndarray  # rows per item in the source frame (the vocabulary ranking)
+    last_ts: np.ndarray  # latest ts_listen of each stored entry, aligned with labels.data
+    level: str = "media"
+    implicit_weight: float | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.user_ids), len(self.item_ids))
+
+    @property
+    def nnz(self) -> int:
+        return int(self.labels.nnz)
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        level: Level = "media",
+        *,
+        max_items: int | None = 50_000,
+        min_count: int = 1,
+        label: LabelRule = "latest",
+        items: np.ndarray | None = None,
+        users: np.ndarray | None = None,
+        implicit: bool = False,
+        implicit_weight: float = 0.1,
+    ) -> InteractionMatrix:
+        """Build the matrix from DSG17 rows (needs user_id, the level's column, is_listened, ts_listen).
+
+        `label` picks the value of a pair seen several times: "latest" (the label of its last row, by
+        ts_listen), "majority" (1 when at least half of its rows were listened) or "mean" (the listen rate,
+        a soft label in [0, 1]). The vocabulary is the `max_items` items with most rows among those with at
+        least `min_count` rows, unless `items` fixes it (rows of other items are dropped). `users` fixes the
+        row order likewise (rows of other users are dropped). `implicit=True` reads every row as a positive
+        and marks unseen entries as negatives of weight `implicit_weight`.
+        """
+        if level not in LEVEL_COLUMNS:
+            raise DataError(None, f"unknown item level {level!r}", expected=", ".join(LEVEL_COLUMNS))
+        col = LEVEL_COLUMNS[level]
+        needed = ["user_id", col] + ([] if implicit else ["is_listened"])
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise DataError(None, "cannot build the interaction matrix", expected=", ".join(missing))
+        user = frame["user_id"].to_numpy(np.int64)
+        item = frame[col].to_numpy(np.int64)
+        if implicit:
+            y = np.ones(len(frame), np.float32)
+        else:
+            y = frame["is_listened"].to_numpy(np.float32)
+            ok = ~np.isnan(y)  # rows without a label (targets) never contribute
+            user, item, y = user[ok], item[ok], y[ok]
+        ts = (
+            frame["ts_listen"].to_numpy(np.int64)
+            if "ts_listen" in frame.columns
+            else np.arange(len(frame), dtype=np.int64)
+        )
+        if not implicit:
+            ts = ts[ok]
+
+        all_items, item_rows = np.unique(item, return_counts=True)
+        if items is None:
+            keep = item_rows >= min_count
+            cand, cand_counts = all_items[keep], item_rows[keep]
+            if max_items is not None and len(cand) > max_items:
+                # most rows first, ties by id so the vocabulary is deterministic
+                top = np.lexsort((cand, -cand_counts))[:max_items]
+                cand = cand[top]
+            vocab = np.sort(cand)
+        else:
+            vocab = np.asarray(items, dtype=np.int64)
+        counts = np.zeros(len(vocab), np.int64)
+        pos = np.searchsorted(all_items, vocab)
+        pos_ok = pos < len(all_items)
+        hit = np.zeros(len(vocab), bool)
+        hit[pos_ok] = all_items[pos[pos_ok]] == vocab[pos_ok]
+        counts[hit] = item_rows[pos[hit]]
+
+        uvocab = np.unique(user) if users is None else np.asarray(users, dtype=np.int64)
+        icode = _lookup(vocab, item)
+        ucode = _lookup(uvocab, user)
+        keep_rows = (icode >= 0) & (ucode >= 0)
+        icode, ucode, y, ts = icode[keep_rows], ucode[keep_rows], y[keep_rows], ts[keep_rows]
+
+        n_items = len(vocab)
+        key = ucode * max(n_items, 1) + icode
+        order = np.lexsort((ts, key))
+        key, y, ts = key[order], y[order], ts[order]
+        first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
+        starts = np.flatnonzero(first)
+        ends = np.r_[starts[1:], len(key)]
+        ukey = key[starts]
+        last_ts = ts[ends - 1] if len(key) else np.zeros(0, np.int64)
+        if label == "latest":
+            val = y[ends - 1] if len(key) else np.zeros(0, np.float32)
+        else:
+            sums = np.add.reduceat(y, starts) if len(key) else np.zeros(0, np.float32)
+            mean = sums / (ends - starts)
+            if label == "majority":
+                val = (mean >= 0.5).astype(np.float32)
+            elif label == "mean":
+                val = mean.astype(np.float32)
+            else:
+                raise DataError(None, f"unknown label rule {label!r}", expected="latest, majority or mean")
+        rows = ukey // max(n_items, 1)
+        cols = ukey % max(n_items, 1)
+        # keys are sorted, so entries are already in CSR order (row, then column)
+        indptr = np.zeros(len(uvocab) + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(uvocab)), out=indptr[1:])
+        shape = (len(uvocab), n_items)
+        labels = sp.csr_matrix((val.astype(np.float32), cols.astype(np.int32), indptr), shape=shape)
+        mask = sp.csr_matrix((np.ones(len(val), np.float32), cols.astype(np.int32), indptr), shape=shape)
+        return cls(
+            labels=labels,
+            mask=mask,
+            user_ids=uvocab,
+            item_ids=vocab,
+            item_counts=counts,
+            last_ts=np.asarray(last_ts, np.int64),
+            level=level,
+            implicit_weight=implicit_weight if implicit else None,
+        )
+
+    def user_index(self, user_ids: np.ndarray | list[int] | int) -> np.ndarray:
+        """Row of each user id, -1 for a user not in the matrix."""
+        return _lookup(self.user_ids, np.atleast_1d(np.asarray(user_ids, dtype=np.int64)))
+
+    def item_index(self, item_ids: np.ndarray | list[int] | int) -> np.ndarray:
+        """Column of each item id, -1 for an item outside the vocabulary."""
+        return _lookup(self.item_ids, np.atleast_1d(np.asarray(item_ids, dtype=np.int64)))
+
+    def select_entries(self, keep: np.ndarray) -> InteractionMatrix:
+        """A matrix with the same users and items holding only the entries where `keep` (aligned with
+        `labels.data`) is True: how held-out splits are made."""
+        keep = np.asarray(keep, bool)
+        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.labels.indptr))[keep]
+        indptr = np.zeros(self.shape[0] + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=self.shape[0]), out=indptr[1:])
+        cols = self.labels.indices[keep]
+        labels = sp.csr_matrix((self.labels.data[keep], cols, indptr), shape=self.shape)
+        mask = sp.csr_matrix((self.mask.data[keep], cols, indptr), shape=self.shape)
+        return InteractionMatrix(
+            labels=labels,
+            mask=mask,
+            user_ids=self.user_ids,
+            item_ids=self.item_ids,
+            item_counts=self.item_counts,
+            last_ts=self.last_ts[keep],
+            level=self.level,
+            implicit_weight=self.implicit_weight,
+        )
+
+    def as_played(self, implicit_weight: float) -> InteractionMatrix:
+        """The same entries, every one labelled 1 (played), unseen entries weak negatives of that weight:
+        the input of an exposure model (what a user plays at all, listened or skipped)."""
+        ones = sp.csr_matrix(
+            (np.ones(self.nnz, np.float32), self.labels.indices, self.labels.indptr), shape=self.shape
+        )
+        return InteractionMatrix(
+            labels=ones,
+            mask=self.mask,
+            user_ids=self.user_ids,
+            item_ids=self.item_ids,
+            item_counts=self.item_counts,
+            last_ts=self.last_ts,
+            level=self.level,
+            implicit_weight=implicit_weight,
+        )
+
+    def entry_rows(self) -> np.ndarray:
+        """The row (user index) of every stored entry, aligned with `labels.data`."""
+        return np.repeat(np.arange(self.shape[0]), np.diff(self.labels.indptr))
+
+    def item_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per item: number of stored entries (users who rated it) and sum of their labels."""
+        n = np.bincount(self.labels.indices, minlength=self.shape[1]).astype(np.float64)
+        s = np.bincount(self.labels.indices, weights=self.labels.data, minlength=self.shape[1])
+        return n, s
+
+
+def _lookup(vocab: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Index of each id in the sorted `vocab`, -1 where absent."""
+    if len(vocab) == 0:
+        return np.full(len(ids), -1, np.int64)
+    pos = np.searchsorted(vocab, ids)
+    pos = np.minimum(pos, len(vocab) - 1)
+    return np.where(vocab[pos] == ids, pos, -1).astype(np.int64)

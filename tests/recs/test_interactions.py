@@ -1,0 +1,114 @@
+"""The sparse user-by-item matrix: labels, masks, vocabulary, index maps, implicit mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flowtui.core.data.schema import DataError
+from flowtui.core.recs.interactions import InteractionMatrix
+
+
+def _frame(rows: list[tuple[int, int, int, float]]) -> pd.DataFrame:
+    u, m, ts, y = zip(*rows, strict=True)
+    return pd.DataFrame(
+        {
+            "user_id": u,
+            "media_id": m,
+            "ts_listen": ts,
+            "is_listened": y,
+            "artist_id": [x // 10 for x in m],
+            "genre_id": [x % 2 for x in m],
+            "album_id": [x // 5 for x in m],
+        }
+    )
+
+
+ROWS = [
+    (1, 10, 3, 1),
+    (1, 10, 5, 0),  # latest label of (1, 10) is 0
+    (1, 10, 4, 1),
+    (1, 11, 1, 0),  # a skip is stored as an explicit 0
+    (2, 10, 2, 1),
+    (2, 12, 2, 1),
+    (3, 13, 9, 1),
+]
+
+
+def dense(m: InteractionMatrix) -> tuple[np.ndarray, np.ndarray]:
+    return m.labels.toarray(), m.mask.toarray()
+
+
+def test_latest_label_and_explicit_zeros() -> None:
+    m = InteractionMatrix.from_frame(_frame(ROWS))
+    assert list(m.user_ids) == [1, 2, 3]
+    assert list(m.item_ids) == [10, 11, 12, 13]
+    lab, mask = dense(m)
+    assert mask.tolist() == [[1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 0, 1]]
+    assert lab[0].tolist() == [0, 0, 0, 0]
+    assert lab[1].tolist() == [1, 0, 1, 0]
+    # skips survive as stored entries: labels and mask share one structure
+    assert m.labels.nnz == m.mask.nnz == 5
+    assert np.array_equal(m.labels.indices, m.mask.indices)
+    assert m.last_ts[0] == 5  # (1, 10): its latest row
+
+
+@pytest.mark.parametrize(("rule", "expected"), [("majority", 1.0), ("mean", 2 / 3)])
+def test_majority_and_mean_labels(rule: str, expected: float) -> None:
+    m = InteractionMatrix.from_frame(_frame(ROWS), label=rule)  # type: ignore[arg-type]
+    assert m.labels[0, 0] == pytest.approx(expected)
+
+
+def test_vocabulary_cap_min_count_and_lookups() -> None:
+    m = InteractionMatrix.from_frame(_frame(ROWS), max_items=1)
+    assert list(m.item_ids) == [10]  # 4 rows: the most played
+    assert m.item_counts.tolist() == [4]
+    m2 = InteractionMatrix.from_frame(_frame(ROWS), min_count=2)
+    assert list(m2.item_ids) == [10]
+    assert m.item_index([10, 99]).tolist() == [0, -1]
+    assert m.user_index([3, 1, 7]).tolist() == [2, 0, -1]
+    # user 3 rated only a dropped item: kept as an empty row
+    assert m.labels[2].nnz == 0
+
+
+def test_fixed_vocabulary_and_users() -> None:
+    m = InteractionMatrix.from_frame(_frame(ROWS), items=np.array([12, 13, 77]), users=np.array([2, 3]))
+    assert m.shape == (2, 3)
+    _, mask = dense(m)
+    assert mask.tolist() == [[1, 0, 0], [0, 1, 0]]
+    assert m.item_counts.tolist() == [1, 1, 0]
+
+
+def test_unlabelled_rows_are_ignored() -> None:
+    f = _frame([*ROWS, (4, 10, 1, np.nan)])
+    m = InteractionMatrix.from_frame(f)
+    assert 4 not in m.user_ids.tolist()
+
+
+def test_item_levels() -> None:
+    m = InteractionMatrix.from_frame(_frame(ROWS), level="artist", label="mean")
+    assert list(m.item_ids) == [1]
+    assert m.labels[0, 0] == pytest.approx(0.5)  # user 1: 4 rows of artist 1, 2 listened
+    with pytest.raises(DataError):
+        InteractionMatrix.from_frame(_frame(ROWS), level="track")  # type: ignore[arg-type]
+
+
+def test_implicit_mode_marks_everything_positive() -> None:
+    f = _frame(ROWS).drop(columns="is_listened")
+    m = InteractionMatrix.from_frame(f, implicit=True, implicit_weight=0.2)
+    assert m.implicit_weight == 0.2
+    assert set(m.labels.data.tolist()) == {1.0}
+    with pytest.raises(DataError):
+        InteractionMatrix.from_frame(f)  # explicit mode needs is_listened
+
+
+def test_select_entries_partitions_the_matrix() -> None:
+    m = InteractionMatrix.from_frame(_frame(ROWS))
+    keep = np.array([True, False, True, False, True])
+    a, b = m.select_entries(keep), m.select_entries(~keep)
+    assert a.nnz + b.nnz == m.nnz
+    assert np.array_equal(a.labels.toarray() + b.labels.toarray(), m.labels.toarray())
+    assert np.array_equal(a.mask.toarray() + b.mask.toarray(), m.mask.toarray())
+    n, s = m.item_stats()
+    assert n.tolist() == [2, 1, 1, 1] and s.tolist() == [1, 0, 1, 1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,8 +17,9 @@ from flowtui.core import events as ev
 from flowtui.core import paths, registry
 from flowtui.core.data import io
 from flowtui.core.data.schema import DataError
-
-PRESETS = ("quick", "full")
+from flowtui.core.params import ParamError, parse_overrides, show_value
+from flowtui.core.run import RunResult, run
+from flowtui.core.run_config import MAX_ROUNDS, RunConfig
 
 DataOpt = Annotated[
     Path | None,
@@ -28,9 +28,13 @@ DataOpt = Annotated[
 ModelOpt = Annotated[list[str] | None, typer.Option("--model", "-m", help="Model name; repeat for several.")]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Parameter override MODEL.KEY=VALUE (VALUE is JSON or text)."),
+    typer.Option(
+        "--set",
+        help="Parameter override MODEL.KEY=VALUE (KEY=VALUE with one --model); `flowtui params MODEL` lists them.",
+    ),
 ]
 PresetOpt = Annotated[str, typer.Option("--preset", help="quick (seconds) or full (default parameters).")]
+RoundsOpt = Annotated[int, typer.Option("--rounds", help=f"Holdout rounds (peel-offs), 1 to {MAX_ROUNDS}.")]
 TopKOpt = Annotated[
     int | None, typer.Option("--top-k", min=1, help="Keep the K features a random forest ranks highest.")
 ]
@@ -46,52 +50,6 @@ TargetContextOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
 
 
-def _value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def parse_sets(items: list[str], models: list[str]) -> dict[str, dict[str, Any]]:
-    """`MODEL.KEY=VALUE` (or `KEY=VALUE` when one model is named) into {model: {key: value}}."""
-    out: dict[str, dict[str, Any]] = {}
-    known = registry.model_names()
-    for item in items:
-        key, eq, raw = item.partition("=")
-        if not eq or not key:
-            fail(f"--set {item!r}: expected MODEL.KEY=VALUE")
-        prefix, dot, rest = key.partition(".")
-        if dot and prefix in known:
-            name, key = prefix, rest
-        elif len(models) == 1:
-            name = models[0]
-        else:
-            fail(f"--set {item!r}: name the model, as MODEL.KEY=VALUE (models: {', '.join(models or known)})")
-        if models and name not in models:
-            fail(f"--set {item!r}: model {name!r} is not among the chosen models ({', '.join(models)})")
-        out.setdefault(name, {})[key] = _value(raw)
-    for name, params in out.items():
-        try:
-            registry.get_spec(name).build(params)
-        except (TypeError, ValueError) as exc:
-            fail(f"--set for {name}: {exc}")
-    return out
-
-
-def _check_models(names: list[str]) -> list[str]:
-    known = registry.model_names()
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        fail(f"unknown model {', '.join(unknown)}; known: {', '.join(known)}")
-    return list(dict.fromkeys(names))
-
-
-def _check_preset(preset: str) -> None:
-    if preset not in PRESETS:
-        fail(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
-
-
 def _load(path: Path | None, kind: str, on_event: ev.EventCallback | None) -> pd.DataFrame:
     p = path or (paths.sample_train() if kind == "train" else paths.sample_test())
     try:
@@ -105,11 +63,55 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _config(
+    models: list[str],
+    set_: list[str] | None,
+    preset: str,
+    rounds: int,
+    smoothing: float,
+    flow_only: bool,
+    target_context: list[int] | None,
+    top_k: int | None,
+    *,
+    baselines: bool,
+    models_dir: Path | None = None,
+) -> RunConfig:
+    """The run configuration of the command line, checked whole before any data is read (exit 2)."""
+    names = list(dict.fromkeys(models))
+    try:
+        config = RunConfig(
+            models=tuple(names),
+            params=parse_overrides(set_ or [], names, registry.model_names()),
+            preset=preset,
+            rounds=rounds,
+            smoothing=smoothing,
+            flow_only=flow_only,
+            target_contexts=tuple(target_context) if target_context else None,
+            top_k=top_k,
+            baselines=baselines,
+            models_dir=models_dir,
+        )
+        return config.validate()
+    except ParamError as exc:
+        fail(str(exc))
+
+
+def _run(data: Path | None, config: RunConfig, as_json: bool) -> RunResult:
+    with progress_events(as_json) as on_event:
+        frame = _load(data, "train", on_event)
+        try:
+            return run(frame, config, on_event=on_event)
+        except DataError as err:
+            fail_data(err)
+        except (ValueError, OSError) as exc:
+            fail(" ".join(str(exc).split()))
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     data: DataOpt = None,
     model: ModelOpt = None,
-    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Holdout rounds (peel-offs).")] = 1,
+    rounds: RoundsOpt = 1,
     preset: PresetOpt = "full",
     set_: SetOpt = None,
     top_k: TopKOpt = None,
@@ -119,30 +121,11 @@ def evaluate_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Holdout leaderboard: each user's last Flow row held out, the baselines always shown."""
-    from flowtui.core.flow.evaluate import evaluate
-
-    names = _check_models(model or [])
-    _check_preset(preset)
-    params = parse_sets(set_ or [], names)
-    with progress_events(as_json) as on_event:
-        frame = _load(data, "train", on_event)
-        try:
-            board = evaluate(
-                frame,
-                names or None,
-                rounds=rounds,
-                params=params,
-                preset=preset,
-                smoothing=smoothing,
-                flow_only=flow_only,
-                top_k=top_k,
-                target_contexts=target_context or None,
-                on_event=on_event,
-            )
-        except DataError as err:
-            fail_data(err)
-        except ValueError as exc:
-            fail(str(exc))
+    config = _config(
+        model or [], set_, preset, rounds, smoothing, flow_only, target_context, top_k, baselines=True
+    )
+    board = _run(data, config, as_json).leaderboard
+    assert board is not None  # an evaluate-only run without a holdout raises DataError
     if as_json:
         print_json(board.to_records())
         return
@@ -178,56 +161,45 @@ def train_cmd(
     data: DataOpt = None,
     set_: SetOpt = None,
     preset: PresetOpt = "full",
-    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Holdout rounds for the scores.")] = 1,
+    rounds: RoundsOpt = 1,
     top_k: TopKOpt = None,
     smoothing: SmoothingOpt = 10.0,
     flow_only: FlowOnlyOpt = False,
     target_context: TargetContextOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train each model on all of TRAIN (after scoring it on the holdout) and save it to OUT/NAME."""
-    from flowtui.core.flow.evaluate import train_model
-    from flowtui.core.flow.store import save_model
-
+    """Score each model on the holdout, then train it on all of TRAIN and save it to OUT/NAME."""
     if not model:
         fail("name at least one model with --model (known: " + ", ".join(registry.model_names()) + ")")
-    names = _check_models(model)
-    _check_preset(preset)
-    params = parse_sets(set_ or [], names)
+    config = _config(
+        model,
+        set_,
+        preset,
+        rounds,
+        smoothing,
+        flow_only,
+        target_context,
+        top_k,
+        baselines=False,
+        models_dir=out,
+    )
+    result = _run(data, config, as_json)
+    if result.failed:
+        fail("; ".join(f"{name}: {why}" for name, why in result.failed.items()))
     results: list[dict[str, Any]] = []
-    with progress_events(as_json) as on_event:
-        frame = _load(data, "train", on_event)
-        for name in names:
-            try:
-                trained = train_model(
-                    name,
-                    frame,
-                    params=params.get(name),
-                    preset=preset,
-                    rounds=rounds,
-                    smoothing=smoothing,
-                    flow_only=flow_only,
-                    top_k=top_k,
-                    target_contexts=target_context or None,
-                    on_event=on_event,
-                )
-                folder = save_model(trained, out / name)
-            except DataError as err:
-                fail_data(err)
-            except (ValueError, OSError) as exc:
-                fail(f"{name}: {' '.join(str(exc).split())}")
-            h = trained.holdout
-            results.append(
-                {
-                    "model": name,
-                    "path": str(folder),
-                    "auc": h.get("auc"),
-                    "logloss": h.get("logloss"),
-                    "accuracy": h.get("accuracy"),
-                    "n": h.get("n"),
-                    "notes": trained.notes,
-                }
-            )
+    for name, trained in result.trained.items():
+        h = trained.holdout
+        results.append(
+            {
+                "model": name,
+                "path": str(result.saved[name]),
+                "auc": h.get("auc"),
+                "logloss": h.get("logloss"),
+                "accuracy": h.get("accuracy"),
+                "n": h.get("n"),
+                "notes": trained.notes,
+            }
+        )
     if as_json:
         print_json(results)
         return
@@ -365,3 +337,32 @@ def score_cmd(
     if "oracle_auc" in result:
         line += f" (oracle AUC from p_true: {result['oracle_auc']:.4f})"
     console.print(line, highlight=False)
+
+
+@app.command("params")
+def params_cmd(
+    model: Annotated[str, typer.Argument(help="A registered model name.")],
+    preset: PresetOpt = "full",
+    as_json: JsonOpt = False,
+) -> None:
+    """List a model's parameters: value under the preset, what each accepts, and what it does."""
+    if model not in registry.model_names():
+        fail(f"unknown model {model!r}; known: {', '.join(registry.model_names())}")
+    spec = registry.get_spec(model)
+    try:
+        values = spec.params(None, preset)
+    except ParamError as exc:
+        fail(str(exc))
+    rows = [
+        {"key": p.key, "value": values[p.key], "default": p.default, "accepts": p.describe(), "help": p.help}
+        for p in spec.schema.params
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"{model} parameters ({preset} preset); set with --set {model}.KEY=VALUE")
+    for col in ("key", "value", "accepts", "help"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["key"], show_value(r["value"]), r["accepts"], r["help"])
+    console.print(table)

@@ -3,9 +3,8 @@ held-out quality next to the popularity and item-mean baselines."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import pandas as pd
 import typer
@@ -14,9 +13,10 @@ from rich.table import Table
 from flowtui.cli import app
 from flowtui.cli.common import console, fail, fail_data, print_json, progress_events
 from flowtui.core import events as ev
-from flowtui.core import paths
+from flowtui.core import paths, registry
 from flowtui.core.data import io
 from flowtui.core.data.schema import DataError
+from flowtui.core.params import ParamError, parse_assignments
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
 DataOpt = Annotated[
@@ -131,17 +131,26 @@ def recommend_cmd(
     console.print(t)
 
 
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for item in items:
-        key, eq, raw = item.partition("=")
-        if not eq or not key:
-            fail(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
-    return params
+def _network_params(items: list[str], names: list[str], preset: str) -> dict[str, dict[str, str]]:
+    """`--set KEY=VALUE` for the rbm and the dbn: each takes the keys it knows (n_components or layers);
+    a key neither knows, or a bad value, exits 2."""
+    try:
+        given = parse_assignments(items)
+        out: dict[str, dict[str, str]] = {}
+        for name in ("rbm", "dbn"):
+            schema = registry.get_spec(name).schema
+            out[name] = {k: v for k, v in given.items() if schema.get(k) is not None}
+            if name in names or name == "rbm":
+                registry.get_spec(name).params(out[name], preset)
+        unknown = [k for k in given if not any(k in out[n] for n in out)]
+        if unknown:
+            known = sorted(
+                set(registry.get_spec("rbm").schema.keys) | set(registry.get_spec("dbn").schema.keys)
+            )
+            raise ParamError(f"--set: unknown parameter {', '.join(unknown)}; known: {', '.join(known)}")
+    except ParamError as exc:
+        fail(str(exc))
+    return out
 
 
 @app.command("evaluate-recs")
@@ -168,7 +177,6 @@ def evaluate_recs_cmd(
 ) -> None:
     """Held-out MAE, AUC, precision/recall/NDCG@k of the RBM/DBN beside item popularity and item mean."""
     from flowtui.core.recs.evaluation import MODELS, evaluate_recs
-    from flowtui.core.recs.rbm_models import DBN_DEFAULTS, RBM_DEFAULTS
 
     names = list(dict.fromkeys(model or MODELS))
     bad = [m for m in names if m not in MODELS]
@@ -180,18 +188,12 @@ def evaluate_recs_cmd(
         fail(f"--preset {preset!r}: expected quick or full")
     if not 0.0 < fraction < 1.0:
         fail(f"--fraction {fraction}: expected a number between 0 and 1")
-    params = _parse_sets(set_ or [])
-    known = set(RBM_DEFAULTS) | set(DBN_DEFAULTS)
-    unknown = sorted(set(params) - known)
-    if unknown:
-        fail(f"--set: unknown parameter {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    params = _network_params(set_ or [], names, preset)
     results = []
     with progress_events(as_json) as on_event:
         frame = _load_train(data, on_event)
         for name in names:
-            p = {key: v for key, v in params.items() if name == "dbn" or key != "layers"}
-            if name == "dbn":
-                p.pop("n_components", None)
+            p = params.get(name, params["rbm"])  # the baselines build their matrix as the rbm does
             try:
                 results.append(
                     evaluate_recs(

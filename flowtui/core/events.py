@@ -63,6 +63,21 @@ class Log(Event):
     level: str = "info"  # "info" | "warning"
 
 
+@dataclass(frozen=True)
+class Stage(Event):
+    """A run enters a stage: "holdout" (the leaderboard), "final" (fits on all rows) or "done"."""
+
+    stage: str
+
+
+@dataclass(frozen=True)
+class Saved(Event):
+    """A model was fitted on all rows and saved to `path`."""
+
+    model: str
+    path: str
+
+
 EventCallback = Callable[[Event], None]
 
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from flowtui.core.events import EventCallback
+from flowtui.core.params import PRESETS, ParamError, Schema, Value, schema_of
 
 
 @runtime_checkable
@@ -50,27 +51,46 @@ class FlowModel(Protocol):
         ...
 
 
+Family = Literal["baseline", "classifier", "collaborative", "hybrid"]
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to build, describe and reload one registered model."""
+    """How to build, describe and reload one registered model.
+
+    `params_cls` is the model's params dataclass (see `params.py`): the one declaration of its parameters,
+    from which defaults, `--set`, the TUI form and error messages derive. `quick` holds the overrides of
+    the quick preset (checked at registration).
+    """
 
     name: str
     description: str
-    factory: Callable[..., FlowModel]  # factory(**params) -> unfitted model
-    loader: Callable[[Path, dict[str, Any]], FlowModel]  # loader(folder, params) -> fitted model
-    defaults: dict[str, Any] = field(default_factory=dict)
-    quick: dict[str, Any] = field(default_factory=dict)  # overrides of the "quick" preset
+    params_cls: type
+    factory: Callable[[Any], FlowModel]  # factory(params object) -> unfitted model
+    loader: Callable[[Path, Any], FlowModel]  # loader(folder, params object) -> fitted model
+    quick: Mapping[str, Value] = field(default_factory=dict)
     baseline: bool = False  # always shown on the leaderboard
-    family: str = "classifier"  # "baseline" | "classifier" | "collaborative" | "hybrid"
+    family: Family = "classifier"
 
-    def build(self, params: dict[str, Any] | None = None, preset: str = "full") -> FlowModel:
-        """A fresh model with defaults, preset overrides and `params` applied in that order."""
-        merged = {**self.defaults, **(self.quick if preset == "quick" else {}), **(params or {})}
-        return self.factory(**merged)
+    @property
+    def schema(self) -> Schema:
+        """The flat parameter schema of this model."""
+        return schema_of(self.params_cls)
 
-    def params(self, params: dict[str, Any] | None = None, preset: str = "full") -> dict[str, Any]:
-        """The effective parameters `build` would use."""
-        return {**self.defaults, **(self.quick if preset == "quick" else {}), **(params or {})}
+    def params(self, overrides: Mapping[str, object] | None = None, preset: str = "full") -> dict[str, Value]:
+        """Every parameter with defaults, the preset's and then `overrides` applied; ParamError when invalid."""
+        if preset not in PRESETS:
+            raise ParamError(f"preset {preset!r}: expected one of {', '.join(PRESETS)}")
+        merged = {**(self.quick if preset == "quick" else {}), **(overrides or {})}
+        return self.schema.resolve(merged, self.name)
+
+    def build(self, overrides: Mapping[str, object] | None = None, preset: str = "full") -> FlowModel:
+        """A fresh, unfitted model with `params(overrides, preset)`."""
+        return self.factory(self.schema.build(self.params(overrides, preset), self.name))
+
+    def load(self, folder: Path, flat: Mapping[str, object]) -> FlowModel:
+        """The fitted model saved in `folder` with the flat parameters of its meta.json."""
+        return self.loader(folder, self.schema.build(flat, self.name))
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -79,7 +99,8 @@ _loaded = False
 
 
 def register(spec: ModelSpec) -> ModelSpec:
-    """Add a model to the registry (modules call this at import time)."""
+    """Add a model to the registry (modules call this at import time); its quick preset is checked here."""
+    spec.schema.check(spec.quick, spec.name)
     _REGISTRY[spec.name] = spec
     return spec
 

@@ -54,6 +54,7 @@ class TrainingFinished(Message):
     leaderboard: Any
     saved: dict[str, Path]
     cancelled: list[str]
+    failed: dict[str, str] = field(default_factory=dict)  # model -> reason
 
 
 @dataclass

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.clock import Clock
+
+if TYPE_CHECKING:
+    from flowtui.core.run_config import RunConfig
+
+
+def _default_run_options() -> RunConfig:
+    from flowtui.core.run_config import RunConfig
+
+    return RunConfig(preset="quick")
 
 
 @dataclass
@@ -25,6 +34,8 @@ class AppState:
     selected: list[str] = field(default_factory=list)
     preset: str = "quick"
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: rounds, smoothing, Flow-only, target contexts, top-k: the run options the CLI has (core RunConfig)
+    run_options: RunConfig = field(default_factory=lambda: _default_run_options())
     leaderboard: Any = None  # core.evaluate.Leaderboard
     saved: dict[str, Path] = field(default_factory=dict)  # model name -> saved folder
     cancelled: list[str] = field(default_factory=list)

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from flowtui.cli import app
 from flowtui.core.flow.evaluate import RECORD_KEYS
+from tests.core.test_run import make_test
 from tests.flow.test_classifiers import make_frame
-from tests.flow.test_evaluate import make_test
 
 runner = CliRunner()
 
@@ -57,12 +57,14 @@ def test_evaluate_json_records(files: dict[str, Path]) -> None:
 
 
 def test_evaluate_target_contexts_hold_out_fewer_rows(files: dict[str, Path]) -> None:
-    from flowtui.core.flow.evaluate import evaluate
+    from flowtui.core.run import run
+    from flowtui.core.run_config import RunConfig
 
     frame = pd.read_csv(files["train"])
     context = int(frame.loc[frame["listen_type"] == 1, "context_type"].mode()[0])
-    everything = evaluate(frame, ["constant"])
-    one_context = evaluate(frame, ["constant"], target_contexts=[context])
+    everything = run(frame, RunConfig(models=("constant",))).leaderboard
+    one_context = run(frame, RunConfig(models=("constant",), target_contexts=(context,))).leaderboard
+    assert everything is not None and one_context is not None
     assert 0 < one_context.n_targets < everything.n_targets
     r = invoke(
         "evaluate", "--data", files["train"], "-m", "logreg", "--preset", "quick", "--target-context", context

@@ -83,7 +83,7 @@ def test_model_contract(name: str, matrices, tmp_path: Path) -> None:  # type: i
     folder = tmp_path / name
     folder.mkdir()
     model.save(folder)
-    again = spec.loader(folder, spec.params(preset="quick"))
+    again = spec.load(folder, spec.params(preset="quick"))
     np.testing.assert_allclose(again.predict_proba(Xt, rows_t), p, rtol=0, atol=1e-9)
 
     # same random_state -> same predictions
@@ -174,6 +174,6 @@ def test_untrusted_skops_types_are_refused(matrices, tmp_path: Path, monkeypatch
     X, y, rows, _, _ = matrices
     model = _fit("decision_tree", X, y, rows)
     model.save(tmp_path)
-    monkeypatch.setattr(classifiers, "TRUSTED_TYPES", ())
+    monkeypatch.setattr(classifiers.base, "TRUSTED_TYPES", ())
     with pytest.raises(ValueError, match="untrusted"):
-        registry.get_spec("decision_tree").loader(tmp_path, {})
+        registry.get_spec("decision_tree").load(tmp_path, {})

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from flowtui.core.data.schema import DataError
-from flowtui.core.flow.evaluate import train_model
 from flowtui.core.flow.features import target_matrix
 from flowtui.core.flow.store import (
     FORMAT_VERSION,
@@ -20,6 +19,8 @@ from flowtui.core.flow.store import (
     load_model,
     save_model,
 )
+from flowtui.core.run import run
+from flowtui.core.run_config import RunConfig
 from tests.flow.test_classifiers import make_frame
 
 
@@ -29,8 +30,13 @@ def frame() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def trained(frame: pd.DataFrame) -> dict[str, TrainedModel]:
-    return {n: train_model(n, frame, preset="quick") for n in ("constant", "logreg", "lightgbm")}
+def trained(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainedModel]:
+    config = RunConfig(
+        models=("constant", "logreg", "lightgbm"),
+        preset="quick",
+        models_dir=tmp_path_factory.mktemp("models"),
+    )
+    return run(frame, config).trained
 
 
 def _proba(t: TrainedModel, frame: pd.DataFrame) -> np.ndarray:

@@ -227,7 +227,7 @@ def test_flow_model_fit_predict_save_load(tmp_path: Path, name: str) -> None:
     assert fb[1] == pytest.approx(model.user_fallback_rate_[0])
     model.save(tmp_path)
     assert (tmp_path / "exposure.pt").is_file()  # the exposure network travels with the model
-    back = spec.loader(tmp_path, spec.params({"batch_size": 16}, "quick"))
+    back = spec.load(tmp_path, spec.params({"batch_size": 16}, "quick"))
     np.testing.assert_allclose(back.predict_proba(None, f), p, rtol=1e-6)
     assert back.exposure_ is not None and back.exposure_.implicit_weight == pytest.approx(0.05)
 
@@ -238,7 +238,7 @@ def test_flow_model_load_refuses_the_wrong_kind(tmp_path: Path) -> None:
     model.fit(None, f["is_listened"].to_numpy(), f)
     model.save(tmp_path)
     with pytest.raises(RBMFileError):
-        registry.get_spec("dbn").loader(tmp_path, {})
+        registry.get_spec("dbn").load(tmp_path, {})
 
 
 def test_hybrid_adds_a_leak_free_rbm_feature(tmp_path: Path) -> None:
@@ -254,7 +254,7 @@ def test_hybrid_adds_a_leak_free_rbm_feature(tmp_path: Path) -> None:
     p = model.predict_proba(X, rows)
     assert p.shape == (len(X),)
     model.save(tmp_path)
-    back = spec.loader(tmp_path, spec.params({"rbm_batch_size": 32, "rbm_device": "cpu"}, "quick"))
+    back = spec.load(tmp_path, spec.params({"rbm_batch_size": 32, "rbm_device": "cpu"}, "quick"))
     np.testing.assert_allclose(back.predict_proba(X, rows), p, rtol=1e-6)
 
 

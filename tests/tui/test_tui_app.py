@@ -13,7 +13,7 @@ from flowtui.tui.app import FlowApp, make_app
 from flowtui.tui.messages import DataLoaded, LeaderboardReady, TrainingFinished
 from flowtui.tui.screens.data import DataScreen
 from flowtui.tui.screens.help import HelpScreen
-from flowtui.tui.screens.models import ModelsScreen, parse_param
+from flowtui.tui.screens.models import ModelsScreen, parse_option
 from flowtui.tui.screens.newuser import NewUserScreen
 from flowtui.tui.screens.results import ResultsScreen
 from flowtui.tui.screens.training import TrainingScreen
@@ -148,8 +148,10 @@ async def test_whole_journey(tiny: tuple[Path, Path], tmp_path: Path) -> None:
         assert f"genres [{genre}]" in str(app.screen.query_one("#nu-note").content)
 
 
-def _slow_evaluate(frame: object, names: list[str], *, on_event=None, cancel=None, **kwargs: object) -> None:  # type: ignore[no-untyped-def]
-    """Stands in for `evaluate.evaluate`: epochs tick until the cancel event is set (10 s at most)."""
+def _slow_evaluate(
+    frame: object, names: list[str], *args: object, on_event=None, cancel=None, **kwargs: object
+) -> None:  # type: ignore[no-untyped-def]
+    """Stands in for `holdout_leaderboard`: epochs tick until the cancel event is set (10 s at most)."""
     from flowtui.core import events as ev
 
     for name in names:
@@ -165,10 +167,10 @@ def _slow_evaluate(frame: object, names: list[str], *, on_event=None, cancel=Non
 async def test_cancel_training_and_keys_while_it_runs(
     tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flowtui.core.flow import evaluate
+    from flowtui.core import run
 
-    real_evaluate = evaluate.evaluate
-    monkeypatch.setattr(evaluate, "evaluate", _slow_evaluate)
+    real_evaluate = run.holdout_leaderboard
+    monkeypatch.setattr(run, "holdout_leaderboard", _slow_evaluate)
     models = tmp_path / "models"
     app = _app(tiny, models)
     messages: list[object] = []
@@ -201,7 +203,7 @@ async def test_cancel_training_and_keys_while_it_runs(
         assert not any(isinstance(m, LeaderboardReady) for m in messages)
 
         # A second run after the cancel starts cleanly (the real engine, one baseline: fast).
-        monkeypatch.setattr(evaluate, "evaluate", real_evaluate)
+        monkeypatch.setattr(run, "holdout_leaderboard", real_evaluate)
         app.state.selected = ["constant"]
         await pilot.press("t")
         await _settle(app, pilot)
@@ -287,12 +289,12 @@ async def test_model_form_edits_parameters(tiny: tuple[Path, Path], tmp_path: Pa
 
 
 def test_parsers() -> None:
-    assert parse_param("0.5", 1.0) == 0.5
-    assert parse_param("true", False) is True
-    assert parse_param("[64, 16]", [128, 32]) == [64, 16]
-    assert parse_param("null", None) is None
-    with pytest.raises(ValueError):
-        parse_param("x", 3)
+    assert parse_option("rounds", "3") == 3
+    assert parse_option("top_k", "") is None
+    assert parse_option("target_contexts", "1, 5,20") == (1, 5, 20)
+    assert parse_option("flow_only", "yes") is True
+    with pytest.raises(ValueError, match="rounds must be an integer"):
+        parse_option("rounds", "x")
     assert parse_ids("3, 17 42") == [3, 17, 42]
     with pytest.raises(ValueError, match="'x'"):
         parse_ids("3 x")
@@ -346,12 +348,12 @@ async def test_user_search_filters_the_list(tiny: tuple[Path, Path], tmp_path: P
 async def test_a_failing_worker_becomes_a_notification(
     tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flowtui.core.flow import evaluate
+    from flowtui.core import run
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(evaluate, "evaluate", broken)
+    monkeypatch.setattr(run, "holdout_leaderboard", broken)
     app = _app(tiny, tmp_path / "models")
     async with app.run_test(size=SIZE) as pilot:
         await _settle(app, pilot)

@@ -1,15 +1,17 @@
-"""Honest holdout leaderboard, training on all data, and prediction of a test file.
+"""The pieces of a run: the honest holdout leaderboard, the final fit on all rows, and prediction.
 
 Every model is scored the way the DSG17 test scores it: fitted on the training rows of each holdout fold's
 history (features from strictly earlier rows) and scored on each user's held-out last Flow row. Metrics are
-pooled over the rounds. The same feature matrices feed every model of a run.
+pooled over the rounds. The same feature matrices feed every model of a run. `core/run.py` puts the
+pieces together; the front ends call it, not these.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,18 +23,22 @@ from flowtui.core import events as ev
 from flowtui.core import metrics, registry
 from flowtui.core.data.schema import LABEL, DataError
 from flowtui.core.events import EventCallback
+from flowtui.core.executor import Executor, InlineExecutor
 from flowtui.core.flow import features, split
+from flowtui.core.flow.features import FeatureSettings
 from flowtui.core.flow.store import TrainedModel, fingerprint, library_versions
+from flowtui.core.registry import FlowModel
 
 __all__ = [
     "LEAK_AUC",
+    "FeatureSettings",
     "Leaderboard",
     "LeaderboardRow",
     "TrainedModel",
-    "evaluate",
+    "fit_final",
+    "holdout_leaderboard",
     "predict",
     "select_features",
-    "train_model",
 ]
 
 #: A holdout AUC above this is almost certainly a leak (honest DSG17 holdouts score 0.62-0.72).
@@ -97,13 +103,6 @@ def _scores(y: np.ndarray, p: np.ndarray) -> tuple[float | None, float | None, f
     return auc, float(metrics.logloss(y, p)), float(metrics.accuracy(y, p))
 
 
-def _check_names(names: list[str]) -> None:
-    known = registry.model_names()
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(known)}")
-
-
 def select_features(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -135,28 +134,73 @@ def select_features(
     return keep
 
 
-def _model_columns(name: str, X: pd.DataFrame, selected: list[str] | None) -> pd.DataFrame:
-    # Baselines read their own column, so feature selection never applies to them.
+@dataclass
+class _Fit:
+    model: FlowModel
+    p: np.ndarray
+    fit_seconds: float
+    predict_seconds: float
+
+
+def model_columns(name: str, X: pd.DataFrame, selected: list[str] | None) -> pd.DataFrame:
+    """The columns of `X` model `name` sees: the selected features, except for baselines (their own column)."""
     if selected is None or registry.get_spec(name).baseline:
         return X
     return X[selected]
 
 
-def _run(
-    frame: pd.DataFrame,
-    names: list[str],
+@dataclass(frozen=True)
+class _FoldData:
+    X: pd.DataFrame
+    y: np.ndarray
+    rows: pd.DataFrame
+    Xt: pd.DataFrame
+    rows_t: pd.DataFrame
+    yt: np.ndarray
+    selected: list[str] | None
+    round: int
+    n_steps: int
+
+
+def _fit_and_score(
+    task: tuple[int, str],
     *,
-    rounds: int,
-    params: dict[str, dict[str, Any]],
-    preset: str,
-    smoothing: float,
-    flow_only: bool,
-    top_k: int | None,
-    catch_errors: bool,
+    params: Mapping[str, Mapping[str, object]],
+    data: _FoldData,
     on_event: EventCallback | None,
     cancel: threading.Event | None,
+) -> _Fit:
+    """One model of one holdout round: fitted on the fold's history, scored on its targets."""
+    step, name = task
+    ev.emit(on_event, ev.Progress("evaluate", step, data.n_steps, f"{name}, round {data.round + 1}"))
+    model = registry.get_spec(name).build(params.get(name))
+    t0 = time.perf_counter()
+    model.fit(model_columns(name, data.X, data.selected), data.y, data.rows, on_event=on_event, cancel=cancel)
+    t1 = time.perf_counter()
+    Xt = model_columns(name, data.Xt, data.selected)
+    p = np.asarray(model.predict_proba(Xt, data.rows_t), dtype=np.float64)
+    t2 = time.perf_counter()
+    if p.shape != (len(data.yt),) or not np.isfinite(p).all():
+        raise ValueError(f"predict_proba returned {p.shape} values with non-finite entries")
+    return _Fit(model, p, t1 - t0, t2 - t1)
+
+
+def holdout_leaderboard(
+    frame: pd.DataFrame,
+    names: Sequence[str],
+    params: Mapping[str, Mapping[str, object]],
+    settings: FeatureSettings,
+    *,
+    rounds: int = 1,
     target_contexts: Sequence[int] | None = None,
+    executor: Executor | None = None,
+    on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
 ) -> Leaderboard:
+    """The holdout leaderboard of `names`, whose `params` (flat, per model) are already resolved.
+
+    A model that raises gets a failed row; `events.Cancelled` propagates. DataError when no user has a
+    Flow row to hold out. The fits of one round run on `executor` (inline by default)."""
     folds = split.holdout(frame, rounds=rounds, contexts=target_contexts)
     if not folds:
         where = f" in contexts {sorted(target_contexts)}" if target_contexts else ""
@@ -164,6 +208,7 @@ def _run(
             None, f"no user has a Flow row (listen_type 1){where} after earlier rows: nothing to hold out"
         )
     specs = {n: registry.get_spec(n) for n in names}
+    run_on = executor or InlineExecutor()
     n_steps = len(folds) * (len(names) + 1)
     ys: list[np.ndarray] = []
     ps: dict[str, list[np.ndarray]] = {n: [] for n in names}
@@ -178,44 +223,29 @@ def _run(
         ev.check_cancel(cancel)
         ev.emit(on_event, ev.Progress("evaluate", step, n_steps, f"features, round {fold.round + 1}"))
         X, y, rows, Xt, rows_t = features.fold_matrices(
-            fold.history, fold.targets, smoothing=smoothing, flow_only=flow_only
+            fold.history, fold.targets, smoothing=settings.smoothing, flow_only=settings.flow_only
         )
         yt = rows_t[LABEL].to_numpy().astype(np.int8)
         ys.append(yt)
         step += 1
-        if top_k is not None:
-            selected = select_features(X, y, top_k, on_event=on_event, cancel=cancel)
-        for name in names:
-            ev.emit(on_event, ev.Progress("evaluate", step, n_steps, f"{name}, round {fold.round + 1}"))
-            step += 1
-            if name in errors:
-                continue
-            spec = specs[name]
-            try:
-                model = spec.build(params.get(name), preset)
-                t0 = time.perf_counter()
-                model.fit(_model_columns(name, X, selected), y, rows, on_event=on_event, cancel=cancel)
-                t1 = time.perf_counter()
-                p = np.asarray(
-                    model.predict_proba(_model_columns(name, Xt, selected), rows_t), dtype=np.float64
-                )
-                t2 = time.perf_counter()
-                if p.shape != (len(yt),) or not np.isfinite(p).all():
-                    raise ValueError(f"predict_proba returned {p.shape} values with non-finite entries")
-            except ev.Cancelled:
-                raise
-            except Exception as exc:
-                if not catch_errors:
-                    raise
-                errors[name] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        if settings.top_k is not None:
+            selected = select_features(X, y, settings.top_k, on_event=on_event, cancel=cancel)
+
+        data = _FoldData(X, y, rows, Xt, rows_t, yt, selected, fold.round, n_steps)
+        task = functools.partial(_fit_and_score, params=params, data=data, on_event=on_event, cancel=cancel)
+        todo = [(step + i, n) for i, n in enumerate(names) if n not in errors]
+        step += len(names)
+        for (_, name), outcome in zip(todo, run_on.map(task, todo), strict=True):
+            if isinstance(outcome, Exception):
+                errors[name] = f"{type(outcome).__name__}: {' '.join(str(outcome).split())}"
                 ev.emit(on_event, ev.Log(f"{name} failed: {errors[name]}", level="warning"))
                 continue
-            fit_s[name] += t1 - t0
-            pred_s[name] += t2 - t1
-            ps[name].append(p)
-            notes[name].extend(n for n in model.notes if n not in notes[name])
+            fit_s[name] += outcome.fit_seconds
+            pred_s[name] += outcome.predict_seconds
+            ps[name].append(outcome.p)
+            notes[name].extend(n for n in outcome.model.notes if n not in notes[name])
             if fold.round == folds[0].round:
-                imp = model.feature_importances()
+                imp = outcome.model.feature_importances()
                 if imp is not None:
                     importances[name] = imp
     ev.emit(on_event, ev.Progress("evaluate", n_steps, n_steps, "done"))
@@ -263,115 +293,33 @@ def _run(
     )
 
 
-def evaluate(
-    frame: pd.DataFrame,
-    names: list[str] | None = None,
-    *,
-    rounds: int = 1,
-    params: dict[str, dict[str, Any]] | None = None,
-    preset: str = "full",
-    smoothing: float = 10.0,
-    flow_only: bool = False,
-    top_k: int | None = None,
-    baselines: bool = True,
-    target_contexts: Sequence[int] | None = None,
-    on_event: EventCallback | None = None,
-    cancel: threading.Event | None = None,
-) -> Leaderboard:
-    """The holdout leaderboard of `names` (default: every registered model), the baselines always included.
-
-    A model that raises gets a failed row; `events.Cancelled` propagates. `params` maps a model name to its
-    parameter overrides; `top_k` keeps the k features a random forest ranks highest (baselines keep theirs);
-    `target_contexts` holds out only Flow rows of these contexts (e.g. the test's 1, 5, 20, 23).
-    """
-    chosen = list(dict.fromkeys(names if names else registry.model_names()))
-    if baselines:
-        chosen = [b for b in registry.baseline_names() if b not in chosen] + chosen
-    _check_names(chosen)
-    _check_names(list(params or {}))
-    return _run(
-        frame,
-        chosen,
-        rounds=rounds,
-        params=params or {},
-        preset=preset,
-        smoothing=smoothing,
-        flow_only=flow_only,
-        top_k=top_k,
-        catch_errors=True,
-        on_event=on_event,
-        cancel=cancel,
-        target_contexts=target_contexts,
-    )
-
-
-def train_model(
+def fit_final(
     name: str,
-    frame: pd.DataFrame,
+    params: Mapping[str, object],
+    matrices: tuple[pd.DataFrame, np.ndarray, pd.DataFrame],
+    selected: list[str] | None,
+    settings: FeatureSettings,
     *,
-    params: dict[str, Any] | None = None,
-    preset: str = "full",
-    rounds: int = 1,
-    smoothing: float = 10.0,
-    flow_only: bool = False,
-    top_k: int | None = None,
-    holdout: bool = True,
-    target_contexts: Sequence[int] | None = None,
+    holdout: Mapping[str, Any] | None = None,
+    fingerprint_of: pd.DataFrame,
     on_event: EventCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> TrainedModel:
-    """Score `name` on the holdout (unless `holdout=False`), then fit it on every training row of `frame`."""
-    _check_names([name])
+    """`name` fitted on every training row (`matrices` = the training matrix of all rows), ready to save."""
     spec = registry.get_spec(name)
-    scores: dict[str, Any] = {}
-    if holdout:
-        try:
-            board = _run(
-                frame,
-                [name],
-                rounds=rounds,
-                params={name: params or {}},
-                preset=preset,
-                smoothing=smoothing,
-                flow_only=flow_only,
-                top_k=top_k,
-                catch_errors=False,
-                on_event=on_event,
-                cancel=cancel,
-                target_contexts=target_contexts,
-            )
-        except DataError as exc:
-            ev.emit(on_event, ev.Log(f"no holdout scores: {exc.message}", level="warning"))
-        else:
-            row = board.rows[0]
-            scores = {
-                "auc": row.auc,
-                "logloss": row.logloss,
-                "accuracy": row.accuracy,
-                "n": board.n_targets,
-                "rounds": board.rounds,
-            }
-            if board.leak_warning:
-                scores["leak_warning"] = board.leak_warning
-    ev.check_cancel(cancel)
-    ev.emit(on_event, ev.Progress("train", 0, 1, f"{name}: features of all rows"))
-    X, y, rows = features.training_matrix(frame, smoothing=smoothing, flow_only=flow_only)
-    selected = None
-    if top_k is not None:
-        selected = select_features(X, y, top_k, on_event=on_event, cancel=cancel)
-    Xm = _model_columns(name, X, selected)
-    model = spec.build(params, preset)
+    X, y, rows = matrices
+    Xm = model_columns(name, X, selected)
+    model = spec.build(params)
     model.fit(Xm, y, rows, on_event=on_event, cancel=cancel)
-    ev.emit(on_event, ev.Progress("train", 1, 1, f"{name}: fitted"))
     return TrainedModel(
         name=name,
         model=model,
         features=[str(c) for c in Xm.columns],
-        params=spec.params(params, preset),
-        smoothing=smoothing,
-        flow_only=flow_only,
-        holdout=scores,
-        fingerprint=fingerprint(frame),
+        params=dict(spec.params(params)),
+        smoothing=settings.smoothing,
+        flow_only=settings.flow_only,
+        holdout=dict(holdout or {}),
+        fingerprint=fingerprint(fingerprint_of),
         notes=list(model.notes),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         libraries=library_versions(),

@@ -13,6 +13,8 @@ group's first row excludes ties.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -66,6 +68,15 @@ _RAW = (
 )
 #: Prior listen rate before any labelled row is seen (it weighs `smoothing` pseudo-rows).
 _BASE_PRIOR = 0.5
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How the feature matrices of a run are built."""
+
+    smoothing: float = 10.0
+    flow_only: bool = False
+    top_k: int | None = None
 
 
 class _Keyed:

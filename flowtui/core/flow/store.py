@@ -176,7 +176,7 @@ def load_model(folder: str | Path) -> TrainedModel:
     except KeyError as exc:
         raise ModelFileError(folder / META_FILE, str(exc.args[0])) from None
     try:
-        model = spec.loader(folder, dict(meta["params"]))
+        model = spec.load(folder, dict(meta["params"]))
     except ModelFileError:
         raise
     except Exception as exc:  # any library error on a damaged file becomes one clear line

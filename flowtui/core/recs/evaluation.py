@@ -92,11 +92,11 @@ def evaluate_recs(
         raise ValueError(f"unknown recommendation model {model!r}; known: {', '.join(MODELS)}")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+    from flowtui.core import registry
     from flowtui.core.recs import rbm_models
 
-    defaults = rbm_models.DBN_DEFAULTS if model == "dbn" else rbm_models.RBM_DEFAULTS
-    quick = rbm_models.DBN_QUICK if model == "dbn" else rbm_models.RBM_QUICK
-    p = {**defaults, **(quick if preset == "quick" else {}), **(params or {})}
+    # popularity and item_mean take no parameters; the matrix is built as the rbm's would be
+    p: dict[str, Any] = dict(registry.get_spec("dbn" if model == "dbn" else "rbm").params(params, preset))
     ev.emit(on_event, ev.Progress("evaluate-recs", 0, 3, "interaction matrix"))
     full = InteractionMatrix.from_frame(
         frame, "media", max_items=p["max_items"], min_count=p["min_count"], label=p["label"]

@@ -14,8 +14,9 @@ import dataclasses
 import json
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,8 @@ from sklearn.exceptions import NotFittedError
 
 from flowtui.core import events as ev
 from flowtui.core.events import EventCallback
-from flowtui.core.flow.classifiers import LightGBMModel
+from flowtui.core.flow.classifiers import LightGBMModel, LightGBMParams
+from flowtui.core.params import Value, param
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.registry import ModelSpec, register
 
@@ -33,38 +35,57 @@ MODEL_JSON = "model.json"
 FALLBACK_SMOOTHING = 10.0
 SCORE_FEATURE = "rbm_score"
 
-RBM_DEFAULTS: dict[str, Any] = {
-    "n_components": 64,
-    "learning_rate": 0.3,
-    "batch_size": 256,
-    "n_iter": 5,
-    "k": 1,
-    "k_schedule": None,
-    "momentum": 0.5,
-    "weight_decay": 1e-4,
-    "random_state": 0,
-    "device": "auto",
-    "max_items": 50_000,
-    "min_count": 1,
-    "label": "latest",
-    "exposure_weight": 0.05,
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class NetParams:
+    """What the RBM and the DBN share: training of the network and the matrix it learns."""
+
+    learning_rate: float = param(0.3, "CD learning rate", low=0.0, low_open=True, high=100.0)
+    batch_size: int = param(256, "users per mini-batch", low=1, high=1_000_000)
+    n_iter: int = param(5, "epochs (per layer for a DBN)", low=1, high=100_000)
+    k: int = param(1, "Gibbs steps of contrastive divergence (CD-k)", low=1, high=1000)
+    k_schedule: tuple[int, ...] | None = param(
+        None, "k per epoch, the last repeated, e.g. [1,1,3]", low=1, high=1000
+    )
+    momentum: float = param(0.5, "momentum of the updates", low=0.0, high=0.999)
+    weight_decay: float = param(1e-4, "L2 weight decay", low=0.0, high=1.0)
+    random_state: int | None = param(0, "seed (null: a fresh seed each fit)", low=0, high=2**32 - 1)
+    device: str = param("auto", "torch device (auto: CUDA when available)", choices=DEVICES)
+    max_items: int = param(50_000, "items kept, those with most rows", low=1, high=100_000_000)
+    min_count: int = param(1, "rows an item needs to be kept", low=1, high=1_000_000_000)
+    label: Literal["latest", "majority", "mean"] = param("latest", "label of a pair seen several times")
+    exposure_weight: float = param(
+        0.05,
+        "weight of unseen entries as negatives in the exposure network (0: no exposure network)",
+        low=0.0,
+        high=1.0,
+    )
     # the exposure network learns what users play at all: a denser target that wants a bigger, longer-trained
     # network than the listen network (whose held-out AUC suffers from long training)
-    "exposure_n_components": 128,
-    "exposure_n_iter": 20,
-}
-RBM_QUICK: dict[str, Any] = {
+    exposure_n_components: int = param(128, "hidden units of the exposure network (rbm)", low=1, high=65_536)
+    exposure_n_iter: int = param(20, "epochs of the exposure network", low=1, high=100_000)
+
+
+@dataclass(frozen=True)
+class RBMParams(NetParams):
+    n_components: int = param(64, "hidden units", low=1, high=65_536)
+
+
+@dataclass(frozen=True)
+class DBNParams(NetParams):
+    layers: tuple[int, ...] = param((128, 32), "hidden units of each layer, bottom first", low=1, high=65_536)
+
+
+RBM_QUICK: dict[str, Value] = {
     "n_components": 32,
     "n_iter": 3,
     "max_items": 20_000,
     "exposure_n_components": 32,
     "exposure_n_iter": 5,
 }
-DBN_DEFAULTS: dict[str, Any] = {
-    **{k: v for k, v in RBM_DEFAULTS.items() if k != "n_components"},
-    "layers": [128, 32],
-}
-DBN_QUICK: dict[str, Any] = {"layers": [32, 8], "n_iter": 3, "max_items": 20_000, "exposure_n_iter": 5}
+DBN_QUICK: dict[str, Value] = {"layers": (32, 8), "n_iter": 3, "max_items": 20_000, "exposure_n_iter": 5}
 _MATRIX_KEYS = (
     "max_items",
     "min_count",
@@ -139,16 +160,17 @@ class CollaborativeModel:
     media_fallback_rate_: np.ndarray
     global_rate_: float
 
-    def __init__(self, **params: Any) -> None:
-        defaults = DBN_DEFAULTS if self.kind == "dbn" else RBM_DEFAULTS
-        unknown = set(params) - set(defaults)
-        if unknown:
-            raise ValueError(
-                f"{self.kind}: unknown parameter(s) {', '.join(sorted(unknown))}; known: {', '.join(defaults)}"
-            )
-        self.params = {**defaults, **params}
+    def __init__(self, params: RBMParams | DBNParams | None = None) -> None:
+        cls = DBNParams if self.kind == "dbn" else RBMParams
+        self.params = params if params is not None else cls()
+        if not isinstance(self.params, cls):
+            raise TypeError(f"{self.kind} takes {cls.__name__}, got {type(params).__name__}")
         self.notes: list[str] = []
         self.name = self.kind
+
+    def flat_params(self) -> dict[str, Any]:
+        """The parameters as the flat dict `build_network` and `fit_exposure` take."""
+        return dataclasses.asdict(self.params)
 
     # -- fitting ---------------------------------------------------------------------------------
     def fit(
@@ -169,20 +191,20 @@ class CollaborativeModel:
         matrix = InteractionMatrix.from_frame(
             frame,
             "media",
-            max_items=self.params["max_items"],
-            min_count=self.params["min_count"],
-            label=self.params["label"],
+            max_items=self.params.max_items,
+            min_count=self.params.min_count,
+            label=self.params.label,
         )
         self.notes = []
         if matrix.shape[1] < len(np.unique(frame["media_id"].to_numpy())):
             self.notes.append(
                 f"item vocabulary capped at {matrix.shape[1]:,} media (max_items, min_count); others use fallbacks"
             )
-        self.net_ = build_network(self.kind, self.params)
+        self.net_ = build_network(self.kind, self.flat_params())
         self.net_.fit(matrix, on_event=on_event, cancel=cancel)
         self.exposure_ = None
-        if self.params.get("exposure_weight"):
-            self.exposure_ = fit_exposure(self.kind, self.params, matrix, on_event, cancel)
+        if self.params.exposure_weight:
+            self.exposure_ = fit_exposure(self.kind, self.flat_params(), matrix, on_event, cancel)
         self._fit_fallbacks(frame)
         self.user_ids_ = matrix.user_ids
         self.item_ids_ = matrix.item_ids
@@ -284,22 +306,22 @@ class CollaborativeModel:
         save_network(self.net_, folder / NET_FILE, arrays, {"global_rate": self.global_rate_})
         if self.exposure_ is not None:
             save_network(self.exposure_, folder / EXPOSURE_FILE)
-        doc = {"model": self.kind, "params": self.params, "notes": self.notes}
+        doc = {"model": self.kind, "params": self.flat_params(), "notes": self.notes}
         (folder / MODEL_JSON).write_text(json.dumps(doc, indent=2))
 
     @classmethod
-    def load(cls, folder: Path, params: dict[str, Any]) -> CollaborativeModel:
+    def load(cls, folder: Path, params: RBMParams | DBNParams) -> CollaborativeModel:
         """Rebuild a fitted model from `folder` (RBMFileError on a damaged file)."""
         from flowtui.core.recs.rbm import RBMFileError, load_network
 
         folder = Path(folder)
-        model = cls(**{k: v for k, v in params.items() if k != "device"})
-        net, arrays, meta = load_network(folder / NET_FILE, device=params.get("device", "auto"))
+        model = cls(params)
+        net, arrays, meta = load_network(folder / NET_FILE, device=params.device)
         if net.name != cls.kind:
             raise RBMFileError(folder / NET_FILE, f"holds a {net.name}, expected a {cls.kind}")
         model._restore(net, arrays, meta, folder)
         if (folder / EXPOSURE_FILE).is_file():
-            model.exposure_, _, _ = load_network(folder / EXPOSURE_FILE, device=params.get("device", "auto"))
+            model.exposure_, _, _ = load_network(folder / EXPOSURE_FILE, device=params.device)
             if model.exposure_.n_features_in_ != net.n_features_in_:
                 raise RBMFileError(
                     folder / EXPOSURE_FILE, "exposure network does not match the model's items"
@@ -335,18 +357,22 @@ class DBNModel(CollaborativeModel):
     kind = "dbn"
 
 
+@dataclass(frozen=True)
+class HybridParams(LightGBMParams):
+    rbm_folds: int = param(3, "folds of the out-of-fold RBM scores", low=2, high=20)
+    # the hybrid needs listen probabilities only: no exposure network
+    rbm: RBMParams = RBMParams(exposure_weight=0.0)
+
+
 class HybridModel(LightGBMModel):
     """LightGBM plus the RBM's score as a feature, out-of-fold for training rows (leak-free)."""
 
     name = "hybrid"
-    rbm_keys: ClassVar[tuple[str, ...]] = tuple(f"rbm_{k}" for k in RBM_DEFAULTS if k != "random_state")
-    param_names = (*LightGBMModel.param_names, "rbm_folds", *rbm_keys)
+    params_cls: ClassVar[type] = HybridParams
+    params: HybridParams
 
-    def _rbm_params(self) -> dict[str, Any]:
-        p = {k[4:]: v for k, v in self.params.items() if k.startswith("rbm_") and k != "rbm_folds"}
-        p["random_state"] = self.random_state
-        p.setdefault("exposure_weight", 0.0)  # the hybrid needs listen probabilities only
-        return p
+    def _rbm_params(self) -> RBMParams:
+        return self.params.rbm
 
     def fit(
         self,
@@ -359,7 +385,7 @@ class HybridModel(LightGBMModel):
     ) -> HybridModel:
         """Out-of-fold RBM scores for the training rows, an RBM on all rows for later rows, then LightGBM."""
         y = np.asarray(y)
-        n_folds = int(self.params.get("rbm_folds", 3))
+        n_folds = self.params.rbm_folds
         rng = np.random.default_rng(self.random_state)
         fold = rng.integers(0, n_folds, len(rows))
         score = np.zeros(len(rows), np.float64)
@@ -368,10 +394,10 @@ class HybridModel(LightGBMModel):
             ev.check_cancel(cancel)
             ev.emit(on_event, ev.Progress("hybrid: out-of-fold RBM scores", f, n_folds))
             inside = fold != f
-            rbm = RBMModel(**self._rbm_params()).fit(None, y[inside], rows[inside], cancel=cancel)
+            rbm = RBMModel(self._rbm_params()).fit(None, y[inside], rows[inside], cancel=cancel)
             score[~inside] = rbm.predict_proba(None, rows[~inside])
         ev.emit(on_event, ev.Progress("hybrid: out-of-fold RBM scores", n_folds, n_folds))
-        self.rbm_ = RBMModel(**self._rbm_params()).fit(None, y, rows, cancel=cancel)
+        self.rbm_ = RBMModel(self._rbm_params()).fit(None, y, rows, cancel=cancel)
         ev.emit(on_event, ev.Log(f"hybrid: {n_folds + 1} RBMs fitted in {time.perf_counter() - t0:.1f}s"))
         super().fit(
             X.assign(**{SCORE_FEATURE: score.astype(np.float32)}), y, rows, on_event=on_event, cancel=cancel
@@ -403,10 +429,10 @@ register(
     ModelSpec(
         name="rbm",
         description="RBM over the user x media matrix (masked CD-k, torch)",
+        params_cls=RBMParams,
         factory=RBMModel,
         loader=RBMModel.load,
-        defaults=dict(RBM_DEFAULTS),
-        quick=dict(RBM_QUICK),
+        quick=RBM_QUICK,
         family="collaborative",
     )
 )
@@ -414,10 +440,10 @@ register(
     ModelSpec(
         name="dbn",
         description="DBN of stacked RBMs over the user x media matrix",
+        params_cls=DBNParams,
         factory=DBNModel,
         loader=DBNModel.load,
-        defaults=dict(DBN_DEFAULTS),
-        quick=dict(DBN_QUICK),
+        quick=DBN_QUICK,
         family="collaborative",
     )
 )
@@ -425,9 +451,9 @@ register(
     ModelSpec(
         name="hybrid",
         description="LightGBM with the out-of-fold RBM score as an extra feature",
+        params_cls=HybridParams,
         factory=HybridModel,
         loader=HybridModel.load,
-        defaults={"random_state": 0, **LightGBMModel.defaults, "rbm_folds": 3},
         quick={
             "n_estimators": 100,
             "learning_rate": 0.1,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from typing import Any
 
 from textual import on, work
@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
+from flowtui.core.params import ParamError, Value, show_value
 from flowtui.tui.messages import RegistryReady
 from flowtui.tui.screens.base import FlowScreen
 
@@ -20,31 +21,46 @@ DEFAULT_PICK = ("logreg", "lightgbm")
 FAMILY = {"collaborative": "collab. filter"}
 
 
-def parse_param(text: str, default: Any) -> Any:
-    """Turn the text of a parameter field into the type of its default (JSON for lists and None)."""
+#: The run options of the form: (field id, label, RunConfig attribute). Their values are checked by core.
+RUN_OPTIONS = (
+    ("opt-rounds", "rounds", "rounds"),
+    ("opt-smoothing", "smoothing", "smoothing"),
+    ("opt-top_k", "top-k features", "top_k"),
+    ("opt-contexts", "target contexts", "target_contexts"),
+    ("opt-flow_only", "Flow rows only", "flow_only"),
+)
+
+
+def show_option(value: object) -> str:
+    """A run option as its field shows it (empty for None, commas for contexts)."""
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return show_value(value)
+
+
+def parse_option(attr: str, text: str) -> object:
+    """The text of a run-option field as the RunConfig value; ValueError with one plain sentence."""
     text = text.strip()
-    if isinstance(default, bool):
-        if text.lower() in ("true", "1", "yes", "on"):
-            return True
-        if text.lower() in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {text!r}")
-    if isinstance(default, int):
-        return int(text)
-    if isinstance(default, float):
-        return float(text)
-    if isinstance(default, str):
-        return text
-    return json.loads(text)
-
-
-def show_param(value: Any) -> str:
-    """A parameter value as its field shows it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
+    try:
+        if attr == "rounds":
+            return int(text)
+        if attr == "smoothing":
+            return float(text)
+        if attr == "top_k":
+            return int(text) if text else None
+        if attr == "target_contexts":
+            return tuple(int(c) for c in text.replace(" ", "").split(",") if c) or None
+    except ValueError:
+        what = {"rounds": "an integer", "smoothing": "a number", "top_k": "an integer or empty"}
+        raise ValueError(
+            f"{attr} must be {what.get(attr, 'integers separated by commas')}, got {text!r}"
+        ) from None
+    low = text.lower()
+    if low in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+        return low in ("true", "yes", "on", "1")
+    raise ValueError(f"{attr} must be true or false, got {text!r}")
 
 
 class ModelsScreen(FlowScreen):
@@ -69,12 +85,21 @@ class ModelsScreen(FlowScreen):
             with Vertical(id="models-left"):
                 yield SelectionList[str](id="model-list")
                 yield Label("", id="preset")
+                with Vertical(id="run-options"):
+                    options = self.state.run_options
+                    for field_id, label, attr in RUN_OPTIONS:
+                        yield Horizontal(
+                            Label(label, classes="option-label"),
+                            Input(show_option(getattr(options, attr)), id=field_id, classes="option-input"),
+                            classes="option-row",
+                        )
             with Vertical(id="models-right"):
                 yield Static("", id="model-desc")
                 yield VerticalScroll(id="param-form")
 
     def on_mount(self) -> None:
         self.query_one("#model-list").border_title = "Models (space ticks)"
+        self.query_one("#run-options").border_title = "Run options"
         self.query_one("#models-right").border_title = "Parameters"
         self._show_preset()
         self.query_one("#model-desc", Static).update("reading the model registry…")
@@ -117,7 +142,7 @@ class ModelsScreen(FlowScreen):
         order = list(self.specs)
         self.state.selected = sorted(event.selection_list.selected, key=order.index)
 
-    def _effective(self, name: str) -> dict[str, Any]:
+    def _effective(self, name: str) -> dict[str, Value]:
         spec = self.specs[name]
         return spec.params(self.state.params.get(name), self.state.preset)
 
@@ -133,7 +158,10 @@ class ModelsScreen(FlowScreen):
         rows = []
         edited = self.state.params.get(name, {})
         for key, value in self._effective(name).items():
-            field = Input(show_param(value), id=f"param-{key}", classes="param-input")
+            declared = spec.schema.get(key)
+            field = Input(show_value(value), id=f"param-{key}", classes="param-input")
+            if declared is not None:
+                field.tooltip = f"{declared.help}; {declared.describe()}"
             if key in edited:
                 field.add_class("-edited")
             rows.append(Horizontal(Label(key, classes="param-label"), field, classes="param-row"))
@@ -150,11 +178,14 @@ class ModelsScreen(FlowScreen):
         key = event.input.id.removeprefix("param-")
         spec = self.specs[name]
         base = spec.params(None, self.state.preset)
+        declared = spec.schema.get(key)
+        if declared is None:
+            return
         try:
-            value = parse_param(event.input.value, base.get(key))
-        except (ValueError, json.JSONDecodeError) as err:
+            value = declared.parse(event.input.value, name)
+        except ParamError as err:
             event.input.add_class("-invalid")
-            self.notify(f"{name}.{key}: {err}", severity="error")
+            self.notify(str(err), severity="error")
             return
         event.input.remove_class("-invalid")
         if value == base.get(key):
@@ -163,6 +194,25 @@ class ModelsScreen(FlowScreen):
         else:
             self.state.params.setdefault(name, {})[key] = value
             event.input.add_class("-edited")
+
+    @on(Input.Submitted, ".option-input")
+    @on(Input.Blurred, ".option-input")
+    def _option_edited(self, event: Input.Submitted | Input.Blurred) -> None:
+        attr = next((a for f, _, a in RUN_OPTIONS if f == event.input.id), None)
+        if attr is None:
+            return
+        try:
+            options = dataclasses.replace(
+                self.state.run_options, **{attr: parse_option(attr, event.input.value)}
+            )
+            # checked without models or parameters: those are the form's and the checklist's
+            dataclasses.replace(options, models=(), params={}).validate()
+        except ValueError as err:
+            event.input.add_class("-invalid")
+            self.notify(str(err), severity="error")
+            return
+        event.input.remove_class("-invalid")
+        self.state.run_options = options
 
     def _show_preset(self) -> None:
         preset = self.state.preset

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -19,7 +20,13 @@ from flowtui.tui.messages import EngineEvent, LeaderboardReady, TrainingFinished
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets.model_progress import ModelProgress
 
-HOLDOUT, FINAL = "holdout", "final"
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from flowtui.core.flow.evaluate import Leaderboard
+    from flowtui.core.run_config import RunConfig
+
+HOLDOUT = "holdout"
 
 
 class TrainingScreen(FlowScreen):
@@ -41,6 +48,7 @@ class TrainingScreen(FlowScreen):
         self._curve_kind: dict[str, str] = {}
         self._chart_dirty = False
         self._rows: dict[str, ModelProgress] = {}
+        self._phase = HOLDOUT
 
     def compose_body(self) -> ComposeResult:
         yield Label("Nothing trained yet: t trains the models ticked on screen 2.", id="train-status")
@@ -91,20 +99,32 @@ class TrainingScreen(FlowScreen):
         if not state.selected:
             self.notify("tick at least one model (screen 2)", severity="warning")
             return
+        from flowtui.core.run_config import describe_options
+
+        names = list(state.selected)
+        config = dataclasses.replace(
+            state.run_options,
+            models=tuple(names),
+            params={n: dict(state.params[n]) for n in names if n in state.params},
+            preset=state.preset,
+            models_dir=state.models_dir,
+        )
+        try:
+            config.validate()
+        except ValueError as exc:
+            self.notify(str(exc), title="cannot train", severity="error")
+            return
         self._training = True
         self._cancel = threading.Event()
-        names = list(state.selected)
-        from flowtui.core import registry
-
-        self.prepare_rows([b for b in registry.baseline_names() if b not in names] + names)
-        params = {n: dict(state.params.get(n, {})) for n in names}
+        self.prepare_rows(config.on_leaderboard())
         self.query_one("#train-status", Label).update(
             f"training {', '.join(names)} ({state.preset} preset) · c cancels"
         )
         self._log(
-            f"[b]run[/b]: {', '.join(names)} · preset {state.preset} · models folder {state.models_dir}"
+            f"[b]run[/b]: {', '.join(names)} · {describe_options(config)} · models folder {state.models_dir}"
         )
-        self._train(state.train.frame, names, params, state.preset, state.models_dir, self._cancel)
+        self._phase = HOLDOUT
+        self._train(state.train.frame, config, self._cancel)
 
     def prepare_rows(self, names: list[str]) -> None:
         """Start a fresh display: one waiting progress row per model, an empty chart."""
@@ -125,60 +145,29 @@ class TrainingScreen(FlowScreen):
             self._log("[yellow]cancel requested[/yellow]")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training")
-    def _train(
-        self,
-        frame: Any,
-        names: list[str],
-        params: dict[str, dict[str, Any]],
-        preset: str,
-        models_dir: Path,
-        cancel: threading.Event,
-    ) -> None:
-        from flowtui.core.flow import evaluate, store
+    def _train(self, frame: pd.DataFrame, config: RunConfig, cancel: threading.Event) -> None:
+        """One core run (holdout leaderboard, final fits, saving); its events become messages."""
+        from flowtui.core.run import run
 
-        phase = HOLDOUT
+        saved: dict[str, Path] = {}
+        board: Leaderboard | None = None
 
         def on_event(e: ev.Event) -> None:
-            self.post_message(EngineEvent(e, phase))
+            if isinstance(e, ev.Saved):
+                saved[e.model] = Path(e.path)
+            self.post_message(EngineEvent(e))
 
-        board = None
-        saved: dict[str, Path] = {}
+        def on_board(leaderboard: Leaderboard) -> None:
+            nonlocal board
+            board = leaderboard
+            self.post_message(LeaderboardReady(leaderboard))
+
         try:
-            board = evaluate.evaluate(
-                frame, names, rounds=1, params=params, preset=preset, on_event=on_event, cancel=cancel
-            )
-            self.post_message(LeaderboardReady(board))
-            failed = {r.model for r in board.rows if r.error}
-            phase = FINAL
-            for name in names:
-                if name in failed:
-                    continue
-                trained = evaluate.train_model(
-                    name,
-                    frame,
-                    params=params.get(name),
-                    preset=preset,
-                    holdout=False,
-                    on_event=on_event,
-                    cancel=cancel,
-                )
-                row = board.row(name)
-                trained.holdout = {
-                    "auc": row.auc,
-                    "logloss": row.logloss,
-                    "accuracy": row.accuracy,
-                    "n": board.n_targets,
-                    "rounds": board.rounds,
-                }
-                ev.check_cancel(cancel)
-                folder = models_dir / name
-                store.save_model(trained, folder)
-                saved[name] = folder
-                self.post_message(EngineEvent(ev.Log(f"saved {name} to {folder}"), "saved"))
+            result = run(frame, config, on_event=on_event, cancel=cancel, on_leaderboard=on_board)
         except ev.Cancelled:
-            self.post_message(TrainingFinished(board, saved, [n for n in names if n not in saved]))
+            self.post_message(TrainingFinished(board, saved, [n for n in config.chosen() if n not in saved]))
             return
-        self.post_message(TrainingFinished(board, saved, []))
+        self.post_message(TrainingFinished(result.leaderboard, result.saved, [], result.failed))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The app's handler shows the error; here the run is only marked as over.
@@ -199,7 +188,14 @@ class TrainingScreen(FlowScreen):
         return row
 
     def on_engine_event(self, message: EngineEvent) -> None:
-        e, phase = message.event, message.phase
+        e = message.event
+        if isinstance(e, ev.Stage):
+            self._phase = e.stage
+            return
+        if isinstance(e, ev.Saved):
+            self._log(f"saved {e.model} to {e.path}")
+            return
+        phase = self._phase
         if isinstance(e, ev.BeforeFit):
             row = self._row(e.model)
             if row is not None:
@@ -280,10 +276,21 @@ class TrainingScreen(FlowScreen):
             row = self._row(name)
             if row is not None:
                 row.finish("saved", "done")
+        for name, why in message.failed.items():
+            row = self._row(name)
+            if row is not None:
+                row.finish(f"failed: {why}", "failed")
+            self._log(f"[red]{name} failed: {why}[/red]")
         status = self.query_one("#train-status", Label)
         if message.cancelled:
             status.update(f"cancelled: {', '.join(message.cancelled)} (nothing half-saved) · t trains again")
             self.notify("training cancelled", severity="warning")
+        elif message.failed:
+            status.update(
+                f"done: {len(message.saved)} model(s) saved, {len(message.failed)} failed "
+                f"({', '.join(message.failed)}) · 4 shows the leaderboard"
+            )
+            self.notify(f"{len(message.failed)} model(s) failed: see the log", severity="warning")
         else:
             status.update(f"done: {len(message.saved)} model(s) saved · 4 shows the leaderboard")
             self.notify("training finished: 4 shows the leaderboard")

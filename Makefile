@@ -2,6 +2,7 @@
 
 PY ?= python
 
+# Everything CI checks besides the README's test command: ruff, ruff format, mypy (strict on the engine).
 check: lint typecheck test
 
 lint:
@@ -13,7 +14,8 @@ format:
 	ruff check --fix .
 
 typecheck:
-	mypy flowtui/core
+	mypy --strict flowtui/core
+	mypy flowtui/cli flowtui/tui
 
 test:
 	$(PY) -m pytest -q

@@ -23,6 +23,7 @@ import pandas as pd
 from flowtui.core import registry
 from flowtui.core.flow.store import TrainedModel, load_model, save_model
 from flowtui.core.recs.recommend import Recommender
+from flowtui.core.registry import FlowModel
 
 
 def synthetic_log(n_users: int, n_items: int, per_user: int, seed: int = 0) -> pd.DataFrame:
@@ -56,6 +57,55 @@ def timed(f, users: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
     return np.array(out) * 1000
 
 
+def train(frame: pd.DataFrame, hidden: int, n_items: int) -> FlowModel:
+    """The registered rbm with `hidden` units (listen and exposure networks), one epoch each."""
+    model = registry.get_spec("rbm").build(
+        {
+            "n_components": hidden,
+            "n_iter": 1,
+            "exposure_n_components": hidden,
+            "exposure_n_iter": 1,
+            "batch_size": 512,
+            "max_items": n_items,
+        }
+    )
+    t0 = time.perf_counter()
+    model.fit(None, frame["is_listened"].to_numpy(), frame)  # type: ignore[arg-type]
+    print(
+        f"log: {len(frame):,} rows, {frame['user_id'].nunique():,} users, {frame['media_id'].nunique():,} tracks; "
+        f"listen and exposure RBMs of {hidden} hidden units, one epoch each in {time.perf_counter() - t0:.1f}s"
+    )
+    return model
+
+
+def reloaded(model: FlowModel, frame: pd.DataFrame, hidden: int) -> tuple[Recommender, Recommender]:
+    """Save the model, load it back and set up (live, precomputed) Recommenders, timed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "rbm"
+        params = registry.get_spec("rbm").params({"n_components": hidden})
+        save_model(TrainedModel("rbm", model, [], params), folder)
+        t0 = time.perf_counter()
+        trained = load_model(folder)
+        rec = Recommender(trained, frame)
+        print(f"load + Recommender set-up: {time.perf_counter() - t0:.2f}s")
+        t0 = time.perf_counter()
+        cached = Recommender(trained, frame, precompute=100)
+        print(f"Recommender set-up with every user's top 100 precomputed: {time.perf_counter() - t0:.2f}s")
+    return rec, cached
+
+
+def naive_top10(rec: Recommender, u: int) -> pd.DataFrame:
+    """The reference path: batched dense predict_proba of the user's row, a full sort and a DataFrame."""
+    row = rec.matrix.user_index(u)
+    p = rec.net.predict_proba(rec.matrix.labels[row], rec.matrix.mask[row])[0]
+    if rec.expo is not None:
+        p = p * rec.expo.predict_proba(rec.played.labels[row], rec.matrix.mask[row])[0]
+    heard = rec.matrix.labels[row].indices
+    df = pd.DataFrame({"media_id": rec.item_ids, "score": p})
+    top: pd.DataFrame = df.drop(index=heard).sort_values("score", ascending=False).head(10)
+    return top
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=2000)
@@ -66,49 +116,14 @@ def main() -> None:
     args = ap.parse_args()
 
     frame = synthetic_log(args.users, args.items, args.per_user)
-    spec = registry.get_spec("rbm")
-    model = spec.build(
-        {
-            "n_components": args.hidden,
-            "n_iter": 1,
-            "exposure_n_components": args.hidden,
-            "exposure_n_iter": 1,
-            "batch_size": 512,
-            "max_items": args.items,
-        }
-    )
-    t0 = time.perf_counter()
-    model.fit(None, frame["is_listened"].to_numpy(), frame)
-    print(
-        f"log: {len(frame):,} rows, {args.users:,} users, {frame['media_id'].nunique():,} tracks; "
-        f"listen and exposure RBMs of {args.hidden} hidden units, one epoch each in {time.perf_counter() - t0:.1f}s"
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "rbm"
-        save_model(TrainedModel("rbm", model, [], spec.params({"n_components": args.hidden})), folder)
-        t0 = time.perf_counter()
-        trained = load_model(folder)
-        rec = Recommender(trained, frame)
-        print(f"load + Recommender set-up: {time.perf_counter() - t0:.2f}s")
-        t0 = time.perf_counter()
-        cached = Recommender(trained, frame, precompute=100)
-        print(f"Recommender set-up with every user's top 100 precomputed: {time.perf_counter() - t0:.2f}s")
+    model = train(frame, args.hidden, args.items)
+    rec, cached = reloaded(model, frame, args.hidden)
 
     users = np.random.default_rng(1).choice(frame["user_id"].unique(), size=args.queries)
     rec.for_user(int(users[0]), 10)  # warm-up
     live = timed(lambda u: rec.for_user(u, 10), users)
     fast = timed(lambda u: cached.for_user(u, 10), users)
-
-    def naive(u: int) -> pd.DataFrame:
-        row = rec.matrix.user_index(u)
-        p = rec.net.predict_proba(rec.matrix.labels[row], rec.matrix.mask[row])[0]
-        if rec.expo is not None:
-            p = p * rec.expo.predict_proba(rec.played.labels[row], rec.matrix.mask[row])[0]
-        heard = rec.matrix.labels[row].indices
-        df = pd.DataFrame({"media_id": rec.item_ids, "score": p})
-        return df.drop(index=heard).sort_values("score", ascending=False).head(10)
-
-    slow = timed(naive, users[: max(20, args.queries // 5)])
+    slow = timed(lambda u: naive_top10(rec, u), users[: max(20, args.queries // 5)])
     print(
         f"for_user top-10, precomputed: median {np.median(fast):.2f} ms, p90 {np.percentile(fast, 90):.2f} ms"
     )

@@ -248,7 +248,7 @@ def predict_cmd(
             fail_data(err)
         except (ValueError, OSError) as exc:
             fail(f"{trained.name}: {' '.join(str(exc).split())}")
-    summary = {
+    summary: dict[str, Any] = {
         "model": trained.name,
         "out": str(out),
         "rows": len(sub),
@@ -309,7 +309,7 @@ def score_cmd(
     from flowtui.core import metrics
 
     sub = _read_scored(submission, "submission", ("sample_id", "is_listened"))
-    ans_cols = pd.read_csv(answers, nrows=0).columns if answers.is_file() else []
+    ans_cols: list[str] = list(pd.read_csv(answers, nrows=0).columns) if answers.is_file() else []
     need = ("sample_id", "is_listened", "p_true") if "p_true" in ans_cols else ("sample_id", "is_listened")
     ans = _read_scored(answers, "answers", need)
     missing = np.setdiff1d(ans["sample_id"].to_numpy(), sub["sample_id"].to_numpy())
@@ -353,7 +353,7 @@ def params_cmd(
         values = spec.params(None, preset)
     except ParamError as exc:
         fail(str(exc))
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"key": p.key, "value": values[p.key], "default": p.default, "accepts": p.describe(), "help": p.help}
         for p in spec.schema.params
     ]

@@ -202,7 +202,7 @@ def evaluate_recs_cmd(
                         k,
                         p,
                         fraction=fraction,
-                        how=holdout,
+                        how="latest" if holdout == "latest" else "random",
                         seed=seed,
                         preset=preset,  # type: ignore[arg-type]
                         on_event=on_event,

@@ -94,7 +94,7 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_MODULES = ("flowtui.core.flow.classifiers", "flowtui.core.recs.rbm_models")
+_MODULES = ("flowtui.core.flow.classifiers", "flowtui.core.recs.rbm_models", "flowtui.core.flow.hybrid")
 _loaded = False
 
 
@@ -114,16 +114,22 @@ def _load() -> None:
     _loaded = True
 
 
+def _rank(spec: ModelSpec) -> int:
+    """The position of the module that registered `spec` in `_MODULES` (its place in every listing)."""
+    module = getattr(spec.factory, "__module__", "")
+    return next((i for i, m in enumerate(_MODULES) if module.startswith(m)), len(_MODULES))
+
+
 def model_names() -> list[str]:
-    """Every registered model name, in registration order."""
+    """Every registered model name, in `_MODULES` order, then registration order (whatever imported first)."""
     _load()
-    return list(_REGISTRY)
+    return sorted(_REGISTRY, key=lambda n: _rank(_REGISTRY[n]))
 
 
 def baseline_names() -> list[str]:
     """Models that are always reported beside the others."""
     _load()
-    return [n for n, s in _REGISTRY.items() if s.baseline]
+    return [n for n in model_names() if _REGISTRY[n].baseline]
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -14,9 +14,12 @@ from sklearn.exceptions import NotFittedError
 
 from flowtui.core import events as ev
 from flowtui.core import metrics, registry
+from flowtui.core.recs.dbn import DBN
 from flowtui.core.recs.evaluation import planted_frame
 from flowtui.core.recs.interactions import InteractionMatrix
-from flowtui.core.recs.rbm import DBN, RBM, RBMFileError, load_network, save_network
+from flowtui.core.recs.network_files import RBMFileError, load_network, save_network
+from flowtui.core.recs.rbm import RBM
+from flowtui.core.recs.rbm_params import DBNParams, RBMParams
 
 
 def planted(seed: int = 0, n_users: int = 300, n_items: int = 60, rate: float = 0.3):
@@ -201,6 +204,30 @@ def test_cuda_matches_cpu() -> None:
     assert p.shape == (64, 20) and np.all((p >= 0) & (p <= 1))
     hr, hc = np.nonzero(train)
     assert metrics.mae(lab[hr, hc], p[hr, hc]) < 0.5
+
+
+@pytest.mark.parametrize("name, cls", [("rbm", RBM), ("dbn", DBN)])
+def test_estimator_defaults_are_the_registered_defaults(name: str, cls: type) -> None:
+    declared = registry.get_spec(name).schema.defaults()
+    params = cls().get_params()
+    shared = {key: params[key] for key in params if key in declared}
+    assert len(shared) == 10  # the nine CD arguments and the architecture (n_components or layers)
+    assert shared == {
+        key: list(v) if isinstance(v, tuple) else v for key, v in declared.items() if key in shared
+    }
+    assert next(iter(params)) == ("n_components" if cls is RBM else "layers")  # BernoulliRBM's order
+
+
+def test_build_network_takes_the_estimator_arguments_from_params() -> None:
+    from flowtui.core.recs.rbm_models import build_network  # registers rbm, dbn: after the classifiers
+
+    rbm = build_network(RBMParams(n_components=7, learning_rate=0.2, max_items=5), implicit_weight=0.1)
+    assert type(rbm) is RBM
+    assert (rbm.n_components, rbm.learning_rate, rbm.implicit_weight) == (7, 0.2, 0.1)
+    dbn = build_network(DBNParams(layers=(6, 3), n_iter=2))
+    assert type(dbn) is DBN and tuple(dbn.layers) == (6, 3) and dbn.n_iter == 2
+    assert [r.n_components for r in (dbn._layer(0, 6), dbn._layer(1, 3))] == [6, 3]
+    assert dbn._layer(1, 3).random_state == 1 and not dbn._layer(1, 3).user_rate
 
 
 # --- registered models ---------------------------------------------------------------------------

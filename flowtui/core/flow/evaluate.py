@@ -207,16 +207,9 @@ def holdout_leaderboard(
         raise DataError(
             None, f"no user has a Flow row (listen_type 1){where} after earlier rows: nothing to hold out"
         )
-    specs = {n: registry.get_spec(n) for n in names}
     run_on = executor or InlineExecutor()
     n_steps = len(folds) * (len(names) + 1)
-    ys: list[np.ndarray] = []
-    ps: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    fit_s = dict.fromkeys(names, 0.0)
-    pred_s = dict.fromkeys(names, 0.0)
-    errors: dict[str, str] = {}
-    notes: dict[str, list[str]] = {n: [] for n in names}
-    importances: dict[str, pd.Series] = {}
+    tally = _Tally(list(names))
     selected: list[str] | None = None
     step = 0
     for fold in folds:
@@ -226,71 +219,85 @@ def holdout_leaderboard(
             fold.history, fold.targets, smoothing=settings.smoothing, flow_only=settings.flow_only
         )
         yt = rows_t[LABEL].to_numpy().astype(np.int8)
-        ys.append(yt)
+        tally.ys.append(yt)
         step += 1
         if settings.top_k is not None:
             selected = select_features(X, y, settings.top_k, on_event=on_event, cancel=cancel)
-
         data = _FoldData(X, y, rows, Xt, rows_t, yt, selected, fold.round, n_steps)
         task = functools.partial(_fit_and_score, params=params, data=data, on_event=on_event, cancel=cancel)
-        todo = [(step + i, n) for i, n in enumerate(names) if n not in errors]
+        todo = [(step + i, n) for i, n in enumerate(names) if n not in tally.errors]
         step += len(names)
         for (_, name), outcome in zip(todo, run_on.map(task, todo), strict=True):
             if isinstance(outcome, Exception):
-                errors[name] = f"{type(outcome).__name__}: {' '.join(str(outcome).split())}"
-                ev.emit(on_event, ev.Log(f"{name} failed: {errors[name]}", level="warning"))
-                continue
-            fit_s[name] += outcome.fit_seconds
-            pred_s[name] += outcome.predict_seconds
-            ps[name].append(outcome.p)
-            notes[name].extend(n for n in outcome.model.notes if n not in notes[name])
-            if fold.round == folds[0].round:
-                imp = outcome.model.feature_importances()
-                if imp is not None:
-                    importances[name] = imp
+                tally.errors[name] = f"{type(outcome).__name__}: {' '.join(str(outcome).split())}"
+                ev.emit(on_event, ev.Log(f"{name} failed: {tally.errors[name]}", level="warning"))
+            else:
+                tally.add(name, outcome, first_round=fold.round == folds[0].round)
     ev.emit(on_event, ev.Progress("evaluate", n_steps, n_steps, "done"))
-    y_all = np.concatenate(ys)
-    board_rows: list[LeaderboardRow] = []
-    predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name in names:
-        base = specs[name].baseline
-        if name in errors:
-            board_rows.append(
-                LeaderboardRow(
-                    name,
-                    None,
-                    None,
-                    None,
-                    fit_s[name],
-                    pred_s[name],
-                    [f"failed: {errors[name]}"],
-                    base,
-                    errors[name],
+    board = tally.leaderboard(rounds=len(folds), selected=selected)
+    if board.leak_warning:
+        ev.emit(on_event, ev.Log(board.leak_warning, level="warning"))
+    return board
+
+
+@dataclass
+class _Tally:
+    """What the rounds of a holdout collect per model, turned into a `Leaderboard` at the end."""
+
+    names: list[str]
+    ys: list[np.ndarray] = field(default_factory=list)
+    ps: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    fit_s: dict[str, float] = field(default_factory=dict)
+    pred_s: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    importances: dict[str, pd.Series] = field(default_factory=dict)
+
+    def add(self, name: str, fit: _Fit, *, first_round: bool) -> None:
+        """Record one model's fit of one round."""
+        self.fit_s[name] = self.fit_s.get(name, 0.0) + fit.fit_seconds
+        self.pred_s[name] = self.pred_s.get(name, 0.0) + fit.predict_seconds
+        self.ps.setdefault(name, []).append(fit.p)
+        notes = self.notes.setdefault(name, [])
+        notes.extend(n for n in fit.model.notes if n not in notes)
+        if first_round:
+            imp = fit.model.feature_importances()
+            if imp is not None:
+                self.importances[name] = imp
+
+    def leaderboard(self, *, rounds: int, selected: list[str] | None) -> Leaderboard:
+        """The pooled scores, sorted by AUC (failed models last), with the leak warning."""
+        y_all = np.concatenate(self.ys)
+        rows: list[LeaderboardRow] = []
+        predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name in self.names:
+            base = registry.get_spec(name).baseline
+            fit_s, pred_s = self.fit_s.get(name, 0.0), self.pred_s.get(name, 0.0)
+            error = self.errors.get(name)
+            if error is not None:
+                rows.append(
+                    LeaderboardRow(name, None, None, None, fit_s, pred_s, [f"failed: {error}"], base, error)
                 )
-            )
-            continue
-        p_all = np.concatenate(ps[name])
-        predictions[name] = (y_all, p_all)
-        auc, ll, acc = _scores(y_all, p_all)
-        board_rows.append(LeaderboardRow(name, auc, ll, acc, fit_s[name], pred_s[name], notes[name], base))
-    board_rows.sort(key=lambda r: (r.auc is None, -(r.auc or 0.0)))
-    leaks = [r for r in board_rows if r.auc is not None and r.auc > LEAK_AUC]
-    leak = None
-    if leaks:
-        which = ", ".join(f"{r.model} {r.auc:.3f}" for r in leaks)
-        leak = (
-            f"holdout AUC above {LEAK_AUC} ({which}): probably a leak; honest DSG17 holdouts score 0.62-0.72"
+                continue
+            p_all = np.concatenate(self.ps[name])
+            predictions[name] = (y_all, p_all)
+            auc, ll, acc = _scores(y_all, p_all)
+            rows.append(LeaderboardRow(name, auc, ll, acc, fit_s, pred_s, self.notes.get(name, []), base))
+        rows.sort(key=lambda r: (r.auc is None, -(r.auc or 0.0)))
+        leaks = [r for r in rows if r.auc is not None and r.auc > LEAK_AUC]
+        leak = None
+        if leaks:
+            which = ", ".join(f"{r.model} {r.auc:.3f}" for r in leaks)
+            leak = f"holdout AUC above {LEAK_AUC} ({which}): probably a leak; honest DSG17 holdouts score 0.62-0.72"
+        return Leaderboard(
+            rows=rows,
+            predictions=predictions,
+            importances=self.importances,
+            leak_warning=leak,
+            n_targets=len(y_all),
+            rounds=rounds,
+            selected_features=selected,
         )
-        ev.emit(on_event, ev.Log(leak, level="warning"))
-    return Leaderboard(
-        rows=board_rows,
-        predictions=predictions,
-        importances=importances,
-        leak_warning=leak,
-        n_targets=len(y_all),
-        rounds=len(folds),
-        selected_features=selected,
-    )
 
 
 def fit_final(

@@ -145,7 +145,7 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     mp = (m + 9) % 12
     doy = (153 * mp + 2) // 5 + d - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
+    return np.asarray(era * 146097 + doe - 719468)
 
 
 def _smooth(s: np.ndarray, c: np.ndarray, prior: np.ndarray | float, m: float) -> np.ndarray:

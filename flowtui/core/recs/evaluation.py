@@ -13,7 +13,8 @@ Baselines: `popularity` (number of training entries of the item; no probability,
 from __future__ import annotations
 
 import threading
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,10 @@ import scipy.sparse as sp
 from flowtui.core import events as ev
 from flowtui.core import metrics
 from flowtui.core.recs.interactions import InteractionMatrix
+
+if TYPE_CHECKING:
+    from flowtui.core.recs.network import Network
+    from flowtui.core.recs.rbm_params import DBNParams, RBMParams
 
 MODELS = ("rbm", "dbn", "popularity", "item_mean")
 ITEM_MEAN_SMOOTHING = 5.0
@@ -58,7 +63,8 @@ def split_entries(
         pos = np.empty(n, np.int64)
         pos[order] = np.arange(n) - np.repeat(matrix.labels.indptr[:-1], n_row)
         n_held = np.where(n_row >= 2, np.maximum(1, np.floor(n_row * fraction)), 0).astype(np.int64)
-        return pos >= (n_row - n_held)[rows]
+        held: np.ndarray = pos >= (n_row - n_held)[rows]
+        return held
     raise ValueError(f"unknown holdout {how!r}; use 'random' or 'latest'")
 
 
@@ -92,14 +98,10 @@ def evaluate_recs(
         raise ValueError(f"unknown recommendation model {model!r}; known: {', '.join(MODELS)}")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    from flowtui.core import registry
-    from flowtui.core.recs import rbm_models
-
-    # popularity and item_mean take no parameters; the matrix is built as the rbm's would be
-    p: dict[str, Any] = dict(registry.get_spec("dbn" if model == "dbn" else "rbm").params(params, preset))
+    cfg = _net_params(model, params, preset)
     ev.emit(on_event, ev.Progress("evaluate-recs", 0, 3, "interaction matrix"))
     full = InteractionMatrix.from_frame(
-        frame, "media", max_items=p["max_items"], min_count=p["min_count"], label=p["label"]
+        frame, "media", max_items=cfg.max_items, min_count=cfg.min_count, label=cfg.label
     )
     held = split_entries(full, fraction, how, seed)
     if not held.any():
@@ -110,46 +112,13 @@ def evaluate_recs(
     ev.emit(on_event, ev.Progress("evaluate-recs", 1, 3, f"training {model}"))
 
     pop, item_mean = _item_baselines(train)
-    net = expo = None
     if model in ("rbm", "dbn"):
-        net = rbm_models.build_network(model, p)
-        net.fit(train, on_event=on_event, cancel=cancel)
-        if rank_by != "probability":
-            if not p.get("exposure_weight"):
-                raise ValueError(f"rank_by={rank_by!r} needs an exposure network (exposure_weight > 0)")
-            expo = rbm_models.fit_exposure(model, p, train, on_event, cancel)
-    played = train.as_played(float(p.get("exposure_weight") or 0.0))
-
-    base = pop if model == "popularity" else item_mean
-    # baselines rank ties by item order, so their lists are reproducible
-    base_rank = np.empty(full.shape[1], np.float64)
-    base_rank[np.lexsort((np.arange(full.shape[1]), -base))] = np.arange(full.shape[1], 0, -1)
+        scorer = _network_scorer(cfg, train, rank_by, on_event, cancel)
+    else:
+        scorer = _baseline_scorer(pop if model == "popularity" else item_mean)
     users = np.flatnonzero(np.diff(test.labels.indptr) > 0)
     ev.emit(on_event, ev.Progress("evaluate-recs", 2, 3, "scoring held-out entries"))
-    held_p, held_y, tops = [], [], []
-    bs = 512
-    for start in range(0, len(users), bs):
-        ev.check_cancel(cancel)
-        idx = users[start : start + bs]
-        t = test.labels[idx]
-        r = np.repeat(np.arange(len(idx)), np.diff(t.indptr))
-        if net is not None:
-            scores = _net_scores(net, train, idx)
-            held_p.append(scores[r, t.indices])
-            if expo is not None:
-                pe = _net_scores(expo, played, idx)
-                scores = pe if rank_by == "played" else scores * pe
-        else:
-            held_p.append(base[t.indices])
-            scores = np.broadcast_to(base_rank, (len(idx), full.shape[1])).copy()
-        held_y.append(t.data)
-        seen = train.mask[idx]
-        sr = np.repeat(np.arange(len(idx)), np.diff(seen.indptr))
-        scores[sr, seen.indices] = -np.inf
-        tops.append(metrics.top_k(scores, k))
-    y = np.concatenate(held_y)
-    pr = np.concatenate(held_p).astype(np.float64)
-    top = np.concatenate(tops)
+    y, pr, top = _score_users(scorer, train, test, users, k, cancel)
     rel = _listened(test.labels[users])
     ev.emit(on_event, ev.Progress("evaluate-recs", 3, 3, "done"))
     return {
@@ -166,6 +135,90 @@ def evaluate_recs(
     }
 
 
+def _net_params(model: str, params: dict[str, Any] | None, preset: str) -> RBMParams | DBNParams:
+    """The registered dbn's parameters for "dbn", the rbm's otherwise (popularity and item_mean take none;
+    their matrix is built as the rbm's would be), with `params` and the preset applied."""
+    from flowtui.core import registry
+
+    spec = registry.get_spec("dbn" if model == "dbn" else "rbm")
+    cfg: RBMParams | DBNParams = spec.schema.build(spec.params(params, preset), spec.name)
+    return cfg
+
+
+#: Scores of a batch of users (matrix rows): (P(listened) of every item, the score that ranks them).
+Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _network_scorer(
+    cfg: RBMParams | DBNParams,
+    train: InteractionMatrix,
+    rank_by: RankBy,
+    on_event: ev.EventCallback | None,
+    cancel: threading.Event | None,
+) -> Scorer:
+    """Fit the listen network (and the exposure network unless `rank_by` is "probability") on `train`."""
+    from flowtui.core.recs import rbm_models
+
+    net = rbm_models.build_network(cfg)
+    net.fit(train, on_event=on_event, cancel=cancel)
+    expo = None
+    if rank_by != "probability":
+        if not cfg.exposure_weight:
+            raise ValueError(f"rank_by={rank_by!r} needs an exposure network (exposure_weight > 0)")
+        expo = rbm_models.fit_exposure(cfg, train, on_event, cancel)
+    played = train.as_played(float(cfg.exposure_weight or 0.0))
+
+    def score(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = _net_scores(net, train, idx)
+        if expo is None:
+            return scores, scores
+        pe = _net_scores(expo, played, idx)
+        return scores, pe if rank_by == "played" else scores * pe
+
+    return score
+
+
+def _baseline_scorer(base: np.ndarray) -> Scorer:
+    """The item's `base` value for every user; ties ranked by item order, so the lists are reproducible."""
+    n_items = len(base)
+    base_rank = np.empty(n_items, np.float64)
+    base_rank[np.lexsort((np.arange(n_items), -base))] = np.arange(n_items, 0, -1)
+
+    def score(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        shape = (len(idx), n_items)
+        return np.broadcast_to(base, shape), np.broadcast_to(base_rank, shape).copy()
+
+    return score
+
+
+def _score_users(
+    scorer: Scorer,
+    train: InteractionMatrix,
+    test: InteractionMatrix,
+    users: np.ndarray,
+    k: int,
+    cancel: threading.Event | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(held-out labels, their P(listened), each user's top-k among the items without a training entry)."""
+    held_p, held_y, tops = [], [], []
+    bs = 512
+    for start in range(0, len(users), bs):
+        ev.check_cancel(cancel)
+        idx = users[start : start + bs]
+        t = test.labels[idx]
+        r = np.repeat(np.arange(len(idx)), np.diff(t.indptr))
+        listen, ranking = scorer(idx)
+        held_p.append(listen[r, t.indices])
+        held_y.append(t.data)
+        seen = train.mask[idx]
+        sr = np.repeat(np.arange(len(idx)), np.diff(seen.indptr))
+        ranking[sr, seen.indices] = -np.inf
+        tops.append(metrics.top_k(ranking, k))
+    y = np.concatenate(held_y)
+    pr = np.concatenate(held_p).astype(np.float64)
+    return y, pr, np.concatenate(tops)
+
+
 def _listened(rel: sp.csr_matrix) -> sp.csr_matrix:
     """The held-out entries labelled listened (>= 0.5), as a 0/1 matrix (explicit zeros are dropped)."""
     out = rel.copy()
@@ -178,7 +231,7 @@ def _nan_none(x: float) -> float | None:
     return None if x != x else float(x)
 
 
-def _net_scores(net: Any, train: InteractionMatrix, idx: np.ndarray) -> np.ndarray:
+def _net_scores(net: Network, train: InteractionMatrix, idx: np.ndarray) -> np.ndarray:
     """Visible probabilities of the users `idx` under the training matrix, as float32 numpy."""
     sub_l, sub_m = train.labels[idx], train.mask[idx]
     parts = [p.cpu().numpy() for _, p in net.iter_visible(sub_l, sub_m, batch_size=len(idx))]

@@ -72,47 +72,8 @@ class InteractionMatrix:
         row order likewise (rows of other users are dropped). `implicit=True` reads every row as a positive
         and marks unseen entries as negatives of weight `implicit_weight`.
         """
-        if level not in LEVEL_COLUMNS:
-            raise DataError(None, f"unknown item level {level!r}", expected=", ".join(LEVEL_COLUMNS))
-        col = LEVEL_COLUMNS[level]
-        needed = ["user_id", col] + ([] if implicit else ["is_listened"])
-        missing = [c for c in needed if c not in frame.columns]
-        if missing:
-            raise DataError(None, "cannot build the interaction matrix", expected=", ".join(missing))
-        user = frame["user_id"].to_numpy(np.int64)
-        item = frame[col].to_numpy(np.int64)
-        if implicit:
-            y = np.ones(len(frame), np.float32)
-        else:
-            y = frame["is_listened"].to_numpy(np.float32)
-            ok = ~np.isnan(y)  # rows without a label (targets) never contribute
-            user, item, y = user[ok], item[ok], y[ok]
-        ts = (
-            frame["ts_listen"].to_numpy(np.int64)
-            if "ts_listen" in frame.columns
-            else np.arange(len(frame), dtype=np.int64)
-        )
-        if not implicit:
-            ts = ts[ok]
-
-        all_items, item_rows = np.unique(item, return_counts=True)
-        if items is None:
-            keep = item_rows >= min_count
-            cand, cand_counts = all_items[keep], item_rows[keep]
-            if max_items is not None and len(cand) > max_items:
-                # most rows first, ties by id so the vocabulary is deterministic
-                top = np.lexsort((cand, -cand_counts))[:max_items]
-                cand = cand[top]
-            vocab = np.sort(cand)
-        else:
-            vocab = np.asarray(items, dtype=np.int64)
-        counts = np.zeros(len(vocab), np.int64)
-        pos = np.searchsorted(all_items, vocab)
-        pos_ok = pos < len(all_items)
-        hit = np.zeros(len(vocab), bool)
-        hit[pos_ok] = all_items[pos[pos_ok]] == vocab[pos_ok]
-        counts[hit] = item_rows[pos[hit]]
-
+        user, item, y, ts = _read_rows(frame, level, implicit)
+        vocab, counts = _vocabulary(item, items, max_items, min_count)
         uvocab = np.unique(user) if users is None else np.asarray(users, dtype=np.int64)
         icode = _lookup(vocab, item)
         ucode = _lookup(uvocab, user)
@@ -120,25 +81,7 @@ class InteractionMatrix:
         icode, ucode, y, ts = icode[keep_rows], ucode[keep_rows], y[keep_rows], ts[keep_rows]
 
         n_items = len(vocab)
-        key = ucode * max(n_items, 1) + icode
-        order = np.lexsort((ts, key))
-        key, y, ts = key[order], y[order], ts[order]
-        first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
-        starts = np.flatnonzero(first)
-        ends = np.r_[starts[1:], len(key)]
-        ukey = key[starts]
-        last_ts = ts[ends - 1] if len(key) else np.zeros(0, np.int64)
-        if label == "latest":
-            val = y[ends - 1] if len(key) else np.zeros(0, np.float32)
-        else:
-            sums = np.add.reduceat(y, starts) if len(key) else np.zeros(0, np.float32)
-            mean = sums / (ends - starts)
-            if label == "majority":
-                val = (mean >= 0.5).astype(np.float32)
-            elif label == "mean":
-                val = mean.astype(np.float32)
-            else:
-                raise DataError(None, f"unknown label rule {label!r}", expected="latest, majority or mean")
+        ukey, val, last_ts = _pair_labels(ucode * max(n_items, 1) + icode, y, ts, label)
         rows = ukey // max(n_items, 1)
         cols = ukey % max(n_items, 1)
         # keys are sorted, so entries are already in CSR order (row, then column)
@@ -213,6 +156,80 @@ class InteractionMatrix:
         n = np.bincount(self.labels.indices, minlength=self.shape[1]).astype(np.float64)
         s = np.bincount(self.labels.indices, weights=self.labels.data, minlength=self.shape[1])
         return n, s
+
+
+def _read_rows(
+    frame: pd.DataFrame, level: str, implicit: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(user, item, label, ts_listen) of each labelled row (every row when `implicit`, labelled 1)."""
+    if level not in LEVEL_COLUMNS:
+        raise DataError(None, f"unknown item level {level!r}", expected=", ".join(LEVEL_COLUMNS))
+    col = LEVEL_COLUMNS[level]
+    needed = ["user_id", col] + ([] if implicit else ["is_listened"])
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DataError(None, "cannot build the interaction matrix", expected=", ".join(missing))
+    user = frame["user_id"].to_numpy(np.int64)
+    item = frame[col].to_numpy(np.int64)
+    ts = (
+        frame["ts_listen"].to_numpy(np.int64)
+        if "ts_listen" in frame.columns
+        else np.arange(len(frame), dtype=np.int64)
+    )
+    if implicit:
+        return user, item, np.ones(len(frame), np.float32), ts
+    y = frame["is_listened"].to_numpy(np.float32)
+    ok = ~np.isnan(y)  # rows without a label (targets) never contribute
+    return user[ok], item[ok], y[ok], ts[ok]
+
+
+def _vocabulary(
+    item: np.ndarray, items: np.ndarray | None, max_items: int | None, min_count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted item ids, rows of each): `items` when given, else the `max_items` items with most rows among
+    those with at least `min_count` rows."""
+    all_items, item_rows = np.unique(item, return_counts=True)
+    if items is None:
+        keep = item_rows >= min_count
+        cand, cand_counts = all_items[keep], item_rows[keep]
+        if max_items is not None and len(cand) > max_items:
+            # most rows first, ties by id so the vocabulary is deterministic
+            top = np.lexsort((cand, -cand_counts))[:max_items]
+            cand = cand[top]
+        vocab = np.sort(cand)
+    else:
+        vocab = np.asarray(items, dtype=np.int64)
+    counts = np.zeros(len(vocab), np.int64)
+    pos = np.searchsorted(all_items, vocab)
+    pos_ok = pos < len(all_items)
+    hit = np.zeros(len(vocab), bool)
+    hit[pos_ok] = all_items[pos[pos_ok]] == vocab[pos_ok]
+    counts[hit] = item_rows[pos[hit]]
+    return vocab, counts
+
+
+def _pair_labels(
+    key: np.ndarray, y: np.ndarray, ts: np.ndarray, label: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One entry per distinct (user, item) `key`: (sorted keys, their label by the `label` rule, latest ts)."""
+    order = np.lexsort((ts, key))
+    key, y, ts = key[order], y[order], ts[order]
+    first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], len(key)]
+    last_ts = ts[ends - 1] if len(key) else np.zeros(0, np.int64)
+    if label == "latest":
+        val = y[ends - 1] if len(key) else np.zeros(0, np.float32)
+    else:
+        sums = np.add.reduceat(y, starts) if len(key) else np.zeros(0, np.float32)
+        mean = sums / (ends - starts)
+        if label == "majority":
+            val = (mean >= 0.5).astype(np.float32)
+        elif label == "mean":
+            val = mean.astype(np.float32)
+        else:
+            raise DataError(None, f"unknown label rule {label!r}", expected="latest, majority or mean")
+    return key[starts], val, last_ts
 
 
 def _lookup(vocab: np.ndarray, ids: np.ndarray) -> np.ndarray:

@@ -1,11 +1,10 @@
-"""The RBM, the DBN and the LightGBM + RBM hybrid as registered Flow models.
+"""The RBM and the DBN as registered Flow models.
 
 `rbm`/`dbn` learn the user x media matrix of the training rows and score a row by the predicted listen
 probability of that user for that media; an unknown media falls back to the user's smoothed listen rate,
 an unknown user to the media's smoothed listen rate (the population rate when both are unknown).
-`hybrid` is LightGBM with that score as one more feature, computed leak-free: each training row's score
-comes from an RBM fitted on the other folds of rows, the targets' score from an RBM fitted on all rows.
-Nothing here imports torch at module import (registering the models stays cheap).
+Their parameters are `RBMParams`/`DBNParams` (`rbm_params.py`). Nothing here imports torch at module
+import (registering the models stays cheap). The LightGBM + RBM hybrid is `flowtui.core.flow.hybrid`.
 """
 
 from __future__ import annotations
@@ -13,10 +12,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -24,113 +21,83 @@ from sklearn.exceptions import NotFittedError
 
 from flowtui.core import events as ev
 from flowtui.core.events import EventCallback
-from flowtui.core.flow.classifiers import LightGBMModel, LightGBMParams
-from flowtui.core.params import Value, param
-from flowtui.core.recs.interactions import InteractionMatrix
+from flowtui.core.recs.dbn import DBN
+from flowtui.core.recs.interactions import InteractionMatrix, _lookup
+from flowtui.core.recs.network_files import RBMFileError, load_network, save_network
+from flowtui.core.recs.rbm import RBM
+from flowtui.core.recs.rbm_params import (
+    DBN_QUICK,
+    DEVICES,
+    RBM_QUICK,
+    CDParams,
+    DBNParams,
+    NetParams,
+    RBMParams,
+)
 from flowtui.core.registry import ModelSpec, register
 
+__all__ = [
+    "DBN_QUICK",
+    "DEVICES",
+    "RBM_QUICK",
+    "CDParams",
+    "CollaborativeModel",
+    "DBNModel",
+    "DBNParams",
+    "NetParams",
+    "RBMModel",
+    "RBMParams",
+    "build_network",
+    "fit_exposure",
+    "user_rates",
+]
+
 NET_FILE = "rbm.pt"
+EXPOSURE_FILE = "exposure.pt"
 MODEL_JSON = "model.json"
 #: Prior weight (pseudo-rows) of the smoothed user and media listen rates used as fallbacks.
 FALLBACK_SMOOTHING = 10.0
-SCORE_FEATURE = "rbm_score"
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-@dataclass(frozen=True)
-class NetParams:
-    """What the RBM and the DBN share: training of the network and the matrix it learns."""
-
-    learning_rate: float = param(0.3, "CD learning rate", low=0.0, low_open=True, high=100.0)
-    batch_size: int = param(256, "users per mini-batch", low=1, high=1_000_000)
-    n_iter: int = param(5, "epochs (per layer for a DBN)", low=1, high=100_000)
-    k: int = param(1, "Gibbs steps of contrastive divergence (CD-k)", low=1, high=1000)
-    k_schedule: tuple[int, ...] | None = param(
-        None, "k per epoch, the last repeated, e.g. [1,1,3]", low=1, high=1000
-    )
-    momentum: float = param(0.5, "momentum of the updates", low=0.0, high=0.999)
-    weight_decay: float = param(1e-4, "L2 weight decay", low=0.0, high=1.0)
-    random_state: int | None = param(0, "seed (null: a fresh seed each fit)", low=0, high=2**32 - 1)
-    device: str = param("auto", "torch device (auto: CUDA when available)", choices=DEVICES)
-    max_items: int = param(50_000, "items kept, those with most rows", low=1, high=100_000_000)
-    min_count: int = param(1, "rows an item needs to be kept", low=1, high=1_000_000_000)
-    label: Literal["latest", "majority", "mean"] = param("latest", "label of a pair seen several times")
-    exposure_weight: float = param(
-        0.05,
-        "weight of unseen entries as negatives in the exposure network (0: no exposure network)",
-        low=0.0,
-        high=1.0,
-    )
-    # the exposure network learns what users play at all: a denser target that wants a bigger, longer-trained
-    # network than the listen network (whose held-out AUC suffers from long training)
-    exposure_n_components: int = param(128, "hidden units of the exposure network (rbm)", low=1, high=65_536)
-    exposure_n_iter: int = param(20, "epochs of the exposure network", low=1, high=100_000)
+def build_network(params: RBMParams | DBNParams, **overrides: Any) -> RBM | DBN:
+    """An unfitted `RBM` (from RBMParams) or `DBN` (from DBNParams): the estimator's arguments are taken from
+    `params` (the matrix keys are not the estimator's), then `overrides` applied."""
+    cls: type[RBM] | type[DBN] = DBN if isinstance(params, DBNParams) else RBM
+    kwargs: dict[str, Any] = {
+        f.name: getattr(params, f.name) for f in dataclasses.fields(cls) if hasattr(params, f.name)
+    }
+    return cls(**{**kwargs, **overrides})
 
 
-@dataclass(frozen=True)
-class RBMParams(NetParams):
-    n_components: int = param(64, "hidden units", low=1, high=65_536)
-
-
-@dataclass(frozen=True)
-class DBNParams(NetParams):
-    layers: tuple[int, ...] = param((128, 32), "hidden units of each layer, bottom first", low=1, high=65_536)
-
-
-RBM_QUICK: dict[str, Value] = {
-    "n_components": 32,
-    "n_iter": 3,
-    "max_items": 20_000,
-    "exposure_n_components": 32,
-    "exposure_n_iter": 5,
-}
-DBN_QUICK: dict[str, Value] = {"layers": (32, 8), "n_iter": 3, "max_items": 20_000, "exposure_n_iter": 5}
-_MATRIX_KEYS = (
-    "max_items",
-    "min_count",
-    "label",
-    "exposure_weight",
-    "exposure_n_components",
-    "exposure_n_iter",
-)
-EXPOSURE_FILE = "exposure.pt"
-
-
-def build_network(kind: str, params: dict[str, Any]) -> Any:
-    """An unfitted `RBM` ("rbm") or `DBN` ("dbn") from flowtui parameters (matrix keys ignored)."""
-    from flowtui.core.recs.rbm import DBN, RBM
-
-    net_params = {k: v for k, v in params.items() if k not in _MATRIX_KEYS}
-    if kind == "dbn":
-        net_params.pop("n_components", None)
-        net_params["layers"] = tuple(net_params.get("layers") or (128, 32))
-        return DBN(**net_params)
-    net_params.pop("layers", None)
-    return RBM(**net_params)
+def kind_of(params: RBMParams | DBNParams) -> str:
+    """ "dbn" for DBNParams, else "rbm"."""
+    return "dbn" if isinstance(params, DBNParams) else "rbm"
 
 
 def fit_exposure(
-    kind: str,
-    params: dict[str, Any],
+    params: RBMParams | DBNParams,
     matrix: InteractionMatrix,
     on_event: EventCallback | None = None,
     cancel: threading.Event | None = None,
-) -> Any:
+) -> RBM | DBN:
     """The exposure network: the same architecture on the played matrix (every entry 1, unseen entries weak
     negatives of weight `exposure_weight`), so its visible probability is P(the user plays the item).
 
     The listen network is masked and models P(listened | played); a top-N list of unheard items needs both
     (`recommend` and `rec_eval` rank by their product, the expected listens)."""
-    w = float(params.get("exposure_weight") or 0.0)
-    sized = {"implicit_weight": w, "n_iter": params.get("exposure_n_iter") or params.get("n_iter", 20)}
-    if kind == "rbm":
-        sized["n_components"] = params.get("exposure_n_components") or params.get("n_components", 128)
-    net = build_network(kind, {**params, **sized})
+    kind = kind_of(params)
+    w = float(params.exposure_weight or 0.0)
+    sized: dict[str, Any] = {"implicit_weight": w, "n_iter": params.exposure_n_iter}
+    if isinstance(params, RBMParams):
+        sized["n_components"] = params.exposure_n_components
+    net = build_network(params, **sized)
 
     def relabel(e: ev.Event) -> None:
-        if on_event is not None:
-            on_event(dataclasses.replace(e, model=f"{kind} exposure") if hasattr(e, "model") else e)  # type: ignore[call-arg]
+        if on_event is None:
+            return
+        if isinstance(e, (ev.BeforeFit, ev.AfterEpoch, ev.AfterFit, ev.Saved)):
+            e = dataclasses.replace(e, model=f"{kind} exposure")
+        on_event(e)
 
     net.fit(matrix.as_played(w), on_event=relabel, cancel=cancel)
     return net
@@ -140,15 +107,16 @@ def user_rates(matrix: InteractionMatrix) -> np.ndarray:
     """Each user's mean observed spin (2 * label - 1): the context input of the conditional RBM."""
     n = np.diff(matrix.labels.indptr)
     s = np.bincount(matrix.entry_rows(), weights=2.0 * matrix.labels.data - 1.0, minlength=matrix.shape[0])
-    return (s / np.maximum(n, 1)).astype(np.float32)
+    rates: np.ndarray = (s / np.maximum(n, 1)).astype(np.float32)
+    return rates
 
 
 class CollaborativeModel:
     """A FlowModel over the user x media matrix: `rbm` (one RBM) or `dbn` (stacked RBMs)."""
 
     kind: ClassVar[str] = "rbm"
-    net_: Any
-    exposure_: Any = None
+    net_: RBM | DBN
+    exposure_: RBM | DBN | None = None
     user_ids_: np.ndarray
     item_ids_: np.ndarray
     item_counts_: np.ndarray
@@ -169,7 +137,7 @@ class CollaborativeModel:
         self.name = self.kind
 
     def flat_params(self) -> dict[str, Any]:
-        """The parameters as the flat dict `build_network` and `fit_exposure` take."""
+        """The parameters as a plain dict (the `params` of model.json)."""
         return dataclasses.asdict(self.params)
 
     # -- fitting ---------------------------------------------------------------------------------
@@ -200,37 +168,20 @@ class CollaborativeModel:
             self.notes.append(
                 f"item vocabulary capped at {matrix.shape[1]:,} media (max_items, min_count); others use fallbacks"
             )
-        self.net_ = build_network(self.kind, self.flat_params())
+        self.net_ = build_network(self.params)
         self.net_.fit(matrix, on_event=on_event, cancel=cancel)
         self.exposure_ = None
         if self.params.exposure_weight:
-            self.exposure_ = fit_exposure(self.kind, self.flat_params(), matrix, on_event, cancel)
+            self.exposure_ = fit_exposure(self.params, matrix, on_event, cancel)
         self._fit_fallbacks(frame)
         self.user_ids_ = matrix.user_ids
         self.item_ids_ = matrix.item_ids
         self.item_counts_ = matrix.item_counts
         # Each user's hidden state under the training matrix, next to the visible layer: a row's score is
         # then one dot product, and a saved model needs no training data to predict.
-        self.user_hidden_ = self._hidden_next_to_visible(matrix)
+        self.user_hidden_ = self.net_.hidden_next_to_visible(matrix).astype(np.float32)
         self.user_rate_ = user_rates(matrix)
         return self
-
-    def _hidden_next_to_visible(self, matrix: InteractionMatrix) -> np.ndarray:
-        import torch
-
-        net = self.net_
-        out = []
-        with torch.no_grad():
-            from flowtui.core.recs.rbm import _Source
-
-            src = _Source(matrix, None, getattr(net, "implicit_weight", 0.0))
-            dev = net._device()
-            for start in range(0, src.n_rows, net.batch_size):
-                idx = np.arange(start, min(start + net.batch_size, src.n_rows))
-                bt = src.batch(idx, dev)
-                h = net._top_down_to_last_hidden(net._up(bt.s0, bt.r))
-                out.append(h.cpu().numpy())
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
     def _fit_fallbacks(self, frame: pd.DataFrame) -> None:
         y = frame["is_listened"].to_numpy(np.float64)
@@ -253,8 +204,6 @@ class CollaborativeModel:
     def predict_proba(self, X: pd.DataFrame | None, rows: pd.DataFrame) -> np.ndarray:
         """P(listened) of each row's (user, media) pair; fallbacks for unknown users or media."""
         self._check_fitted()
-        from flowtui.core.recs.interactions import _lookup
-
         user = rows["user_id"].to_numpy(np.int64)
         media = rows["media_id"].to_numpy(np.int64)
         u = _lookup(self.user_ids_, user)
@@ -275,7 +224,8 @@ class CollaborativeModel:
         logits = np.einsum("nh,hn->n", self.user_hidden_[user_rows], W[:, item_cols]) + b[item_cols]
         if hasattr(self, "user_rate_"):
             logits += self.user_rate_[user_rows] * e[item_cols]
-        return 1.0 / (1.0 + np.exp(-2.0 * logits.astype(np.float64)))  # spin visible units
+        p: np.ndarray = 1.0 / (1.0 + np.exp(-2.0 * logits.astype(np.float64)))  # spin visible units
+        return p
 
     def visible_weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(components of the layer next to the visible units, visible biases, visible context weights)."""
@@ -288,8 +238,6 @@ class CollaborativeModel:
     # -- persistence -----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         """Write `rbm.pt` (weights, vocabulary, hidden states, fallbacks as arrays), `rbm.json` and `model.json`."""
-        from flowtui.core.recs.rbm import save_network
-
         self._check_fitted()
         folder = Path(folder)
         arrays = {
@@ -312,8 +260,6 @@ class CollaborativeModel:
     @classmethod
     def load(cls, folder: Path, params: RBMParams | DBNParams) -> CollaborativeModel:
         """Rebuild a fitted model from `folder` (RBMFileError on a damaged file)."""
-        from flowtui.core.recs.rbm import RBMFileError, load_network
-
         folder = Path(folder)
         model = cls(params)
         net, arrays, meta = load_network(folder / NET_FILE, device=params.device)
@@ -328,9 +274,9 @@ class CollaborativeModel:
                 )
         return model
 
-    def _restore(self, net: Any, arrays: dict[str, np.ndarray], meta: dict[str, Any], folder: Path) -> None:
-        from flowtui.core.recs.rbm import RBMFileError
-
+    def _restore(
+        self, net: RBM | DBN, arrays: dict[str, np.ndarray], meta: dict[str, Any], folder: Path
+    ) -> None:
         missing = [k for k in ("user_ids", "item_ids", "user_hidden", "user_rate") if k not in arrays]
         if missing:
             raise RBMFileError(folder / NET_FILE, "model file lacks arrays", expected=", ".join(missing))
@@ -357,74 +303,6 @@ class DBNModel(CollaborativeModel):
     kind = "dbn"
 
 
-@dataclass(frozen=True)
-class HybridParams(LightGBMParams):
-    rbm_folds: int = param(3, "folds of the out-of-fold RBM scores", low=2, high=20)
-    # the hybrid needs listen probabilities only: no exposure network
-    rbm: RBMParams = RBMParams(exposure_weight=0.0)
-
-
-class HybridModel(LightGBMModel):
-    """LightGBM plus the RBM's score as a feature, out-of-fold for training rows (leak-free)."""
-
-    name = "hybrid"
-    params_cls: ClassVar[type] = HybridParams
-    params: HybridParams
-
-    def _rbm_params(self) -> RBMParams:
-        return self.params.rbm
-
-    def fit(
-        self,
-        X: pd.DataFrame,
-        y: np.ndarray,
-        rows: pd.DataFrame,
-        *,
-        on_event: EventCallback | None = None,
-        cancel: threading.Event | None = None,
-    ) -> HybridModel:
-        """Out-of-fold RBM scores for the training rows, an RBM on all rows for later rows, then LightGBM."""
-        y = np.asarray(y)
-        n_folds = self.params.rbm_folds
-        rng = np.random.default_rng(self.random_state)
-        fold = rng.integers(0, n_folds, len(rows))
-        score = np.zeros(len(rows), np.float64)
-        t0 = time.perf_counter()
-        for f in range(n_folds):
-            ev.check_cancel(cancel)
-            ev.emit(on_event, ev.Progress("hybrid: out-of-fold RBM scores", f, n_folds))
-            inside = fold != f
-            rbm = RBMModel(self._rbm_params()).fit(None, y[inside], rows[inside], cancel=cancel)
-            score[~inside] = rbm.predict_proba(None, rows[~inside])
-        ev.emit(on_event, ev.Progress("hybrid: out-of-fold RBM scores", n_folds, n_folds))
-        self.rbm_ = RBMModel(self._rbm_params()).fit(None, y, rows, cancel=cancel)
-        ev.emit(on_event, ev.Log(f"hybrid: {n_folds + 1} RBMs fitted in {time.perf_counter() - t0:.1f}s"))
-        super().fit(
-            X.assign(**{SCORE_FEATURE: score.astype(np.float32)}), y, rows, on_event=on_event, cancel=cancel
-        )
-        self.notes.append(f"{SCORE_FEATURE}: out-of-fold ({n_folds} folds) RBM scores for training rows")
-        return self
-
-    def predict_proba(self, X: pd.DataFrame, rows: pd.DataFrame | None = None) -> np.ndarray:
-        """LightGBM's probability with the full-data RBM's score of each row added."""
-        if rows is None:
-            raise ValueError("hybrid needs the raw rows (user_id, media_id) to score")
-        if not hasattr(self, "rbm_"):
-            raise NotFittedError("hybrid is not fitted yet; call fit first")
-        s = self.rbm_.predict_proba(None, rows).astype(np.float32)
-        return super().predict_proba(X.assign(**{SCORE_FEATURE: s}), rows)
-
-    def _save_files(self, folder: Path) -> None:
-        super()._save_files(folder)
-        sub = Path(folder) / "rbm"
-        sub.mkdir()
-        self.rbm_.save(sub)
-
-    def _load_files(self, folder: Path, state: dict[str, Any]) -> None:
-        super()._load_files(folder, state)
-        self.rbm_ = RBMModel.load(Path(folder) / "rbm", self._rbm_params())
-
-
 register(
     ModelSpec(
         name="rbm",
@@ -445,24 +323,5 @@ register(
         loader=DBNModel.load,
         quick=DBN_QUICK,
         family="collaborative",
-    )
-)
-register(
-    ModelSpec(
-        name="hybrid",
-        description="LightGBM with the out-of-fold RBM score as an extra feature",
-        params_cls=HybridParams,
-        factory=HybridModel,
-        loader=HybridModel.load,
-        quick={
-            "n_estimators": 100,
-            "learning_rate": 0.1,
-            "min_child_samples": 10,
-            "early_stopping_rounds": 20,
-            "rbm_folds": 2,
-            "rbm_n_iter": 5,
-            "rbm_n_components": 64,
-        },
-        family="hybrid",
     )
 )

@@ -8,13 +8,16 @@ one up-pass, one down-pass and a partial sort.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from flowtui.core.recs.interactions import InteractionMatrix, _lookup
+from flowtui.core.recs.numpy_net import NumpyNet
+
+if TYPE_CHECKING:
+    from flowtui.core.recs.rbm_models import CollaborativeModel
 
 REC_COLUMNS = ["media_id", "score", "artist_id", "genre_id", "reason"]
 ALL_COLUMNS = ["user_id", "rank", "media_id", "score"]
@@ -29,21 +32,35 @@ MIN_SEGMENT_ROWS = 50
 class Recommender:
     """Top-N recommendations of a fitted `rbm`/`dbn` model (or a TrainedModel / hybrid holding one)."""
 
-    def __init__(self, model: Any, data: Any, *, batch_size: int = 1024, precompute: int = 0) -> None:
-        """`precompute` > 0 ranks every user's top `precompute` unheard items at once (batched matrix
-        products), so a plain `for_user(u, n <= precompute)` is a lookup; filters still score live."""
-        import torch
-
-        model = _collaborative(model)
-        frame: pd.DataFrame = data.frame if hasattr(data, "frame") else data
-        self.model = model
-        self.net = model.net_
+    def __init__(self, model: object, data: object, *, batch_size: int = 1024, precompute: int = 0) -> None:
+        """`model`: a fitted rbm/dbn model, or a TrainedModel or hybrid holding one; `data`: a train frame
+        (or a Dataset with `.frame`). `precompute` > 0 ranks every user's top `precompute` unheard items at
+        once (batched matrix products), so a plain `for_user(u, n <= precompute)` is a lookup; filters still
+        score live."""
+        self.model = _collaborative(model)
+        frame = cast(pd.DataFrame, getattr(data, "frame", data))
+        self.net = self.model.net_
         self.batch_size = batch_size
-        self.item_ids: np.ndarray = model.item_ids_
+        self.item_ids: np.ndarray = self.model.item_ids_
         self.matrix = InteractionMatrix.from_frame(frame, "media", items=self.item_ids, label="latest")
         self.frame = frame
+        self._item_metadata(frame)
+        self.expo = self.model.exposure_
+        self.rank_by = "expected" if self.expo is not None else "probability"
+        self._pref = NumpyNet(self.net)
+        self._expo = NumpyNet(self.expo) if self.expo is not None else None
+        self.played = self.matrix.as_played(self._expo.implicit if self._expo else 0.0)
+        wn = self.net._visible_layer()[0].detach().cpu().numpy()
+        self._Wn = (
+            wn / np.maximum(np.linalg.norm(wn, axis=0, keepdims=True), 1e-9)
+        ).T.copy()  # items x hidden
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+        if precompute > 0:
+            self._cache = self._top_all(precompute)
+
+    def _item_metadata(self, frame: pd.DataFrame) -> None:
+        """Artist, genre and number of plays of each vocabulary item (-1 when the data has no row of it)."""
         n_items = len(self.item_ids)
-        # Item metadata aligned with the vocabulary (-1 when the data has no row of that media).
         last = frame.drop_duplicates("media_id", keep="last")
         pos = _lookup(self.item_ids, last["media_id"].to_numpy(np.int64))
         ok = pos >= 0
@@ -54,36 +71,21 @@ class Recommender:
         code = _lookup(self.item_ids, frame["media_id"].to_numpy(np.int64))
         okc = code >= 0
         self.item_plays = np.bincount(code[okc], minlength=n_items).astype(np.float64)
-        self.expo = getattr(model, "exposure_", None)
-        self.rank_by = "expected" if self.expo is not None else "probability"
-        self._pref = _NumpyNet(self.net)
-        self._expo = _NumpyNet(self.expo) if self.expo is not None else None
-        self.played = self.matrix.as_played(self._expo.implicit if self._expo else 0.0)
-        W = self.net._visible_layer()[0]
-        self._W = W.detach()
-        wn = W.detach().cpu().numpy()
-        self._Wn = (
-            wn / np.maximum(np.linalg.norm(wn, axis=0, keepdims=True), 1e-9)
-        ).T.copy()  # items x hidden
-        self._dev = self._W.device
-        self._torch = torch
-        self._cache: tuple[np.ndarray, np.ndarray] | None = None
-        if precompute > 0:
-            self._cache = self._top_all(precompute)
 
     # -- scoring ---------------------------------------------------------------------------------
     def _log_scores(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
         """log of the ranking score of every item for one user's observed entries (`cols`, labels `values`):
         log P(listened | played) + log P(played) when the model has an exposure network ("expected
         listens"), else log P(listened | played)."""
-        out = -np.logaddexp(0.0, -2.0 * self._pref.half_logits(cols, values))
+        out: np.ndarray = -np.logaddexp(0.0, -2.0 * self._pref.half_logits(cols, values))
         if self._expo is not None:
             out -= np.logaddexp(0.0, -2.0 * self._expo.half_logits(cols, np.ones(len(cols), np.float32)))
         return out
 
     def _scores_row(self, row: int) -> np.ndarray:
         """The ranking score (a probability) of every item for the user at matrix row `row`."""
-        return np.exp(self._log_scores(*self._user_entries(row)))
+        scores: np.ndarray = np.exp(self._log_scores(*self._user_entries(row)))
+        return scores
 
     def _row(self, user_id: int) -> int:
         r = int(self.matrix.user_index(int(user_id))[0])
@@ -323,7 +325,8 @@ class Recommender:
 
     def _top_all(self, n: int, exclude_heard: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(item columns, scores) of every user's top `n`, (n_users, n) each; -1 pads a short list."""
-        torch = self._torch
+        import torch
+
         n_rows = self.matrix.shape[0]
         k = min(n, len(self.item_ids))
         idx_out = np.full((n_rows, k), -1, np.int64)
@@ -346,11 +349,11 @@ class Recommender:
         return idx_out, val_out
 
 
-def _collaborative(model: Any) -> Any:
+def _collaborative(model: object) -> CollaborativeModel:
     """The rbm/dbn FlowModel inside a TrainedModel, a hybrid model or itself."""
     for _ in range(3):
         if hasattr(model, "net_"):
-            return model
+            return cast("CollaborativeModel", model)
         if hasattr(model, "rbm_"):
             model = model.rbm_
         elif hasattr(model, "model"):
@@ -358,49 +361,6 @@ def _collaborative(model: Any) -> Any:
     raise ValueError(
         "recommendations need an rbm, dbn or hybrid model (train one with `flowtui train --model rbm`)"
     )
-
-
-class _NumpyNet:
-    """numpy copies of an RBM/DBN's layers for one-user scoring (small torch ops pay thread start-up costs)."""
-
-    def __init__(self, net: Any) -> None:
-        layers = list(getattr(net, "rbms_", [net]))
-        self.layers = [
-            (r._W.detach().cpu().numpy(), r._c.detach().cpu().numpy(), r._b.detach().cpu().numpy())
-            for r in layers
-        ]
-        self.WT = np.ascontiguousarray(self.layers[0][0].T)  # items x hidden: both passes read its rows
-        first = layers[0]
-        self.context = bool(getattr(first, "user_rate", False))
-        self.d = first._d.detach().cpu().numpy()
-        self.e = first._visible_layer()[2].detach().cpu().numpy()
-        self.implicit = float(getattr(net, "implicit_weight", 0.0) or 0.0)
-        self.W1_sum = self.layers[0][0].sum(axis=1)
-
-    def half_logits(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """z with P(v = 1) = sigmoid(2 z) for every item, from one user's observed entries only."""
-        _, c1, b1 = self.layers[0]
-        spins = 2.0 * values.astype(np.float32) - 1.0
-        w = self.implicit
-        h_in = (spins + w) @ self.WT[cols] + c1
-        if w:  # unseen entries are weak negatives (spin -w): all unseen, the observed corrected above
-            h_in -= w * self.W1_sum
-        r = float(spins.mean()) if self.context and len(spins) else 0.0  # the user's listen tendency
-        h_in += r * self.d
-        h = _sigmoid(h_in)
-        for W, c, _ in self.layers[1:]:
-            h = _sigmoid(W @ (2.0 * h - 1.0) + c)
-        for W, _, b in reversed(self.layers[1:]):
-            h = _sigmoid(2.0 * (W.T @ h + b))
-        z = self.WT @ h
-        z += b1
-        if r:
-            z += r * self.e
-        return z
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return expit(x).astype(np.float32, copy=False)
 
 
 def _cap_per_group(ranked: np.ndarray, group: np.ndarray, cap: int) -> np.ndarray:

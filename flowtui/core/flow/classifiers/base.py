@@ -70,6 +70,21 @@ def sample_index(n: int, max_rows: int | None, random_state: int | None) -> np.n
     return np.sort(rng.choice(n, size=int(max_rows), replace=False))
 
 
+@dataclass(frozen=True)
+class FitContext:
+    """What a fit reports to and listens to: the event callback, the cancel flag, its start time."""
+
+    on_event: EventCallback | None
+    cancel: threading.Event | None
+    start: float
+
+    def epoch(self, model: str, epoch: int, n_epochs: int, metric: float | None = None) -> None:
+        """Report one finished epoch (tree, round...) and stop here when cancelled."""
+        ev.emit(
+            self.on_event, ev.AfterEpoch(model, epoch, n_epochs, metric=metric, elapsed=now() - self.start)
+        )
+
+
 class BaseFlowModel:
     """Shared plumbing: fit events and cancellation, feature bookkeeping, notes and JSON state.
 
@@ -114,7 +129,7 @@ class BaseFlowModel:
         ev.emit(on_event, ev.BeforeFit(self.name, n_epochs=self.n_epochs()))
         start = now()
         try:
-            self._fit(X, y, rows, on_event, cancel, start)
+            self._fit(X, y, rows, FitContext(on_event, cancel, start))
         except BaseException as exc:
             self.features_ = None  # a half-fitted model must not predict
             if isinstance(exc, ev.Cancelled):
@@ -123,15 +138,7 @@ class BaseFlowModel:
         ev.emit(on_event, ev.AfterFit(self.name, now() - start))
         return self
 
-    def _fit(
-        self,
-        X: pd.DataFrame,
-        y: np.ndarray,
-        rows: pd.DataFrame,
-        on_event: EventCallback | None,
-        cancel: threading.Event | None,
-        start: float,
-    ) -> None:
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, rows: pd.DataFrame, ctx: FitContext) -> None:
         raise NotImplementedError  # abstract hook
 
     def _note(self, on_event: EventCallback | None, message: str) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from flowtui.core.events import EventCallback
-from flowtui.core.flow.classifiers.base import BaseFlowModel, SeedParams, feature_array
+from flowtui.core.flow.classifiers.base import BaseFlowModel, FitContext, SeedParams, feature_array
 
 #: The smoothed per-user Flow listen rate column of `features.py` (the strong baseline).
 USER_FLOW_RATE = "user_flow_rate"
@@ -22,15 +20,7 @@ class ConstantModel(BaseFlowModel):
     name = "constant"
     params_cls = SeedParams
 
-    def _fit(
-        self,
-        X: pd.DataFrame,
-        y: np.ndarray,
-        rows: pd.DataFrame,
-        on_event: EventCallback | None,
-        cancel: threading.Event | None,
-        start: float,
-    ) -> None:
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, rows: pd.DataFrame, ctx: FitContext) -> None:
         self.rate_ = float(np.mean(y))
 
     def _predict(self, X: pd.DataFrame, features: list[str]) -> np.ndarray:
@@ -49,15 +39,7 @@ class UserFlowRateModel(BaseFlowModel):
     name = "user_flow_rate"
     params_cls = SeedParams
 
-    def _fit(
-        self,
-        X: pd.DataFrame,
-        y: np.ndarray,
-        rows: pd.DataFrame,
-        on_event: EventCallback | None,
-        cancel: threading.Event | None,
-        start: float,
-    ) -> None:
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, rows: pd.DataFrame, ctx: FitContext) -> None:
         if USER_FLOW_RATE not in X.columns:
             raise ValueError(f"user_flow_rate needs the {USER_FLOW_RATE!r} feature column")
         self.features_ = [USER_FLOW_RATE]

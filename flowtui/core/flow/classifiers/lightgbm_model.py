@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,13 +10,12 @@ import numpy as np
 import pandas as pd
 
 from flowtui.core import events as ev
-from flowtui.core.events import EventCallback
 from flowtui.core.flow.classifiers.base import (
     MAX_ROWS,
     BaseFlowModel,
+    FitContext,
     SeedParams,
     feature_array,
-    now,
     sample_index,
 )
 from flowtui.core.params import param
@@ -101,22 +99,16 @@ class LightGBMModel(BaseFlowModel):
             mask &= rows["listen_type"].to_numpy() == 1
         return mask
 
-    def _fit(
-        self,
-        X: pd.DataFrame,
-        y: np.ndarray,
-        rows: pd.DataFrame,
-        on_event: EventCallback | None,
-        cancel: threading.Event | None,
-        start: float,
-    ) -> None:
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, rows: pd.DataFrame, ctx: FitContext) -> None:
         import lightgbm as lgb
 
         features = self._check_fitted()
         Xa = feature_array(X, features)
         idx = sample_index(len(Xa), self.params.max_rows, self.random_state)
         if idx is not None:
-            self._note(on_event, f"trained on a random sample of {len(idx):,} of {len(Xa):,} rows (max_rows)")
+            self._note(
+                ctx.on_event, f"trained on a random sample of {len(idx):,} of {len(Xa):,} rows (max_rows)"
+            )
             Xa, y, rows = Xa[idx], y[idx], rows.iloc[idx]
         total = self.n_epochs() or 1
         mask = self._valid_mask(rows, len(Xa))
@@ -132,7 +124,7 @@ class LightGBMModel(BaseFlowModel):
             params["num_threads"] = (
                 1  # threads only add OpenMP overhead on small data (and hurt on busy CPUs)
             )
-        callbacks: list[Any] = [self._progress_callback(total, on_event, cancel, start)]
+        callbacks: list[Any] = [self._progress_callback(total, ctx)]
         if valid_ok:
             assert mask is not None
             train_set = lgb.Dataset(Xa[~mask], y[~mask], feature_name=features, free_raw_data=True)
@@ -142,7 +134,7 @@ class LightGBMModel(BaseFlowModel):
         else:
             train_set = lgb.Dataset(Xa, y, feature_name=features, free_raw_data=True)
             valid_sets, names = [], []
-            self._note(on_event, "too few rows for a validation split: no early stopping")
+            self._note(ctx.on_event, "too few rows for a validation split: no early stopping")
         booster = lgb.train(
             params,
             train_set,
@@ -159,21 +151,16 @@ class LightGBMModel(BaseFlowModel):
         self.booster_ = booster
         self.best_iteration_ = int(booster.best_iteration) if booster.best_iteration > 0 else None
 
-    def _progress_callback(
-        self, total: int, on_event: EventCallback | None, cancel: threading.Event | None, start: float
-    ) -> Any:
+    def _progress_callback(self, total: int, ctx: FitContext) -> Any:
         name = self.name
 
         def callback(env: Any) -> None:
-            if cancel is not None and cancel.is_set():
-                raise ev.Cancelled("cancelled by the user")
+            ev.check_cancel(ctx.cancel)
             metric = None
             for item in env.evaluation_result_list or []:
                 if item[1] == "auc":
                     metric = float(item[2])
-            ev.emit(
-                on_event, ev.AfterEpoch(name, env.iteration + 1, total, metric=metric, elapsed=now() - start)
-            )
+            ctx.epoch(name, env.iteration + 1, total, metric=metric)
 
         callback.order = 5  # type: ignore[attr-defined]  # before early stopping (order 30)
         return callback

@@ -4,7 +4,6 @@ row sample. Each declares its parameters once, in its params dataclass."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,14 +12,13 @@ import numpy as np
 import pandas as pd
 
 from flowtui.core import events as ev
-from flowtui.core.events import EventCallback
 from flowtui.core.flow.classifiers.base import (
     MAX_ROWS,
     BaseFlowModel,
+    FitContext,
     SeedParams,
     feature_array,
     load_skops,
-    now,
     sample_index,
 )
 from flowtui.core.params import param
@@ -65,22 +63,14 @@ class SklearnModel(BaseFlowModel):
             steps.append(("scale", scaler))
         return steps, Xa
 
-    def _fit(
-        self,
-        X: pd.DataFrame,
-        y: np.ndarray,
-        rows: pd.DataFrame,
-        on_event: EventCallback | None,
-        cancel: threading.Event | None,
-        start: float,
-    ) -> None:
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, rows: pd.DataFrame, ctx: FitContext) -> None:
         from sklearn.pipeline import Pipeline
 
         Xa = feature_array(X, self._check_fitted())
         idx = sample_index(len(Xa), self.params.max_rows, self.random_state)
         if idx is not None:
             self._note(
-                on_event,
+                ctx.on_event,
                 f"trained on a random sample of {len(idx):,} of {len(Xa):,} rows (max_rows); "
                 "this method does not scale to all rows",
             )
@@ -88,18 +78,11 @@ class SklearnModel(BaseFlowModel):
         if len(np.unique(y)) < 2:
             raise ValueError(f"{self.name}: training labels hold a single class")
         steps, Xt = self._preprocess(Xa)
-        ev.check_cancel(cancel)
-        est = self._fit_estimator(Xt, y, on_event, cancel, start)
+        ev.check_cancel(ctx.cancel)
+        est = self._fit_estimator(Xt, y, ctx)
         self.pipeline_ = Pipeline([*steps, ("model", est)])
 
-    def _fit_estimator(
-        self,
-        Xt: np.ndarray,
-        y: np.ndarray,
-        on_event: EventCallback | None,
-        cancel: threading.Event | None,
-        start: float,
-    ) -> Any:
+    def _fit_estimator(self, Xt: np.ndarray, y: np.ndarray, ctx: FitContext) -> Any:
         est = self._estimator()
         est.fit(Xt, y)
         return est
@@ -214,14 +197,7 @@ class SGDModel(SklearnModel):
     def n_epochs(self) -> int | None:
         return self.params.n_epochs
 
-    def _fit_estimator(
-        self,
-        Xt: np.ndarray,
-        y: np.ndarray,
-        on_event: EventCallback | None,
-        cancel: threading.Event | None,
-        start: float,
-    ) -> Any:
+    def _fit_estimator(self, Xt: np.ndarray, y: np.ndarray, ctx: FitContext) -> Any:
         from sklearn.linear_model import SGDClassifier
 
         est = SGDClassifier(loss="log_loss", alpha=self.params.alpha, random_state=self.random_state)
@@ -232,10 +208,10 @@ class SGDModel(SklearnModel):
         for epoch in range(1, n_epochs + 1):
             order = rng.permutation(len(y))
             for lo in range(0, len(order), batch):
-                ev.check_cancel(cancel)
+                ev.check_cancel(ctx.cancel)
                 sel = order[lo : lo + batch]
                 est.partial_fit(Xt[sel], y[sel], classes=classes)
-            ev.emit(on_event, ev.AfterEpoch(self.name, epoch, n_epochs, elapsed=now() - start))
+            ctx.epoch(self.name, epoch, n_epochs)
         return est
 
 
@@ -295,14 +271,7 @@ class RandomForestModel(SklearnModel):
     def n_epochs(self) -> int | None:
         return self.params.n_estimators
 
-    def _fit_estimator(
-        self,
-        Xt: np.ndarray,
-        y: np.ndarray,
-        on_event: EventCallback | None,
-        cancel: threading.Event | None,
-        start: float,
-    ) -> Any:
+    def _fit_estimator(self, Xt: np.ndarray, y: np.ndarray, ctx: FitContext) -> Any:
         from sklearn.ensemble import RandomForestClassifier
 
         p = self.params
@@ -320,11 +289,11 @@ class RandomForestModel(SklearnModel):
         )
         grown = 0
         while grown < p.n_estimators:
-            ev.check_cancel(cancel)
+            ev.check_cancel(ctx.cancel)
             grown = min(p.n_estimators, grown + p.step)
             est.set_params(n_estimators=grown)
             est.fit(Xt, y)
-            ev.emit(on_event, ev.AfterEpoch(self.name, grown, p.n_estimators, elapsed=now() - start))
+            ctx.epoch(self.name, grown, p.n_estimators)
         return est
 
 
@@ -353,14 +322,7 @@ class HistGBModel(SklearnModel):
     def _preprocess(self, Xa: np.ndarray) -> tuple[list[tuple[str, Any]], np.ndarray]:
         return [], Xa  # handles missing values itself
 
-    def _fit_estimator(
-        self,
-        Xt: np.ndarray,
-        y: np.ndarray,
-        on_event: EventCallback | None,
-        cancel: threading.Event | None,
-        start: float,
-    ) -> Any:
+    def _fit_estimator(self, Xt: np.ndarray, y: np.ndarray, ctx: FitContext) -> Any:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         p = self.params
@@ -380,13 +342,13 @@ class HistGBModel(SklearnModel):
         )
         done = 0
         while done < p.max_iter:
-            ev.check_cancel(cancel)
+            ev.check_cancel(ctx.cancel)
             target = min(p.max_iter, done + p.step)
             est.set_params(max_iter=target)
             est.fit(Xt, y)
             stopped = est.n_iter_ < target
             done = target
-            ev.emit(on_event, ev.AfterEpoch(self.name, est.n_iter_, p.max_iter, elapsed=now() - start))
+            ctx.epoch(self.name, est.n_iter_, p.max_iter)
             if stopped:
                 self.notes.append(f"early stopping after {est.n_iter_} iterations")
                 break

@@ -1,0 +1,59 @@
+"""numpy copies of a fitted RBM/DBN's layers, to score one user at a time.
+
+For a single user, small torch operations pay thread start-up costs larger than the arithmetic; these
+plain numpy passes give the same half-logits as the torch network (see `Recommender`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from flowtui.core.recs.dbn import DBN
+from flowtui.core.recs.rbm import RBM
+
+
+class NumpyNet:
+    """numpy copies of an RBM/DBN's layers for one-user scoring (small torch ops pay thread start-up costs)."""
+
+    def __init__(self, net: RBM | DBN) -> None:
+        layers = list(net.rbms_) if isinstance(net, DBN) else [net]
+        self.layers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
+            (r._W.detach().cpu().numpy(), r._c.detach().cpu().numpy(), r._b.detach().cpu().numpy())
+            for r in layers
+        ]
+        self.WT: np.ndarray = np.ascontiguousarray(
+            self.layers[0][0].T
+        )  # items x hidden: both passes read its rows
+        first = layers[0]
+        self.context = bool(first.user_rate)
+        self.d: np.ndarray = first._d.detach().cpu().numpy()
+        self.e: np.ndarray = first._visible_layer()[2].detach().cpu().numpy()
+        self.implicit = float(net.implicit_weight or 0.0)
+        self.W1_sum: np.ndarray = self.layers[0][0].sum(axis=1)
+
+    def half_logits(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """z with P(v = 1) = sigmoid(2 z) for every item, from one user's observed entries only."""
+        _, c1, b1 = self.layers[0]
+        spins = 2.0 * values.astype(np.float32) - 1.0
+        w = self.implicit
+        h_in = (spins + w) @ self.WT[cols] + c1
+        if w:  # unseen entries are weak negatives (spin -w): all unseen, the observed corrected above
+            h_in -= w * self.W1_sum
+        r = float(spins.mean()) if self.context and len(spins) else 0.0  # the user's listen tendency
+        h_in += r * self.d
+        h = _sigmoid(h_in)
+        for W, c, _ in self.layers[1:]:
+            h = _sigmoid(W @ (2.0 * h - 1.0) + c)
+        for W, _, b in reversed(self.layers[1:]):
+            h = _sigmoid(2.0 * (W.T @ h + b))
+        z: np.ndarray = self.WT @ h
+        z += b1
+        if r:
+            z += r * self.e
+        return z
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    out: np.ndarray = expit(x).astype(np.float32, copy=False)
+    return out

@@ -1,0 +1,73 @@
+"""The parameters of the RBM and the DBN, declared once.
+
+`CDParams` are the estimators' own training arguments (scikit-learn BernoulliRBM's names): the `RBM` and
+`DBN` classes take their defaults from these fields. `NetParams` adds what the registered models need to
+build the user x media matrix and the exposure network; `RBMParams` and `DBNParams` add the architecture.
+This module imports neither torch nor the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from flowtui.core.params import Value, param
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class CDParams:
+    """How one network is trained by contrastive divergence (the estimators' shared arguments)."""
+
+    learning_rate: float = param(0.3, "CD learning rate", low=0.0, low_open=True, high=100.0)
+    batch_size: int = param(256, "users per mini-batch", low=1, high=1_000_000)
+    n_iter: int = param(5, "epochs (per layer for a DBN)", low=1, high=100_000)
+    k: int = param(1, "Gibbs steps of contrastive divergence (CD-k)", low=1, high=1000)
+    k_schedule: tuple[int, ...] | None = param(
+        None, "k per epoch, the last repeated, e.g. [1,1,3]", low=1, high=1000
+    )
+    momentum: float = param(0.5, "momentum of the updates", low=0.0, high=0.999)
+    weight_decay: float = param(1e-4, "L2 weight decay", low=0.0, high=1.0)
+    random_state: int | None = param(0, "seed (null: a fresh seed each fit)", low=0, high=2**32 - 1)
+    device: str = param("auto", "torch device (auto: CUDA when available)", choices=DEVICES)
+
+
+@dataclass(frozen=True)
+class NetParams(CDParams):
+    """What the registered RBM and DBN share: training of the network and the matrix it learns."""
+
+    max_items: int = param(50_000, "items kept, those with most rows", low=1, high=100_000_000)
+    min_count: int = param(1, "rows an item needs to be kept", low=1, high=1_000_000_000)
+    label: Literal["latest", "majority", "mean"] = param("latest", "label of a pair seen several times")
+    exposure_weight: float = param(
+        0.05,
+        "weight of unseen entries as negatives in the exposure network (0: no exposure network)",
+        low=0.0,
+        high=1.0,
+    )
+    # the exposure network learns what users play at all: a denser target that wants a bigger, longer-trained
+    # network than the listen network (whose held-out AUC suffers from long training)
+    exposure_n_components: int = param(128, "hidden units of the exposure network (rbm)", low=1, high=65_536)
+    exposure_n_iter: int = param(20, "epochs of the exposure network", low=1, high=100_000)
+
+
+@dataclass(frozen=True)
+class RBMParams(NetParams):
+    n_components: int = param(64, "hidden units", low=1, high=65_536)
+
+
+@dataclass(frozen=True)
+class DBNParams(NetParams):
+    layers: tuple[int, ...] = param((128, 32), "hidden units of each layer, bottom first", low=1, high=65_536)
+
+
+#: Overrides of the quick preset ("a first look in seconds").
+RBM_QUICK: dict[str, Value] = {
+    "n_components": 32,
+    "n_iter": 3,
+    "max_items": 20_000,
+    "exposure_n_components": 32,
+    "exposure_n_iter": 5,
+}
+DBN_QUICK: dict[str, Value] = {"layers": (32, 8), "n_iter": 3, "max_items": 20_000, "exposure_n_iter": 5}

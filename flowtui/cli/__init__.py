@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import typer
 
+from flowtui.cli.common import FlowGroup
+
 app = typer.Typer(
     name="flowtui",
+    cls=FlowGroup,
     help="Music recommendation on DSG17-format streaming logs. With no command, opens the terminal app.",
     no_args_is_help=False,
     invoke_without_command=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 import typer
@@ -19,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from typer.core import TyperGroup
 
 from flowtui.core import events as ev
 from flowtui.core.data.schema import DataError
@@ -27,19 +28,75 @@ console = Console()
 err_console = Console(stderr=True)
 
 EXIT_BAD_INPUT = 2
+#: Set by `FlowGroup` when the command line holds --json: errors then go to stdout as one JSON object.
+_json_errors = False
 
 
-def fail(message: str, details: list[str] | None = None) -> NoReturn:
-    """Print an error (no traceback) and exit with status 2."""
+def fail(message: str, details: list[str] | None = None, *, error: DataError | None = None) -> NoReturn:
+    """Report bad input (no traceback) and exit with status 2: one line on stderr, or under --json one
+    object `{"error": {"message", "file", "line", "column", "expected", "found", "count", "details"}}` on stdout."""
+    if _json_errors:
+        print_json({"error": error_record(message, details, error)})
+        raise typer.Exit(EXIT_BAD_INPUT)
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     for line in details or []:
         err_console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
+def error_record(
+    message: str, details: list[str] | None = None, error: DataError | None = None
+) -> dict[str, Any]:
+    """The JSON form of an error: the same keys whatever the error, None where a field does not apply."""
+    return {
+        "message": message,
+        "file": error.path if error else None,
+        "line": error.line if error else None,
+        "column": error.column if error else None,
+        "expected": error.expected if error else None,
+        "found": error.found if error else None,
+        "count": error.count if error else None,
+        "details": list(details or []),
+    }
+
+
 def fail_data(err: DataError) -> NoReturn:
     """Report a refused file and exit with status 2."""
-    fail(err.one_line(), err.details())
+    fail(err.one_line(), err.details(), error=err)
+
+
+class FlowGroup(TyperGroup):
+    """The root command group: with --json anywhere on the line, every error (usage errors included) is one
+    JSON object on stdout and exit status 2; without it, errors are one line on stderr."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        global _json_errors
+        argv = list(args) if args is not None else sys.argv[1:]
+        _json_errors = "--json" in argv
+        if not _json_errors:
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Exit as exc:
+            code = exc.exit_code
+        except typer.Abort:
+            code = 130
+        except Exception as exc:
+            # a usage error (bad option value, unknown option...): typer's click exceptions carry the text
+            if not hasattr(exc, "format_message"):
+                raise
+            print_json({"error": error_record(str(exc.format_message()))})
+            code = EXIT_BAD_INPUT
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def print_json(obj: Any) -> None:

@@ -52,16 +52,32 @@ def validate(
     no_cache: bool = typer.Option(
         False, "--no-cache", help="Parse and check again, ignoring the load cache."
     ),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print {valid, kind, rows, warnings} as JSON (errors as {error: ...}), nothing else.",
+    ),
 ) -> None:
     """Check a data file: exit 0 when it is accepted (warnings printed), 2 when it is refused."""
     from flowtui.core.data.io import check_test_users
 
-    ds = _load(path, no_cache=no_cache, quiet=False)
+    ds = _load(path, no_cache=no_cache, quiet=as_json)
     warnings = list(ds.warnings)
     if train is not None:
         if ds.kind != "test":
             common.fail(f"{path}: --train applies to a test file; this is a {ds.kind} file")
-        warnings += check_test_users(_load(train, no_cache=no_cache, quiet=False), ds)
+        warnings += check_test_users(_load(train, no_cache=no_cache, quiet=as_json), ds)
+    if as_json:
+        common.print_json(
+            {
+                "valid": True,
+                "kind": ds.kind,
+                "rows": ds.n_rows,
+                "from_cache": ds.from_cache,
+                "warnings": [{"code": w.code, "message": w.one_line(), "count": w.count} for w in warnings],
+            }
+        )
+        return
     _print_warnings(warnings)
     note = " (from cache)" if ds.from_cache else ""
     common.console.print(

@@ -14,18 +14,13 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.clock import Clock
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
-from flowtui.core.data.schema import DataError
-from flowtui.tui.screens.data import DataScreen
+from flowtui.tui.helpers import report_worker_failure
+from flowtui.tui.layout import PAGES
+from flowtui.tui.screens.base import Page
 from flowtui.tui.screens.help import HelpScreen
-from flowtui.tui.screens.models import ModelsScreen
-from flowtui.tui.screens.newuser import NewUserScreen
-from flowtui.tui.screens.results import ResultsScreen
-from flowtui.tui.screens.training import TrainingScreen
-from flowtui.tui.screens.users import UsersScreen
 from flowtui.tui.state import AppState
-from flowtui.tui.widgets.navbar import SCREENS
 
 
 class FlowApp(App[None]):
@@ -33,17 +28,10 @@ class FlowApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "flowtui"
-    MODES = {  # noqa: RUF012 (Textual reads these class attributes)
-        "data": DataScreen,
-        "models": ModelsScreen,
-        "training": TrainingScreen,
-        "results": ResultsScreen,
-        "users": UsersScreen,
-        "newuser": NewUserScreen,
-    }
-    DEFAULT_MODE = "data"
+    MODES = {page.mode: page.screen for page in PAGES}  # noqa: RUF012 (Textual reads these class attributes)
+    DEFAULT_MODE = PAGES[0].mode
     BINDINGS = [  # noqa: RUF012
-        *(Binding(key, f"goto('{mode}')", f"go to {label}", show=False) for mode, key, label in SCREENS),
+        *(Binding(p.key, f"goto('{p.mode}')", f"go to {p.label}", show=False) for p in PAGES),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
         Binding(
             "escape",
@@ -54,6 +42,9 @@ class FlowApp(App[None]):
         ),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
+
+    #: The screens, for the navigation line and the help (see `screens.base.FlowHost`).
+    pages: tuple[Page, ...] = PAGES
 
     def __init__(self, state: AppState) -> None:
         super().__init__()
@@ -77,23 +68,21 @@ class FlowApp(App[None]):
     def action_help(self) -> None:
         """Open the help screen (any key closes it)."""
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.BINDINGS, self.pages))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for mode, key, label in SCREENS:
+        for p in self.pages:
             yield SystemCommand(
-                f"Go to {label}", f"Show the {label} screen (key {key})", partial(self.action_goto, mode)
+                f"Go to {p.label}",
+                f"Show the {p.label} screen (key {p.key})",
+                partial(self.action_goto, p.mode),
             )
         yield SystemCommand("Help", "List every key", self.action_help)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """The one place where a failed worker becomes a visible notification (screens forward theirs)."""
-        if event.state != WorkerState.ERROR:
-            return
-        error = event.worker.error
-        message = error.one_line() if isinstance(error, DataError) else f"{type(error).__name__}: {error}"
-        self.notify(message, title=f"{event.worker.group or 'task'} failed", severity="error", timeout=10)
+        """A failed worker of the app becomes a notification (screens report theirs the same way)."""
+        report_worker_failure(self, event)
 
 
 def make_app(

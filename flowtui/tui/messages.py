@@ -4,22 +4,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
 from flowtui.core import events as ev
+
+if TYPE_CHECKING:  # the engine's modules load pandas, pyarrow...: not before the first frame
+    import pandas as pd
+
+    from flowtui.core.data.io import Dataset
+    from flowtui.core.data.schema import DataWarning
+    from flowtui.core.flow.evaluate import Leaderboard
+    from flowtui.core.registry import ModelSpec
 
 
 @dataclass
 class DataLoaded(Message):
     """Train (and optionally test) loaded and validated, with their summary."""
 
-    train: Any
-    test: Any
-    summary: dict[str, Any]
-    distributions: dict[str, Any]
-    warnings: list[Any]
+    train: Dataset
+    test: Dataset | None
+    summary: dict[str, Any]  # core.data.summary.summarize's figures
+    distributions: dict[str, pd.Series]
+    warnings: list[DataWarning]
 
 
 @dataclass
@@ -51,7 +59,7 @@ class EngineEvent(Message):
 class TrainingFinished(Message):
     """A training run ended: the leaderboard (None when cancelled first), saved folders, cancelled names."""
 
-    leaderboard: Any
+    leaderboard: Leaderboard | None
     saved: dict[str, Path]
     cancelled: list[str]
     failed: dict[str, str] = field(default_factory=dict)  # model -> reason
@@ -62,9 +70,9 @@ class UserReady(Message):
     """Profile, history, recommendations and test-row probability of one user."""
 
     user_id: int
-    profile: dict[str, Any]
-    history: Any
-    recs: Any
+    profile: dict[str, Any]  # core.data.users.user_profile
+    history: pd.DataFrame
+    recs: pd.DataFrame | None  # None when there is no model or it cannot recommend for this user
     test_probability: float | None
     note: str = ""
 
@@ -73,7 +81,7 @@ class UserReady(Message):
 class NewUserReady(Message):
     """Cold-start recommendations for the new-user form."""
 
-    recs: Any
+    recs: pd.DataFrame | None  # None when the stated tastes were refused (see `note`)
     note: str = ""
 
 
@@ -89,14 +97,14 @@ class SubmissionWritten(Message):
 class RegistryReady(Message):
     """Every registered model's spec, read in a worker (the registry imports sklearn and lightgbm)."""
 
-    specs: list[Any]
+    specs: list[ModelSpec]
 
 
 @dataclass
 class LeaderboardReady(Message):
     """The holdout leaderboard of a run is known (the final fits may still be running)."""
 
-    leaderboard: Any
+    leaderboard: Leaderboard
 
 
 @dataclass

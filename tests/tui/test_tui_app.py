@@ -10,6 +10,8 @@ from textual.widgets import DataTable, Input, SelectionList, Static
 
 from flowtui.core.registry import get_spec
 from flowtui.tui.app import FlowApp, make_app
+from flowtui.tui.helpers import parse_ids, scan_models
+from flowtui.tui.layout import PAGES
 from flowtui.tui.messages import DataLoaded, LeaderboardReady, TrainingFinished
 from flowtui.tui.screens.data import DataScreen
 from flowtui.tui.screens.help import HelpScreen
@@ -17,7 +19,7 @@ from flowtui.tui.screens.models import ModelsScreen, parse_option
 from flowtui.tui.screens.newuser import NewUserScreen
 from flowtui.tui.screens.results import ResultsScreen
 from flowtui.tui.screens.training import TrainingScreen
-from flowtui.tui.screens.users import UsersScreen, parse_ids
+from flowtui.tui.screens.users import UsersScreen
 from flowtui.tui.widgets.model_progress import ModelProgress
 
 SIZE = (100, 30)
@@ -246,7 +248,7 @@ async def test_help_lists_every_screen_key_and_palette_switches(
 ) -> None:
     from flowtui.tui.screens.help import key_table
 
-    table = key_table()
+    table = key_table(FlowApp.BINDINGS, PAGES)
     keys = [str(c) for c in table.columns[0]._cells]
     descriptions = [str(c) for c in table.columns[1]._cells]
     for key in ("1", "6", "ctrl+l", "t", "c", "s", "/", "p", "ctrl+q"):
@@ -369,8 +371,6 @@ async def test_a_failing_worker_becomes_a_notification(
 
 
 def test_scan_models_ranks_saved_models(tmp_path: Path) -> None:
-    from flowtui.tui.screens.users import scan_models
-
     for name in ("logreg", "rbm", "lightgbm"):
         folder = tmp_path / name
         folder.mkdir()

@@ -197,3 +197,51 @@ def load_model(folder: str | Path) -> TrainedModel:
         created=str(meta.get("created", "")),
         libraries=dict(meta.get("libraries") or {}),
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Listing a models folder
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A model folder found by `list_models`: its name, where it is, which model it holds, and its meta.json."""
+
+    name: str  # the folder's name (what the CLI's `--model` and the TUI's pickers offer)
+    folder: Path
+    model: str  # the registered model it holds (meta.json's "model"), e.g. "lightgbm"
+    family: registry.Family
+    meta: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def auc(self) -> float | None:
+        """The holdout AUC recorded when it was trained (None when the folder has none)."""
+        holdout = self.meta.get("holdout")
+        auc = holdout.get("auc") if isinstance(holdout, dict) else None
+        return float(auc) if isinstance(auc, int | float) and not isinstance(auc, bool) else None
+
+    @property
+    def can_recommend(self) -> bool:
+        """Can it rank tracks for a user (the collaborative rbm and dbn, and hybrid)?"""
+        return self.family in ("collaborative", "hybrid")
+
+
+def list_models(models_dir: str | Path) -> list[SavedModel]:
+    """The readable model folders in `models_dir`, by folder name; [] when the folder does not exist.
+
+    A folder that is damaged, not a model folder, or holds a model this flowtui does not know is left out,
+    as are the hidden folders `save_model` uses while it swaps a model in (`.NAME.*.tmp`, `.NAME.old-*`).
+    Reading the families loads the registry (scikit-learn, LightGBM): call it off the UI thread.
+    """
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    found: list[SavedModel] = []
+    for folder in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            meta = read_meta(folder)
+            spec = registry.get_spec(meta["model"])
+        except (ModelFileError, KeyError, OSError):
+            continue
+        found.append(SavedModel(folder.name, folder, spec.name, spec.family, meta))
+    return found

@@ -1,9 +1,15 @@
-"""The frame every screen shares: the navigation line on top, the key footer below."""
+"""The frame every screen shares: the navigation line on top, the key footer below.
+
+A screen reaches the app only through `FlowHost`, what the app provides (FlowApp implements it): the shared
+state, the page table and switching screens. So no screen imports the app module, nor another screen.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar, Protocol, runtime_checkable
 
 from textual import work
 from textual.app import ComposeResult
@@ -12,22 +18,42 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import Worker, get_current_worker
 
+from flowtui.tui import helpers
 from flowtui.tui.messages import RecModelsFound
+from flowtui.tui.state import AppState
 from flowtui.tui.widgets.navbar import NavBar
 
-if TYPE_CHECKING:
-    from flowtui.tui.app import FlowApp
-    from flowtui.tui.state import AppState
+
+@dataclass(frozen=True)
+class Page:
+    """A row of the app's page table (`flowtui.tui.layout.PAGES`): a top-level screen and how to reach it."""
+
+    mode: str  # the app mode, as in `goto('data')`
+    key: str  # the key that shows it
+    label: str  # its name in the navigation line, the palette and the help
+    screen: type[FlowScreen]
+
+
+@runtime_checkable
+class FlowHost(Protocol):
+    """What a screen may use of the app that shows it."""
+
+    state: AppState
+
+    @property
+    def pages(self) -> Sequence[Page]: ...
+
+    def action_goto(self, mode: str) -> None: ...
 
 
 class FlowScreen(Screen[None]):
     """A top-level screen (one app mode); subclasses implement `compose_body`."""
 
-    MODE: ClassVar[str] = ""
+    #: One line on what the screen does, shown by the help screen.
     HELP: ClassVar[str] = ""
 
     def compose(self) -> ComposeResult:
-        yield NavBar(self.MODE)
+        yield NavBar(self.page.mode, self.flow_app.pages)
         yield from self.compose_body()
         yield Footer()
 
@@ -41,21 +67,39 @@ class FlowScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan-models")
     def scan_models(self, models_dir: Path) -> None:
-        """Find the saved models that can recommend; posts RecModelsFound."""
-        from flowtui.tui.screens.users import scan_models
-
-        self.post_result(RecModelsFound(*scan_models(models_dir)))
+        """Find the saved models (those that can recommend, and all by AUC); posts RecModelsFound."""
+        self.post_result(RecModelsFound(*helpers.scan_models(models_dir)))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        # Worker.StateChanged does not bubble: hand failures of this screen's workers to the app's one handler.
-        self.flow_app.on_worker_state_changed(event)
+        # Worker.StateChanged does not bubble: failures of this screen's workers are reported here.
+        helpers.report_worker_failure(self.app, event)
+
+    def refresh_from_state(self) -> None:
+        """The shared state changed while this screen is on view: redraw what shows it (default: nothing)."""
+
+    def refresh_current_screen(self) -> None:
+        """Let the screen on view (often another one) redraw from the shared state."""
+        screen = self.app.screen
+        if isinstance(screen, FlowScreen):
+            screen.refresh_from_state()
 
     @property
-    def flow_app(self) -> FlowApp:
-        from flowtui.tui.app import FlowApp
-
-        return cast(FlowApp, self.app)
+    def flow_app(self) -> FlowHost:
+        """The app showing this screen, as far as screens may use it."""
+        app = self.app
+        if not isinstance(app, FlowHost):
+            raise TypeError(f"a FlowScreen needs an app with a state and pages, not {type(app).__name__}")
+        return app
 
     @property
     def state(self) -> AppState:
+        """The state the screens share."""
         return self.flow_app.state
+
+    @property
+    def page(self) -> Page:
+        """This screen's row of the page table."""
+        for page in self.flow_app.pages:
+            if isinstance(self, page.screen):
+                return page
+        raise LookupError(f"{type(self).__name__} is not in the app's page table")

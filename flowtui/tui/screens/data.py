@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,6 +21,11 @@ from flowtui.tui.widgets import add_columns
 from flowtui.tui.widgets.barchart import Charts
 from flowtui.tui.widgets.path_input import PathInput
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from flowtui.core.data.schema import DataWarning
+
 _RATE_KEYS = ("rate", "share")
 _TIME_KEYS = ("ts_min", "ts_max")
 
@@ -34,7 +39,7 @@ SHOWN_DISTRIBUTIONS = (
 )
 
 
-def format_value(key: str, value: Any) -> str:
+def format_value(key: str, value: object) -> str:
     """A summary figure as the screen shows it."""
     if value is None or (isinstance(value, float) and value != value):
         return "—"
@@ -50,7 +55,6 @@ def format_value(key: str, value: Any) -> str:
 class DataScreen(FlowScreen):
     """Load and inspect a data set."""
 
-    MODE = "data"
     AUTO_FOCUS = "#summary"
     HELP = "Type paths (→ completes), enter or ctrl+l loads and validates."
     BINDINGS = [  # noqa: RUF012
@@ -180,7 +184,7 @@ class DataScreen(FlowScreen):
                 continue
             table.add_row(key.replace("_", " "), format_value(key, value))
 
-    def _fill_warnings(self, warnings: list[Any]) -> None:
+    def _fill_warnings(self, warnings: list[DataWarning]) -> None:
         table = self.query_one("#warnings", DataTable)
         table.clear()
         for w in warnings:
@@ -188,7 +192,7 @@ class DataScreen(FlowScreen):
         if not warnings:
             table.add_row("none", "", "", "the files passed every check")
 
-    def _fill_distributions(self, dists: dict[str, Any]) -> None:
+    def _fill_distributions(self, dists: dict[str, pd.Series]) -> None:
         charts = [
             (name.replace("_", " "), [(str(k), float(v)) for k, v in dists[name].items()])
             for name in SHOWN_DISTRIBUTIONS

@@ -66,7 +66,6 @@ def parse_option(attr: str, text: str) -> object:
 class ModelsScreen(FlowScreen):
     """Model checklist and parameter form."""
 
-    MODE = "models"
     HELP = "space ticks a model; edit its parameters on the right (enter applies)."
     BINDINGS = [  # noqa: RUF012
         Binding("p", "toggle_preset", "Preset"),
@@ -202,9 +201,8 @@ class ModelsScreen(FlowScreen):
         if attr is None:
             return
         try:
-            options = dataclasses.replace(
-                self.state.run_options, **{attr: parse_option(attr, event.input.value)}
-            )
+            change: dict[str, Any] = {attr: parse_option(attr, event.input.value)}
+            options = dataclasses.replace(self.state.run_options, **change)
             # checked without models or parameters: those are the form's and the checklist's
             dataclasses.replace(options, models=(), params={}).validate()
         except ValueError as err:

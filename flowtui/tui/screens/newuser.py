@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -11,16 +11,18 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Select
 
+from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids, set_choices
 from flowtui.tui.messages import NewUserReady, RecModelsFound
 from flowtui.tui.screens.base import FlowScreen
-from flowtui.tui.screens.users import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids, set_choices
 from flowtui.tui.widgets import add_columns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class NewUserScreen(FlowScreen):
     """The cold-start form."""
 
-    MODE = "newuser"
     AUTO_FOCUS = "#nu-recs"
     HELP = "Type liked artist and genre ids (comma or space separated); recommendations follow each edit."
     BINDINGS = [  # noqa: RUF012
@@ -111,7 +113,7 @@ class NewUserScreen(FlowScreen):
     def _recommend(
         self,
         folder: Path,
-        frame: Any,
+        frame: pd.DataFrame,
         artists: list[int],
         genres: list[int],
         age: int | None,

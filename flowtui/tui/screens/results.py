@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,6 +17,11 @@ from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
 from flowtui.tui.widgets.barchart import BarChart
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from flowtui.core.flow.evaluate import Leaderboard
+
 COLUMNS = ("model", "auc", "logloss", "accuracy", "fit_seconds", "predict_seconds")
 HEADERS = [
     ("", 1),
@@ -30,15 +34,9 @@ HEADERS = [
 ]
 
 
-def board_rows(board: Any) -> list[dict[str, Any]]:
-    """The rows of a `core.evaluate.Leaderboard` as dicts, best AUC first."""
-    return [dataclasses.asdict(r) for r in board.rows]
-
-
 class ResultsScreen(FlowScreen):
     """Compare the trained models."""
 
-    MODE = "results"
     HELP = "↑/↓ picks a model (its importances), space marks it for the ROC chart, s writes a submission."
     BINDINGS = [  # noqa: RUF012
         Binding("space", "mark", "ROC mark"),
@@ -47,7 +45,7 @@ class ResultsScreen(FlowScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._board: Any = None
+        self._board: Leaderboard | None = None
         self._marked: set[str] = set()
         self._names: list[str] = []
 
@@ -71,6 +69,9 @@ class ResultsScreen(FlowScreen):
         if self.state.leaderboard is not self._board:
             self._refresh()
 
+    def refresh_from_state(self) -> None:
+        self.refresh_board()
+
     def _refresh(self) -> None:
         board = self._board = self.state.leaderboard
         table = self.query_one("#leaderboard", DataTable)
@@ -80,16 +81,15 @@ class ResultsScreen(FlowScreen):
             self._names = []
             self._draw_roc()
             return
-        rows = board_rows(board)
-        self._names = [str(r["model"]) for r in rows]
+        self._names = [r.model for r in board.rows]
         if not self._marked & set(self._names):
             self._marked = set(self._names[:3])
-        for r in rows:
-            name = str(r["model"])
-            label = name + (" *" if r.get("baseline") else "") + (" ✗" if r.get("error") else "")
-            cells: list[Any] = ["●" if name in self._marked else " ", label]
+        for r in board.rows:
+            name = r.model
+            label = name + (" *" if r.baseline else "") + (" ✗" if r.error else "")
+            cells = ["●" if name in self._marked else " ", label]
             for col in COLUMNS[1:]:
-                v = r.get(col)
+                v: float | None = getattr(r, col)
                 cells.append("" if v is None else f"{v:.2f}" if col.endswith("seconds") else f"{v:.4f}")
             table.add_row(*cells, key=name)
         leak = board.leak_warning
@@ -159,7 +159,7 @@ class ResultsScreen(FlowScreen):
         """Write a submission for the loaded test file with the highlighted model."""
         state = self.state
         name = self._current()
-        if state.test is None:
+        if state.train is None or state.test is None:
             self.notify("no test file loaded (screen 1)", severity="warning")
             return
         folder = state.saved.get(name) if name else None
@@ -173,7 +173,7 @@ class ResultsScreen(FlowScreen):
         self._write(folder, state.train.frame, state.test.frame, out)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="submission")
-    def _write(self, folder: Path, train: Any, test: Any, out: Path) -> None:
+    def _write(self, folder: Path, train: pd.DataFrame, test: pd.DataFrame, out: Path) -> None:
         from flowtui.core.data import io
         from flowtui.core.flow import evaluate, store
 

@@ -32,7 +32,6 @@ HOLDOUT = "holdout"
 class TrainingScreen(FlowScreen):
     """Live training of the ticked models."""
 
-    MODE = "training"
     HELP = "t trains the ticked models (holdout leaderboard, then a final fit saved to the models folder)."
     BINDINGS = [  # noqa: RUF012
         Binding("t", "train", "Train"),
@@ -256,10 +255,7 @@ class TrainingScreen(FlowScreen):
         self._show_board_if_visible()
 
     def _show_board_if_visible(self) -> None:
-        from flowtui.tui.screens.results import ResultsScreen
-
-        if isinstance(self.app.screen, ResultsScreen):
-            self.app.screen.refresh_board()
+        self.refresh_current_screen()
 
     def on_training_finished(self, message: TrainingFinished) -> None:
         state = self.state

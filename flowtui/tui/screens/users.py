@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,78 +13,20 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Select, Static
 
 from flowtui.core.data import users as queries
+from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids, set_choices
 from flowtui.tui.messages import RecModelsFound, UserReady
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 HISTORY_ROWS = 8
-REC_COLUMNS = [("#", 2), ("media", 8), ("artist", 7), ("genre", 5), ("score", 5), ("reason", 40)]
-TOP_N = 10
-
-
-def scan_models(models_dir: Path) -> tuple[list[str], list[str]]:
-    """Saved model folders in `models_dir`: (those that can recommend, all of them by holdout AUC, best first)."""
-    from flowtui.core import registry
-    from flowtui.core.flow import store
-
-    recommenders: list[str] = []
-    scored: list[tuple[float, str]] = []
-    if not models_dir.is_dir():
-        return recommenders, []
-    for folder in sorted(p for p in models_dir.iterdir() if p.is_dir()):
-        try:
-            meta = store.read_meta(folder)
-            family = registry.get_spec(meta["model"]).family
-        except Exception:  # a broken folder is simply not offered
-            continue
-        scored.append((-float((meta.get("holdout") or {}).get("auc") or 0.0), folder.name))
-        if family in ("collaborative", "hybrid"):
-            recommenders.append(folder.name)
-    return recommenders, [name for _, name in sorted(scored)]
-
-
-def parse_ids(text: str) -> list[int]:
-    """`"3, 17 42"` -> [3, 17, 42]; ValueError names the bad part."""
-    out = []
-    for part in text.replace(",", " ").split():
-        if not part.lstrip("-").isdigit():
-            raise ValueError(f"{part!r} is not an integer id")
-        out.append(int(part))
-    return out
-
-
-def set_choices(select: Select[str], names: list[str]) -> None:
-    """Offer `names` in `select`, keeping the current choice when it is still there."""
-    current = select.value
-    select.set_options([(n, n) for n in names])
-    if names:
-        select.value = current if current in names else names[0]
-
-
-class RecommenderCache:
-    """One Recommender per (model folder, data) pair, built in a worker thread and reused."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._key: tuple[Any, ...] | None = None
-        self._rec: Any = None
-
-    def get(self, folder: Path, frame: Any) -> Any:
-        from flowtui.core.flow import store
-        from flowtui.core.recs import recommend
-
-        key = (str(folder), (folder / "meta.json").stat().st_mtime_ns, id(frame))
-        with self._lock:
-            if self._key != key:
-                self._rec = recommend.Recommender(store.load_model(folder), frame)
-                self._key = key
-            return self._rec
 
 
 class UsersScreen(FlowScreen):
     """The per-user recommendation browser."""
 
-    MODE = "users"
     AUTO_FOCUS = "#user-list"
     HELP = "/ searches users, enter opens one; pick a model and filter by genre or artist ids."
     BINDINGS = [  # noqa: RUF012
@@ -98,7 +39,7 @@ class UsersScreen(FlowScreen):
     def __init__(self) -> None:
         super().__init__()
         self.cache = RecommenderCache()
-        self._frame: Any = None
+        self._frame: pd.DataFrame | None = None
         self._user: int | None = None
         self._models: list[str] = []
         self._predictors: list[str] = []
@@ -199,11 +140,9 @@ class UsersScreen(FlowScreen):
 
     def _predictor(self) -> Path | None:
         """The model that predicts test rows: the best trained this session, else a saved one."""
-        from flowtui.tui.screens.results import board_rows
-
         state = self.state
         board = state.leaderboard
-        order = [str(r["model"]) for r in board_rows(board)] if board is not None else []
+        order = [r.model for r in board.rows] if board is not None else []
         for name in [*order, *state.saved]:
             if name in state.saved:
                 return state.saved[name]
@@ -235,8 +174,8 @@ class UsersScreen(FlowScreen):
     def _load_user(
         self,
         user_id: int,
-        frame: Any,
-        test: Any,
+        frame: pd.DataFrame,
+        test: pd.DataFrame | None,
         folder: Path | None,
         genres: list[int],
         artists: list[int],
@@ -279,7 +218,8 @@ class UsersScreen(FlowScreen):
         hist = self.query_one("#history", DataTable)
         hist.clear()
         for r in message.history.itertuples(index=False):
-            when = dt.datetime.fromtimestamp(int(r.ts_listen), dt.UTC).strftime("%m-%d %H:%M")
+            ts = int(cast(int, r.ts_listen))  # an integer column (pandas' stubs type cells loosely)
+            when = dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%m-%d %H:%M")
             mark = "[green]✓ listened[/]" if r.is_listened else "[red]✗ skipped[/]"
             hist.add_row(
                 when,
@@ -291,7 +231,7 @@ class UsersScreen(FlowScreen):
             )
         self._fill_recs(message.recs, message.note)
 
-    def _fill_recs(self, recs: Any, note: str) -> None:
+    def _fill_recs(self, recs: pd.DataFrame | None, note: str) -> None:
         table = self.query_one("#recs", DataTable)
         table.clear()
         table.border_subtitle = note

@@ -2,35 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from rich.text import Text
 from textual.widgets import Static
 
-#: (mode name, key, label) of every screen, in key order.
-SCREENS: tuple[tuple[str, str, str], ...] = (
-    ("data", "1", "Data"),
-    ("models", "2", "Models"),
-    ("training", "3", "Training"),
-    ("results", "4", "Results"),
-    ("users", "5", "Users"),
-    ("newuser", "6", "New user"),
-)
+
+class NavItem(Protocol):
+    """One entry of the line: a row of the app's page table (`flowtui.tui.layout.PAGES`)."""
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
 
 
 class NavBar(Static):
-    """Shows `1 Data  2 Models ...`; the current screen is highlighted."""
+    """Shows `1 Data  2 Models ...`; the current screen is highlighted.
+
+    The entries are handed in (the table imports every screen, and every screen shows this widget).
+    """
 
     DEFAULT_CSS = """
     NavBar { height: 1; background: $panel; }
     """
 
-    def __init__(self, current: str) -> None:
+    def __init__(self, current: str, items: Sequence[NavItem]) -> None:
         super().__init__()
         self.current = current
+        self.items = tuple(items)
 
     def render(self) -> Text:
         text = Text(" flowtui ", style="bold reverse")
-        for mode, key, label in SCREENS:
-            style = "bold reverse" if mode == self.current else ""
-            text.append(f" {key} {label} ", style=style)
+        for item in self.items:
+            style = "bold reverse" if item.mode == self.current else ""
+            text.append(f" {item.key} {item.label} ", style=style)
         text.append(" ? help", style="dim")
         return text

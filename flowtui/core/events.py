@@ -7,8 +7,9 @@ Engine loops take `on_event` (a callable receiving these frozen dataclasses) and
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,38 @@ EventCallback = Callable[[Event], None]
 
 class Cancelled(Exception):
     """Raised inside engine work when its cancel event is set; no partial files are left behind."""
+
+
+class ModelCancelled(Exception):
+    """One model of a run was cancelled by the user; the run goes on with the others."""
+
+
+class LinkedEvent(threading.Event):
+    """A cancel flag that is also set when its parent is: one model's cancel inside a whole run's cancel."""
+
+    def __init__(self, parent: threading.Event | None, own: threading.Event) -> None:
+        super().__init__()
+        self.parent = parent
+        self.own = own
+
+    def is_set(self) -> bool:
+        return self.own.is_set() or (self.parent is not None and self.parent.is_set())
+
+
+def model_cancel(
+    run_cancel: threading.Event | None, per_model: Mapping[str, threading.Event] | None, model: str
+) -> threading.Event | None:
+    """The cancel flag a model's fit watches: the run's, linked with the model's own flag when it has one."""
+    own = (per_model or {}).get(model)
+    return run_cancel if own is None else LinkedEvent(run_cancel, own)
+
+
+def reraise_for_model(exc: Cancelled, run_cancel: threading.Event | None) -> NoReturn:
+    """A Cancelled caught inside one model's fit: the run's cancel propagates, a model's own becomes
+    `ModelCancelled` (the run records the model as cancelled and goes on)."""
+    if run_cancel is not None and run_cancel.is_set():
+        raise exc
+    raise ModelCancelled("cancelled by the user") from exc
 
 
 def emit(on_event: EventCallback | None, event: Event) -> None:

@@ -42,6 +42,10 @@ class RunResult:
     failed: dict[str, str] = field(default_factory=dict)  # model -> reason
 
 
+def _is_set(flag: threading.Event | None) -> bool:
+    return flag is not None and flag.is_set()
+
+
 def _holdout_scores(board: Leaderboard, name: str) -> dict[str, Any]:
     row = board.row(name)
     scores: dict[str, Any] = {
@@ -63,12 +67,14 @@ def run(
     executor: Executor | None = None,
     on_event: EventCallback | None = None,
     cancel: threading.Event | None = None,
+    model_cancel: Mapping[str, threading.Event] | None = None,
     on_leaderboard: Callable[[Leaderboard], None] | None = None,
 ) -> RunResult:
     """Holdout leaderboard, then (with `models_dir`) each chosen model fitted on all rows and saved.
 
     Emits `Stage` and `Saved` besides the models' own events; `on_leaderboard` receives the leaderboard as
-    soon as it is ready. A model that fails gets a failed row and no final fit; `events.Cancelled`
+    soon as it is ready. A model that fails gets a failed row and no final fit; setting a model's own flag
+    in `model_cancel` stops that model only (recorded as failed: "cancelled by the user"); `events.Cancelled`
     propagates (models saved before the cancel stay, nothing half-written does). Without a Flow row to hold
     out, an evaluate-only run raises DataError and a training run goes on without holdout scores.
     """
@@ -89,6 +95,7 @@ def run(
                 executor=executor,
                 on_event=on_event,
                 cancel=cancel,
+                model_cancel=model_cancel,
             )
         except DataError as exc:
             if config.models_dir is None:
@@ -100,7 +107,7 @@ def run(
             if on_leaderboard is not None:
                 on_leaderboard(board)
     if config.models_dir is not None:
-        _final_fits(frame, config, params, result, executor, on_event, cancel)
+        _final_fits(frame, config, params, result, executor, on_event, cancel, model_cancel or {})
     ev.emit(on_event, ev.Stage("done"))
     return result
 
@@ -113,10 +120,11 @@ def _final_fits(
     executor: Executor,
     on_event: EventCallback | None,
     cancel: threading.Event | None,
+    model_cancel: Mapping[str, threading.Event],
 ) -> None:
     """Fit each chosen model that did not fail on every training row and save it (one feature pass)."""
     assert config.models_dir is not None
-    todo = [n for n in config.chosen() if n not in result.failed]
+    todo = [n for n in config.chosen() if n not in result.failed and not _is_set(model_cancel.get(n))]
     if not todo:
         return
     ev.check_cancel(cancel)
@@ -142,6 +150,7 @@ def _final_fits(
             fingerprint_of=frame,
             on_event=on_event,
             cancel=cancel,
+            own_cancel=model_cancel.get(name),
         )
         ev.check_cancel(cancel)
         folder = save_model(trained, models_dir / name)
@@ -150,6 +159,9 @@ def _final_fits(
 
     for i, (name, outcome) in enumerate(zip(todo, executor.map(fit_and_save, todo), strict=True)):
         ev.emit(on_event, ev.Progress("train", i + 1, len(todo), f"{name}: done"))
+        if isinstance(outcome, ev.ModelCancelled):
+            result.failed[name] = "cancelled by the user"
+            continue
         if isinstance(outcome, Exception):
             result.failed[name] = f"{type(outcome).__name__}: {' '.join(str(outcome).split())}"
             ev.emit(on_event, ev.Log(f"{name} failed: {result.failed[name]}", level="warning"))

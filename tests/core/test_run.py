@@ -180,3 +180,14 @@ def test_train_then_predict_keeps_test_ids_and_order(frame: pd.DataFrame, tmp_pa
     # one row's prediction does not depend on where it sits in the file
     rev = predict(trained, frame, test.iloc[::-1])
     np.testing.assert_allclose(rev["is_listened"].to_numpy()[::-1], sub["is_listened"].to_numpy())
+
+
+def test_cancel_one_model_lets_the_others_finish(frame: pd.DataFrame, tmp_path: Path) -> None:
+    stop_logreg = threading.Event()
+    stop_logreg.set()
+    config = RunConfig(models=("logreg", "decision_tree"), preset="quick", models_dir=tmp_path)
+    result = run(frame, config, model_cancel={"logreg": stop_logreg})
+    assert result.failed == {"logreg": "cancelled by the user"}
+    assert set(result.saved) == {"decision_tree"} and not (tmp_path / "logreg").exists()
+    assert result.leaderboard is not None and result.leaderboard.row("logreg").failed
+    assert result.leaderboard.row("decision_tree").auc is not None

@@ -169,13 +169,18 @@ def _fit_and_score(
     data: _FoldData,
     on_event: EventCallback | None,
     cancel: threading.Event | None,
+    model_cancel: Mapping[str, threading.Event] | None = None,
 ) -> _Fit:
     """One model of one holdout round: fitted on the fold's history, scored on its targets."""
     step, name = task
     ev.emit(on_event, ev.Progress("evaluate", step, data.n_steps, f"{name}, round {data.round + 1}"))
     model = registry.get_spec(name).build(params.get(name))
     t0 = time.perf_counter()
-    model.fit(model_columns(name, data.X, data.selected), data.y, data.rows, on_event=on_event, cancel=cancel)
+    X = model_columns(name, data.X, data.selected)
+    try:
+        model.fit(X, data.y, data.rows, on_event=on_event, cancel=ev.model_cancel(cancel, model_cancel, name))
+    except ev.Cancelled as exc:
+        ev.reraise_for_model(exc, cancel)
     t1 = time.perf_counter()
     Xt = model_columns(name, data.Xt, data.selected)
     p = np.asarray(model.predict_proba(Xt, data.rows_t), dtype=np.float64)
@@ -196,11 +201,13 @@ def holdout_leaderboard(
     executor: Executor | None = None,
     on_event: EventCallback | None = None,
     cancel: threading.Event | None = None,
+    model_cancel: Mapping[str, threading.Event] | None = None,
 ) -> Leaderboard:
     """The holdout leaderboard of `names`, whose `params` (flat, per model) are already resolved.
 
-    A model that raises gets a failed row; `events.Cancelled` propagates. DataError when no user has a
-    Flow row to hold out. The fits of one round run on `executor` (inline by default)."""
+    A model that raises gets a failed row; `events.Cancelled` propagates; a model whose own flag in
+    `model_cancel` is set gets a failed row "cancelled". DataError when no user has a Flow row to hold out.
+    The fits of one round run on `executor` (inline by default)."""
     folds = split.holdout(frame, rounds=rounds, contexts=target_contexts)
     if not folds:
         where = f" in contexts {sorted(target_contexts)}" if target_contexts else ""
@@ -224,11 +231,21 @@ def holdout_leaderboard(
         if settings.top_k is not None:
             selected = select_features(X, y, settings.top_k, on_event=on_event, cancel=cancel)
         data = _FoldData(X, y, rows, Xt, rows_t, yt, selected, fold.round, n_steps)
-        task = functools.partial(_fit_and_score, params=params, data=data, on_event=on_event, cancel=cancel)
+        task = functools.partial(
+            _fit_and_score,
+            params=params,
+            data=data,
+            on_event=on_event,
+            cancel=cancel,
+            model_cancel=model_cancel,
+        )
         todo = [(step + i, n) for i, n in enumerate(names) if n not in tally.errors]
         step += len(names)
         for (_, name), outcome in zip(todo, run_on.map(task, todo), strict=True):
-            if isinstance(outcome, Exception):
+            if isinstance(outcome, ev.ModelCancelled):
+                tally.errors[name] = "cancelled by the user"
+                ev.emit(on_event, ev.Log(f"{name} cancelled", level="warning"))
+            elif isinstance(outcome, Exception):
                 tally.errors[name] = f"{type(outcome).__name__}: {' '.join(str(outcome).split())}"
                 ev.emit(on_event, ev.Log(f"{name} failed: {tally.errors[name]}", level="warning"))
             else:
@@ -311,13 +328,25 @@ def fit_final(
     fingerprint_of: pd.DataFrame,
     on_event: EventCallback | None = None,
     cancel: threading.Event | None = None,
+    own_cancel: threading.Event | None = None,
 ) -> TrainedModel:
-    """`name` fitted on every training row (`matrices` = the training matrix of all rows), ready to save."""
+    """`name` fitted on every training row (`matrices` = the training matrix of all rows), ready to save.
+
+    `own_cancel` is the model's own cancel flag: setting it raises `events.ModelCancelled`."""
     spec = registry.get_spec(name)
     X, y, rows = matrices
     Xm = model_columns(name, X, selected)
     model = spec.build(params)
-    model.fit(Xm, y, rows, on_event=on_event, cancel=cancel)
+    try:
+        model.fit(
+            Xm,
+            y,
+            rows,
+            on_event=on_event,
+            cancel=ev.model_cancel(cancel, {name: own_cancel} if own_cancel else None, name),
+        )
+    except ev.Cancelled as exc:
+        ev.reraise_for_model(exc, cancel)
     return TrainedModel(
         name=name,
         model=model,

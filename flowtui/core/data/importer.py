@@ -88,28 +88,8 @@ def _timestamps(path: Path, column: str, s: pd.Series) -> np.ndarray:
     return (parsed.astype("datetime64[s, UTC]").astype("int64")).to_numpy()
 
 
-def import_log(
-    path: str | Path,
-    *,
-    user: str,
-    item: str,
-    label: str | None = None,
-    weight: str | None = None,
-    threshold: float | None = None,
-    time: str | None = None,
-    artist: str | None = None,
-    genre: str | None = None,
-    sep: str = ",",
-    on_event: EventCallback | None = None,
-    cancel: threading.Event | None = None,
-) -> pd.DataFrame:
-    """Read an interaction log and return a validated DSG17 train frame (compact dtypes).
-
-    `label` (values 0/1) or `weight` with `threshold` gives `is_listened`; `time`, `artist` and `genre`
-    are optional columns; see the module docstring for the defaults of everything else. Raises DataError
-    for a missing file or column, a bad value (with its line), or missing/ambiguous label options.
-    """
-    p = Path(path)
+def _check_options(p: Path, label: str | None, weight: str | None, threshold: float | None, sep: str) -> None:
+    """Refuse missing or ambiguous label options, a bad separator and a missing file."""
     if (label is None) == (weight is None):
         raise DataError(
             p, "say how to label rows: give either a label column or a weight column with a threshold"
@@ -120,17 +100,10 @@ def import_log(
         raise DataError(p, "bad separator", expected="one character", found=repr(sep))
     if not p.is_file():
         raise DataError(p, "file not found")
-    wanted = {
-        "user": user,
-        "item": item,
-        "label": label,
-        "weight": weight,
-        "time": time,
-        "artist": artist,
-        "genre": genre,
-    }
-    cols = list(dict.fromkeys(c for c in wanted.values() if c is not None))
-    emit(on_event, Progress("import", 0, 3, "read"))
+
+
+def _read_log(p: Path, cols: list[str], sep: str) -> pd.DataFrame:
+    """The columns `cols` of the log as strings; DataError for a missing column or an unreadable file."""
     try:
         with open(p, encoding="utf-8-sig", newline="") as f:
             header = next(csv.reader([f.readline()], delimiter=sep), [])
@@ -155,31 +128,35 @@ def import_log(
         raise DataError(p, f"cannot read file: {str(exc).splitlines()[0][:200]}") from None
     if table.num_rows == 0:
         raise DataError(p, "no data rows", line=2, expected="at least one row")
-    df = table.to_pandas()
-    del table
-    check_cancel(cancel)
-    emit(on_event, Progress("import", 1, 3, "convert"))
-    n = len(df)
-    for key in ("user", "item"):
-        empty = (df[wanted[key]].str.strip() == "").to_numpy()
-        if empty.any():
-            raise _locate(p, str(wanted[key]), empty, df[wanted[key]], "an id", "missing id")
-    user_ids = _dense_by_activity(df[user])
-    item_ids = _dense_by_activity(df[item])
+    df: pd.DataFrame = table.to_pandas()
+    return df
+
+
+def _listened(
+    p: Path, df: pd.DataFrame, label: str | None, weight: str | None, threshold: float | None
+) -> np.ndarray:
+    """`is_listened` per row: the 0/1 `label` column, or `weight >= threshold`."""
     if label is not None:
         y = _numbers(p, label, df[label])
         if not np.isin(y, (0.0, 1.0)).all():
             raise _locate(p, label, ~np.isin(y, (0.0, 1.0)), df[label], "0 or 1", "label outside {0, 1}")
-        listened = y.astype(np.int8)
-    else:
-        assert weight is not None and threshold is not None
-        listened = (_numbers(p, weight, df[weight]) >= threshold).astype(np.int8)
-    if time is not None:
-        ts = _timestamps(p, time, df[time])
-    else:
-        position = pd.Series(user_ids).groupby(user_ids).cumcount().to_numpy()
-        ts = DEFAULT_START_TS + position.astype(np.int64) * DEFAULT_GAP_S
-    out = pd.DataFrame(
+        return y.astype(np.int8)
+    assert weight is not None and threshold is not None
+    return (_numbers(p, weight, df[weight]) >= threshold).astype(np.int8)
+
+
+def _train_frame(
+    df: pd.DataFrame,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    listened: np.ndarray,
+    ts: np.ndarray,
+    artist: str | None,
+    genre: str | None,
+) -> pd.DataFrame:
+    """The DSG17 train columns, with the documented defaults for what the log lacks."""
+    n = len(df)
+    return pd.DataFrame(
         {
             "genre_id": _dense_by_activity(df[genre]) + 1 if genre else np.zeros(n, np.int32),
             "ts_listen": ts,
@@ -198,6 +175,58 @@ def import_log(
             "is_listened": listened,
         }
     )[list(TRAIN_COLUMNS)]
+
+
+def import_log(
+    path: str | Path,
+    *,
+    user: str,
+    item: str,
+    label: str | None = None,
+    weight: str | None = None,
+    threshold: float | None = None,
+    time: str | None = None,
+    artist: str | None = None,
+    genre: str | None = None,
+    sep: str = ",",
+    on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> pd.DataFrame:
+    """Read an interaction log and return a validated DSG17 train frame (compact dtypes).
+
+    `label` (values 0/1) or `weight` with `threshold` gives `is_listened`; `time`, `artist` and `genre`
+    are optional columns; see the module docstring for the defaults of everything else. Raises DataError
+    for a missing file or column, a bad value (with its line), or missing/ambiguous label options.
+    """
+    p = Path(path)
+    _check_options(p, label, weight, threshold, sep)
+    wanted = {
+        "user": user,
+        "item": item,
+        "label": label,
+        "weight": weight,
+        "time": time,
+        "artist": artist,
+        "genre": genre,
+    }
+    cols = list(dict.fromkeys(c for c in wanted.values() if c is not None))
+    emit(on_event, Progress("import", 0, 3, "read"))
+    df = _read_log(p, cols, sep)
+    check_cancel(cancel)
+    emit(on_event, Progress("import", 1, 3, "convert"))
+    for key in ("user", "item"):
+        empty = (df[wanted[key]].str.strip() == "").to_numpy()
+        if empty.any():
+            raise _locate(p, str(wanted[key]), empty, df[wanted[key]], "an id", "missing id")
+    user_ids = _dense_by_activity(df[user])
+    item_ids = _dense_by_activity(df[item])
+    listened = _listened(p, df, label, weight, threshold)
+    if time is not None:
+        ts = _timestamps(p, time, df[time])
+    else:
+        position = pd.Series(user_ids).groupby(user_ids).cumcount().to_numpy()
+        ts = DEFAULT_START_TS + position.astype(np.int64) * DEFAULT_GAP_S
+    out = _train_frame(df, user_ids, item_ids, listened, ts, artist, genre)
     check_cancel(cancel)
     emit(on_event, Progress("import", 2, 3, "validate"))
     ds = from_frame(out, "train", name=str(p))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +16,7 @@ from rich.table import Table
 from flowtui.cli import app
 from flowtui.cli.common import console, err_console, fail, fail_data, print_json, progress_events
 from flowtui.core import events as ev
-from flowtui.core import paths, registry
+from flowtui.core import paths, registry, safe_files
 from flowtui.core.data import io
 from flowtui.core.data.schema import DataError
 from flowtui.core.params import ParamError, parse_overrides, show_value
@@ -56,6 +58,7 @@ def _load(path: Path | None, kind: str, on_event: ev.EventCallback | None) -> pd
         ds = io.load_dataset(p, kind=kind, on_event=on_event)  # type: ignore[arg-type]
     except DataError as err:
         fail_data(err)
+    ds.frame.attrs["source"] = str(p)  # a saved model records the file it was trained on
     return ds.frame
 
 
@@ -154,6 +157,31 @@ def evaluate_cmd(
         console.print(f"[yellow]warning: {board.leak_warning}[/]", highlight=False)
 
 
+@contextlib.contextmanager
+def _reserve_targets(out: Path, names: list[str]) -> Iterator[None]:
+    """Check every OUT/NAME before training (only flowtui model folders are replaced; no links, pipes,
+    devices, read-only folders) and hold their locks until the models are saved (exit 2 otherwise)."""
+    from flowtui.core.flow.store import check_model_target
+
+    targets = [out / name for name in names]
+    try:
+        safe_files.check_output_dir(out)
+        for target in targets:
+            check_model_target(target)
+        out.mkdir(parents=True, exist_ok=True)
+    except DataError as err:
+        fail_data(err)
+    except OSError as exc:
+        fail(f"{out}: cannot create the folder ({exc.strerror or exc})")
+    with contextlib.ExitStack() as stack:
+        try:
+            for target in targets:
+                stack.enter_context(safe_files.folder_lock(target, shared=True))
+        except DataError as err:
+            fail_data(err)
+        yield
+
+
 @app.command("train")
 def train_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder; each model is saved to OUT/NAME.")],
@@ -183,7 +211,8 @@ def train_cmd(
         baselines=False,
         models_dir=out,
     )
-    result = _run(data, config, as_json)
+    with _reserve_targets(out, config.chosen()):
+        result = _run(data, config, as_json)
     if result.failed:
         fail("; ".join(f"{name}: {why}" for name, why in result.failed.items()))
     results: list[dict[str, Any]] = []
@@ -227,23 +256,39 @@ def predict_cmd(
     test: Annotated[
         Path | None, typer.Option("--test", help="Test file; default: the bundled sample.")
     ] = None,
+    allow_other_data: Annotated[
+        bool,
+        typer.Option(
+            "--allow-other-data",
+            help="Predict even when the data shares few users and media with the model's training data.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write a submission: one listen probability per test row, features from the whole train history."""
+    """Write a submission: one listen probability per test row, features from the whole train history.
+
+    The model must meet its own training data, or data whose test users and media it mostly knows (a warning
+    gives the shares); other data is refused unless --allow-other-data. OUT is replaced atomically and only
+    when it is a regular file (never a link, pipe or device)."""
     from flowtui.core.flow.evaluate import predict
-    from flowtui.core.flow.store import load_model
+    from flowtui.core.flow.store import DataMismatchError, check_data, load_model
 
     try:
+        safe_files.check_output_path(out)
         trained = load_model(model)
     except DataError as err:
         fail_data(err)
     with progress_events(as_json) as on_event:
         train = _load(data, "train", on_event)
         test_frame = _load(test, "test", on_event)
+        try:
+            match = check_data(trained, train, rows=test_frame, allow_other=allow_other_data)
+        except DataMismatchError as err:
+            fail(f"{err.one_line()}; pass --allow-other-data to use it anyway", error=err)
         cold = io.check_test_users(io.Dataset(train, "train"), io.Dataset(test_frame, "test"))
         try:
             sub = predict(trained, train, test_frame, on_event=on_event)
-            io.write_csv(sub, out)
+            safe_files.write_csv(sub, out)
         except DataError as err:
             fail_data(err)
         except (ValueError, OSError) as exc:
@@ -256,9 +301,13 @@ def predict_cmd(
     }
     if cold:
         summary["test_users_without_history"] = cold[0].count
+    if match.warning:
+        summary["data_warning"] = match.warning
     if as_json:
         print_json(summary)
     else:
+        if match.warning:
+            err_console.print(f"[yellow]warning:[/] {escape(match.warning)}", highlight=False)
         for w in cold:
             err_console.print(
                 f"[yellow]warning:[/] {escape(w.one_line())} (population fallbacks used)", highlight=False
@@ -269,9 +318,13 @@ def predict_cmd(
         )
 
 
-def _read_scored(path: Path, what: str, need: tuple[str, ...]) -> pd.DataFrame:
-    if not path.is_file():
-        fail(f"{path}: {what} file not found")
+def _read_scored(
+    path: Path, what: str, need: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    try:
+        safe_files.check_input_file(path, f"{what} file")
+    except DataError as err:
+        fail_data(err)
     try:
         frame = pd.read_csv(path)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
@@ -281,7 +334,7 @@ def _read_scored(path: Path, what: str, need: tuple[str, ...]) -> pd.DataFrame:
         fail(
             f"{path}: {what} lacks column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns))}"
         )
-    for col in need:
+    for col in (*need, *(c for c in optional if c in frame.columns)):
         values = pd.to_numeric(frame[col], errors="coerce")
         bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
@@ -309,9 +362,7 @@ def score_cmd(
     from flowtui.core import metrics
 
     sub = _read_scored(submission, "submission", ("sample_id", "is_listened"))
-    ans_cols: list[str] = list(pd.read_csv(answers, nrows=0).columns) if answers.is_file() else []
-    need = ("sample_id", "is_listened", "p_true") if "p_true" in ans_cols else ("sample_id", "is_listened")
-    ans = _read_scored(answers, "answers", need)
+    ans = _read_scored(answers, "answers", ("sample_id", "is_listened"), optional=("p_true",))
     missing = np.setdiff1d(ans["sample_id"].to_numpy(), sub["sample_id"].to_numpy())
     extra = np.setdiff1d(sub["sample_id"].to_numpy(), ans["sample_id"].to_numpy())
     if missing.size or extra.size:

@@ -25,6 +25,7 @@ from flowtui.core.data.schema import LABEL, DataError
 from flowtui.core.events import EventCallback
 from flowtui.core.executor import Executor, InlineExecutor
 from flowtui.core.flow import features, split
+from flowtui.core.flow.data_match import describe_data
 from flowtui.core.flow.features import FeatureSettings
 from flowtui.core.flow.store import TrainedModel, fingerprint, library_versions
 from flowtui.core.registry import FlowModel
@@ -355,7 +356,8 @@ def fit_final(
         smoothing=settings.smoothing,
         flow_only=settings.flow_only,
         holdout=dict(holdout or {}),
-        fingerprint=fingerprint(fingerprint_of),
+        fingerprint=(fp := fingerprint(fingerprint_of)),
+        data=describe_data(fingerprint_of, fp),
         notes=list(model.notes),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         libraries=library_versions(),

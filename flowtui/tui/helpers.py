@@ -1,16 +1,21 @@
-"""What several screens share: the saved-model pickers, id parsing, a recommender cache, and turning a
-failed worker into a notification.
+"""What several screens share: the saved-model pickers, id parsing, per-data caches, the status line's
+text, output paths, work that the app may abandon when it quits, and turning a failed worker into a
+notification.
 
-Screens import this module (and `messages`, `state`, `widgets`), never each other and never the app module.
+Screens import this module (and `messages`, `state`, `widgets`, `dialogs`), never each other and never the
+app module.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from textual.widgets import Select
+from rich.text import Text
 from textual.worker import Worker, WorkerState
 
 from flowtui.core.data.schema import DataError
@@ -19,7 +24,11 @@ if TYPE_CHECKING:
     import pandas as pd
     from textual.app import App
 
+    from flowtui.core.flow.store import TrainedModel
     from flowtui.core.recs.recommend import Recommender
+    from flowtui.tui.state import AppState
+
+T = TypeVar("T")
 
 #: Columns of a recommendation table: (label, width).
 REC_COLUMNS = [("#", 2), ("media", 8), ("artist", 7), ("genre", 5), ("score", 5), ("reason", 40)]
@@ -49,14 +58,6 @@ def parse_ids(text: str) -> list[int]:
     return out
 
 
-def set_choices(select: Select[str], names: list[str]) -> None:
-    """Offer `names` in `select`, keeping the current choice when it is still there."""
-    current = select.value
-    select.set_options([(n, n) for n in names])
-    if names:
-        select.value = current if isinstance(current, str) and current in names else names[0]
-
-
 class RecommenderCache:
     """One Recommender per (model folder, data) pair, built in a worker thread and reused."""
 
@@ -78,9 +79,161 @@ class RecommenderCache:
             return self._rec
 
 
+class PerFrame:
+    """Values computed from a data frame (its fingerprint, its artist table...), kept while that frame is
+    the loaded one; thread-safe, so workers fill it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._frame: object = None
+        self._values: dict[str, Any] = {}
+
+    def get(self, frame: pd.DataFrame, key: str, compute: Callable[[], T]) -> T:
+        """The value of `key` for `frame`, computed on first use (call it in a worker)."""
+        with self._lock:
+            if self._frame is not frame:
+                self._frame, self._values = frame, {}
+            if key in self._values:
+                return self._values[key]  # type: ignore[no-any-return]
+        value = compute()
+        with self._lock:
+            if self._frame is frame:
+                self._values[key] = value
+        return value
+
+
+#: Fingerprints, artist and genre tables of the loaded train frame, shared by the screens.
+PER_FRAME = PerFrame()
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """The data fingerprint saved models carry (`store.fingerprint`), cached per frame; call it in a worker."""
+    from flowtui.core.flow import store
+
+    return PER_FRAME.get(frame, "fingerprint", lambda: store.fingerprint(frame))
+
+
+def catalog(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """The artist or genre table of `frame` (`core.data.catalog`), cached per frame; call it in a worker."""
+    from flowtui.core.data import catalog as tables
+
+    build = tables.artist_table if kind == "artist" else tables.genre_table
+    return PER_FRAME.get(frame, kind, lambda: build(frame))
+
+
+class Abandoned(Exception):
+    """The app quit before the work ended: its thread was left to stop at its next cancel check."""
+
+
+def call_abandonable(fn: Callable[[], T], quitting: threading.Event, grace: float = 1.0) -> T:
+    """`fn()` in a daemon thread, waited for. Once `quitting` is set it gets `grace` seconds to end (its
+    cancel flags are set by then), after which `Abandoned` is raised, so the app exits in time; a daemon
+    thread does not hold the process. Exceptions of `fn` are raised here."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the waiting thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="flowtui-work", daemon=True)
+    thread.start()
+    deadline: float | None = None
+    while thread.is_alive():
+        thread.join(0.05)
+        if quitting.is_set() and thread.is_alive():
+            deadline = deadline if deadline is not None else time.monotonic() + grace
+            if time.monotonic() > deadline:
+                raise Abandoned()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def short_path(path: Path | str) -> str:
+    """A path as shown to a person: the home folder as ~."""
+    text = str(path)
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (text == home or text.startswith(home + os.sep)):
+        return "~" + text[len(home) :]
+    return text
+
+
+def check_output(text: str) -> Path:
+    """The file a typed path names, fit to be written (`safe_files.check_output_path`: no link, pipe,
+    device or folder, a writable folder, which may be created); ValueError with one line otherwise."""
+    from flowtui.core import safe_files
+
+    text = text.strip()
+    if not text:
+        raise ValueError("give a file name")
+    try:
+        return safe_files.check_output_path(Path(text).expanduser(), make_parents=True)
+    except safe_files.UnsafePathError as err:
+        raise ValueError(err.one_line()) from None
+
+
+def check_model_data(trained: TrainedModel, frame: pd.DataFrame, *, allow_other: bool = False) -> None:
+    """Refuse (ValueError) a model trained on other data than `frame`, unless `allow_other`: its
+    fingerprint (meta.json) against the frame's. Call it in a worker."""
+    if allow_other or not trained.fingerprint:
+        return
+    if trained.fingerprint != fingerprint(frame):
+        raise ValueError(f"{trained.name} was trained on other data than the loaded train file")
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write `frame` as CSV atomically with the engine's safe writer (a temporary file, fsync, then a
+    rename: never half a file, never through a link or into a pipe or device)."""
+    from flowtui.core import safe_files
+
+    safe_files.write_csv(frame, path, make_parents=True)
+
+
+def status_text(state: AppState, width: int) -> Text:
+    """The status line: the loaded files, the models folder, the device, running work, the last file written."""
+    if state.train_path is None:
+        data = "no data"
+    elif state.on_sample:
+        data = "bundled sample" + ("" if state.test_path is not None else " (no test file)")
+    else:
+        test = f" + {state.test_path.name}" if state.test_path is not None else " (no test file)"
+        data = state.train_path.name + test
+    if state.train is None:
+        data = ("loading " if "data" in state.work else "not loaded: ") + data
+    work = []
+    run = state.run
+    if run is not None:
+        running = run.running()
+        work.append(f"training {len(running)} model(s)" if running else "stopping the run")
+    work += [w.label for key, w in state.work.items() if key != "data"]
+    parts = [
+        ("data: ", data),
+        ("models: ", short_path(state.models_dir).rstrip("/") + "/"),
+        ("", state.device or "device?"),
+        ("", " · ".join(work) if work else "idle"),
+    ]
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for i, (label, value) in enumerate(parts):
+        if i:
+            text.append(" │ ", style="dim")
+        text.append(label, style="dim")
+        text.append(value, style="bold" if i == 3 and work else "")
+    if state.last_written:
+        room = max(width - text.cell_len - 11, 12)
+        shown = short_path(state.last_written)
+        if len(shown) > room:
+            shown = "…" + shown[-(room - 1) :]
+        text.append(" │ ", style="dim")
+        text.append("wrote ", style="dim")
+        text.append(shown)
+    return text
+
+
 def report_worker_failure(app: App[Any], event: Worker.StateChanged) -> None:
     """Show a failed worker as an error notification (the one place that does; other states are ignored)."""
-    if event.state != WorkerState.ERROR:
+    if event.state != WorkerState.ERROR or isinstance(event.worker.error, Abandoned):
         return
     error = event.worker.error
     message = error.one_line() if isinstance(error, DataError) else f"{type(error).__name__}: {error}"

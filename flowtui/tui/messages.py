@@ -16,7 +16,9 @@ if TYPE_CHECKING:  # the engine's modules load pandas, pyarrow...: not before th
     from flowtui.core.data.io import Dataset
     from flowtui.core.data.schema import DataWarning
     from flowtui.core.flow.evaluate import Leaderboard
+    from flowtui.core.flow.store import SavedModel
     from flowtui.core.registry import ModelSpec
+    from flowtui.tui.settings import Checked
 
 
 @dataclass
@@ -86,18 +88,45 @@ class NewUserReady(Message):
 
 
 @dataclass
-class SubmissionWritten(Message):
-    """A submission file was written."""
+class FileWritten(Message):
+    """A file was written (a submission, recommendations)."""
 
     path: Path
     rows: int
+    what: str = "submission"
 
 
 @dataclass
 class RegistryReady(Message):
-    """Every registered model's spec, read in a worker (the registry imports sklearn and lightgbm)."""
+    """Every registered model's spec, read in a worker (the registry imports sklearn and lightgbm), and
+    the remembered settings checked against their schemas (None when there was nothing to check)."""
 
     specs: list[ModelSpec]
+    checked: Checked | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeviceFound(Message):
+    """Where torch computes: "CPU" or "CUDA" (found in a worker: importing torch takes a while)."""
+
+    device: str
+
+
+@dataclass
+class SavedModelsRead(Message):
+    """The saved models of the models folder and the fingerprint of the loaded train data."""
+
+    fingerprint: str
+    models: list[SavedModel]
+
+
+@dataclass
+class CatalogReady(Message):
+    """The artist or genre table of the loaded data, for a picker."""
+
+    kind: str  # "artist" | "genre"
+    table: pd.DataFrame
 
 
 @dataclass

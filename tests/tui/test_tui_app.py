@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Input, SelectionList, Static
 
 from flowtui.core.registry import get_spec
 from flowtui.tui.app import FlowApp, make_app
+from flowtui.tui.dialogs import PathDialog
 from flowtui.tui.helpers import parse_ids, scan_models
 from flowtui.tui.layout import PAGES
 from flowtui.tui.messages import DataLoaded, LeaderboardReady, TrainingFinished
@@ -27,20 +28,8 @@ SIZE = (100, 30)
 FAST_RBM = {"n_components": 16, "n_iter": 2, "batch_size": 64}
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny synthetic train/test pair (40 users) written once for the module."""
-    from flowtui.core.data.synth import synthesize_frames
-
-    folder = tmp_path_factory.mktemp("tiny")
-    train, test, _answers = synthesize_frames(n_users=40, seed=1)
-    train.to_csv(folder / "train.csv", index=False)
-    test.to_csv(folder / "test.csv", index=False)
-    return folder / "train.csv", folder / "test.csv"
-
-
 def _app(tiny: tuple[Path, Path], models: Path) -> FlowApp:
-    return make_app(tiny[0], tiny[1], models, clock=MockClock())
+    return make_app(tiny[0], tiny[1], models, clock=MockClock(), device="CPU")
 
 
 async def _settle(app: FlowApp, pilot) -> None:  # type: ignore[no-untyped-def]
@@ -102,16 +91,21 @@ async def test_whole_journey(tiny: tuple[Path, Path], tmp_path: Path) -> None:
         aucs = [float(board.get_row_at(i)[2]) for i in range(board.row_count)]
         assert aucs == sorted(aucs, reverse=True)
 
-        # ... and writes a submission for the loaded test file with the highlighted model
+        # ... and writes a submission for the loaded test file with the highlighted model, asking where
         board.move_cursor(row=names.index("logreg"))
         await pilot.press("s")
-        await _settle(app, pilot)
+        await pilot.pause()
+        assert isinstance(app.screen, PathDialog)
         sub = app.state.out_dir / "submission_logreg.csv"
+        assert app.screen.query_one("#path-field", Input).value == str(sub)  # a sensible default
+        await pilot.press("enter")
+        await _settle(app, pilot)
         assert sub.is_file()
         import pandas as pd
 
         written = pd.read_csv(sub)
         assert list(written.columns) == ["sample_id", "is_listened"] and len(written) == 40
+        assert app.state.last_written == str(sub)  # the status line keeps the path in view
 
         # 5. the user browser: open the most active user, see profile, history and recommendations
         await pilot.press("5")
@@ -134,7 +128,8 @@ async def test_whole_journey(tiny: tuple[Path, Path], tmp_path: Path) -> None:
         # a genre filter keeps only that genre
         genre = str(recs.get_row_at(0)[3])
         app.screen.query_one("#genre-filter", Input).value = genre
-        await pilot.press("g", "enter")
+        app.screen.query_one("#genre-filter", Input).focus()
+        await pilot.press("enter")
         await _settle(app, pilot)
         assert recs.row_count > 0
         assert {str(recs.get_row_at(i)[3]) for i in range(recs.row_count)} == {genre}
@@ -143,7 +138,7 @@ async def test_whole_journey(tiny: tuple[Path, Path], tmp_path: Path) -> None:
         await pilot.press("escape", "6")
         await pilot.pause()
         assert isinstance(app.screen, NewUserScreen)
-        await pilot.press("g", *genre)
+        app.screen.query_one("#nu-genres", Input).value = genre
         await _settle(app, pilot)
         new_recs = app.screen.query_one("#nu-recs", DataTable)
         assert new_recs.row_count == 10
@@ -253,7 +248,7 @@ async def test_help_lists_every_screen_key_and_palette_switches(
     descriptions = [str(c) for c in table.columns[1]._cells]
     for key in ("1", "6", "ctrl+l", "t", "c", "s", "/", "p", "ctrl+q"):
         assert key in keys, key
-    assert "Cancel" in descriptions and "Submission" in descriptions
+    assert "Cancel all" in descriptions and "Cancel model" in descriptions and "Submission" in descriptions
     app = _app(tiny, tmp_path / "models")
     async with app.run_test(size=SIZE) as pilot:
         await _settle(app, pilot)

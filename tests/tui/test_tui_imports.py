@@ -16,7 +16,14 @@ import flowtui.tui
 TUI = "flowtui.tui"
 ROOT = Path(flowtui.tui.__file__).parent
 #: Modules that screens and widgets build on; they must know nothing of screens, the page table or the app.
-LOWER = (f"{TUI}.helpers", f"{TUI}.messages", f"{TUI}.state", f"{TUI}.widgets")
+LOWER = (
+    f"{TUI}.helpers",
+    f"{TUI}.messages",
+    f"{TUI}.state",
+    f"{TUI}.widgets",
+    f"{TUI}.dialogs",
+    f"{TUI}.settings",
+)
 ASSEMBLY = (f"{TUI}.app", f"{TUI}.layout")  # where the screens are put together
 
 

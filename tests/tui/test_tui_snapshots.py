@@ -1,10 +1,12 @@
-"""SVG snapshots of every screen (pytest-textual-snapshot). Content is deterministic: a fixed tiny data set
-under relative paths, a MockClock for progress bars, and hand-made engine events and leaderboards
-where real training times would vary. Update with `pytest tests/test_tui_snapshots.py --snapshot-update`
-after checking the new SVGs by eye."""
+"""SVG snapshots of every screen at 100x30 and 80x24 (pytest-textual-snapshot). Content is deterministic: a
+fixed tiny data set under relative paths, a MockClock for progress bars, the device given ("CPU"), an empty
+config folder (tests/tui/conftest.py), and hand-made engine events and leaderboards where real training
+times would vary. Update with `pytest tests/tui/test_tui_snapshots.py --snapshot-update` after checking
+the new SVGs by eye."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,8 @@ from flowtui.tui.app import FlowApp, make_app
 from flowtui.tui.messages import EngineEvent
 
 SIZE = (100, 30)
+#: Both sizes the app is checked at: a roomy terminal and the smallest supported one.
+SIZES = pytest.mark.parametrize("size", [(100, 30), (80, 24)], ids=["100x30", "80x24"])
 
 
 def write_tiny(folder: Path, n_users: int = 30, seed: int = 7) -> None:
@@ -63,7 +67,7 @@ def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FlowApp:
     """The app on a fixed tiny data set, by relative paths so the snapshots do not depend on the folder."""
     write_tiny(tmp_path)
     monkeypatch.chdir(tmp_path)
-    return make_app(Path("train.csv"), Path("test.csv"), Path("models"), clock=MockClock())
+    return make_app(Path("train.csv"), Path("test.csv"), Path("models"), clock=MockClock(), device="CPU")
 
 
 async def _loaded(pilot: Pilot) -> None:
@@ -76,12 +80,20 @@ async def _loaded(pilot: Pilot) -> None:
     await pilot.pause()
 
 
-def test_data_loaded(snap_compare, app: FlowApp) -> None:
-    assert snap_compare(app, terminal_size=SIZE, run_before=_loaded)
+@SIZES
+def test_data_loaded(snap_compare, app: FlowApp, size: tuple[int, int]) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=_loaded)
 
 
-def test_data_loaded_80x24(snap_compare, app: FlowApp) -> None:
-    assert snap_compare(app, terminal_size=(80, 24), run_before=_loaded)
+def test_data_charts_scrolled(snap_compare, app: FlowApp) -> None:
+    """The rest of the charts: context bars (their order said) and rows per user with named axes."""
+
+    async def run_before(pilot: Pilot) -> None:
+        await _loaded(pilot)
+        pilot.app.screen.query_one("#dists").scroll_end(animate=False)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
 def test_data_error(snap_compare, app: FlowApp) -> None:
@@ -97,16 +109,37 @@ def test_data_error(snap_compare, app: FlowApp) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_models_default(snap_compare, app: FlowApp) -> None:
+@SIZES
+def test_models_default(snap_compare, app: FlowApp, size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot) -> None:
         await _loaded(pilot)
         await pilot.press("2")
         await _loaded(pilot)
 
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_models_param_error(snap_compare, app: FlowApp) -> None:
+    """A refused parameter: one plain sentence under its field."""
+
+    async def run_before(pilot: Pilot) -> None:
+        await _loaded(pilot)
+        await pilot.press("2")
+        await _loaded(pilot)
+        listing = pilot.app.screen.query_one("#model-list")
+        listing.highlighted = listing.get_option_index("rbm")  # type: ignore[attr-defined]
+        await pilot.pause()
+        field = pilot.app.screen.query_one("#param-n_iter")
+        field.value = "-3"  # type: ignore[attr-defined]
+        field.focus()
+        await pilot.press("enter")
+        await _loaded(pilot)
+
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_training_progress(snap_compare, app: FlowApp) -> None:
+@SIZES
+def test_training_progress(snap_compare, app: FlowApp, size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot) -> None:
         await _loaded(pilot)
         await pilot.press("3")
@@ -131,7 +164,7 @@ def test_training_progress(snap_compare, app: FlowApp) -> None:
         screen.draw_chart()  # type: ignore[attr-defined]
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def _board() -> object:
@@ -156,17 +189,39 @@ def _board() -> object:
     return Leaderboard(rows=rows, predictions=preds, importances={"lightgbm": imps}, n_targets=400, rounds=1)
 
 
-def test_results_leaderboard(snap_compare, app: FlowApp) -> None:
+@SIZES
+def test_results_leaderboard(snap_compare, app: FlowApp, size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot) -> None:
         await _loaded(pilot)
         pilot.app.state.leaderboard = _board()  # type: ignore[attr-defined]
         await pilot.press("4")
+        await _loaded(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_submission_overwrite_question(snap_compare, app: FlowApp) -> None:
+    """`s` asks for the file (a default beside the models folder); an existing one needs a yes."""
+
+    async def run_before(pilot: Pilot) -> None:
+        await _loaded(pilot)
+        pilot.app.state.leaderboard = _board()  # type: ignore[attr-defined]
+        pilot.app.state.saved["lightgbm"] = Path("models/lightgbm")  # type: ignore[attr-defined]
+        Path("sub.csv").write_text("sample_id,is_listened\n")
+        os.utime("sub.csv", (1_480_000_000, 1_480_000_000))  # the question shows the file's time
+        await pilot.press("4")
+        await _loaded(pilot)
+        await pilot.press("s")
+        await pilot.pause()
+        pilot.app.screen.query_one("#path-field").value = "sub.csv"  # type: ignore[attr-defined]
+        await pilot.press("enter")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_users_open(snap_compare, app: FlowApp) -> None:
+@SIZES
+def test_users_open(snap_compare, app: FlowApp, size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot) -> None:
         await _loaded(pilot)
         await pilot.press("5")
@@ -174,18 +229,33 @@ def test_users_open(snap_compare, app: FlowApp) -> None:
         await pilot.press("enter")
         await _loaded(pilot)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_newuser_form(snap_compare, app: FlowApp) -> None:
+@SIZES
+def test_newuser_form(snap_compare, app: FlowApp, size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot) -> None:
         await _loaded(pilot)
         await pilot.press("6")
         await pilot.pause()
-        await pilot.press("a", *"12, 408")
+        pilot.app.screen.query_one("#nu-artists").value = "12, 408"  # type: ignore[attr-defined]
         await _loaded(pilot)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_artist_picker(snap_compare, app: FlowApp, size: tuple[int, int]) -> None:
+    """The New user screen's artist list: ids with their size and main genre, searchable, ticks as [x]."""
+
+    async def run_before(pilot: Pilot) -> None:
+        await _loaded(pilot)
+        await pilot.press("6", "a")
+        await _loaded(pilot)
+        await pilot.press("space", "down", "down", "space", "2")
+        await _loaded(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def test_help_keys(snap_compare, app: FlowApp) -> None:

@@ -1,4 +1,4 @@
-"""The frame every screen shares: the navigation line on top, the key footer below.
+"""The frame every screen shares: the navigation line on top, the status line and the key footer below.
 
 A screen reaches the app only through `FlowHost`, what the app provides (FlowApp implements it): the shared
 state, the page table and switching screens. So no screen imports the app module, nor another screen.
@@ -6,22 +6,24 @@ state, the page table and switching screens. So no screen imports the app module
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
-from textual.worker import Worker, get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from flowtui.tui import helpers
 from flowtui.tui.messages import RecModelsFound
-from flowtui.tui.state import AppState
+from flowtui.tui.state import AppState, Work
 from flowtui.tui.widgets.navbar import NavBar
+from flowtui.tui.widgets.status_line import StatusLine
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,15 @@ class FlowScreen(Screen[None]):
     #: One line on what the screen does, shown by the help screen.
     HELP: ClassVar[str] = ""
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: Keys that arrived while the screen was still filling itself (see `hold_keys`).
+        self._held: list[tuple[str, str | None]] | None = None
+
     def compose(self) -> ComposeResult:
         yield NavBar(self.page.mode, self.flow_app.pages)
         yield from self.compose_body()
+        yield StatusLine(lambda width: helpers.status_text(self.state, width))
         yield Footer()
 
     def compose_body(self) -> ComposeResult:
@@ -73,6 +81,59 @@ class FlowScreen(Screen[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Worker.StateChanged does not bubble: failures of this screen's workers are reported here.
         helpers.report_worker_failure(self.app, event)
+        if event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            self.release_keys()  # a screen whose filling failed answers keys again
+            if event.worker.group in self.state.work:
+                self.end_work(event.worker.group)
+
+    # -- keys pressed while the screen fills itself ------------------------------------------------------
+
+    def hold_keys(self, at_most: float = 10.0) -> None:
+        """Keep the keys pressed from now on until `release_keys` (the screen's lists are still empty), or
+        `at_most` seconds, so that a stuck load never swallows the keyboard."""
+        if self._held is None:
+            self._held = []
+            self.set_timer(at_most, self.release_keys)
+
+    def release_keys(self) -> None:
+        """Replay the held keys, in order, now that the screen can answer them."""
+        held, self._held = self._held, None
+        for key, character in held or ():
+            self.app.post_message(events.Key(key, character))
+
+    def on_key(self, event: events.Key) -> None:
+        if self._held is not None and self.is_current:
+            self._held.append((event.key, event.character))
+            event.stop()
+            event.prevent_default()
+
+    # -- the status line and background work ---------------------------------------------------------------
+
+    def on_screen_resume(self) -> None:
+        self.query_one(StatusLine).refresh()
+
+    def refresh_status(self) -> None:
+        """Redraw the status line of the screens in view (the state it shows changed)."""
+        for screen in self.app.screen_stack:
+            for line in screen.query(StatusLine):
+                line.refresh()
+
+    def begin_work(self, key: str, label: str, cancel: threading.Event | None = None) -> None:
+        """Show `label` on the status line until `end_work(key)`; the app sets `cancel` when it quits."""
+        self.state.work[key] = Work(label, cancel)
+        self.refresh_status()
+
+    def end_work(self, key: str) -> None:
+        """The work of `key` is over."""
+        self.state.work.pop(key, None)
+        self.refresh_status()
+
+    def wrote(self, path: Path, what: str, rows: int) -> None:
+        """A file was written: the status line keeps its path in view, the log records it."""
+        self.state.last_written = str(path)
+        self.state.record(f"wrote {what} {path} ({rows:,} rows)")
+        self.refresh_status()
+        self.notify(f"wrote {rows:,} rows to {path}", title=what, timeout=8)
 
     def refresh_from_state(self) -> None:
         """The shared state changed while this screen is on view: redraw what shows it (default: nothing)."""
@@ -80,7 +141,7 @@ class FlowScreen(Screen[None]):
     def refresh_current_screen(self) -> None:
         """Let the screen on view (often another one) redraw from the shared state."""
         screen = self.app.screen
-        if isinstance(screen, FlowScreen):
+        if isinstance(screen, FlowScreen) and screen.is_mounted:  # else its on_mount reads the state
             screen.refresh_from_state()
 
     @property

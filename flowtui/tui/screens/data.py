@@ -15,10 +15,11 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from flowtui.core import events as ev
 from flowtui.core.data.schema import DataError
+from flowtui.tui import helpers
 from flowtui.tui.messages import DataFailed, DataLoaded, EngineEvent
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
-from flowtui.tui.widgets.barchart import Charts
+from flowtui.tui.widgets.barchart import Chart, Charts
 from flowtui.tui.widgets.path_input import PathInput
 
 if TYPE_CHECKING:
@@ -30,13 +31,32 @@ _RATE_KEYS = ("rate", "share")
 _TIME_KEYS = ("ts_min", "ts_max")
 
 
-#: The distributions the screen charts, in this order (the issue's four; the others stay for the CLI).
-SHOWN_DISTRIBUTIONS = (
-    "listen_rate_by_hour",
-    "listen_rate_by_platform_family",
-    "listen_rate_by_context",
-    "rows_per_user",
-)
+def charts_of(dists: dict[str, pd.Series]) -> list[Chart]:
+    """The data screen's charts (four of `summary.distributions`; the others stay for the CLI): the same
+    kind of chart for a figure on every data set, its axes named."""
+
+    def pairs(name: str) -> tuple[tuple[str, float], ...]:
+        return tuple((str(k), float(v)) for k, v in dists[name].items())
+
+    def rate(name: str) -> str:
+        return "share of rows" if dists[name].name == "share" else "listen rate"
+
+    charts = []
+    if "listen_rate_by_hour" in dists:
+        name = "listen_rate_by_hour"
+        charts.append(Chart(f"{rate(name)} by hour of day (UTC)", pairs(name), "columns", x_label="hour"))
+    if "listen_rate_by_platform_family" in dists:
+        name = "listen_rate_by_platform_family"
+        charts.append(Chart(f"{rate(name)} by platform family", pairs(name), axes=("family", rate(name))))
+    if "listen_rate_by_context" in dists:
+        name = "listen_rate_by_context"
+        n = len(dists[name])
+        title = f"{rate(name)} by context type (top {n}, most frequent first)"
+        charts.append(Chart(title, pairs(name), axes=("context", rate(name))))
+    if "rows_per_user" in dists:
+        title = "users by rows per user (power-of-two bins)"
+        charts.append(Chart(title, pairs("rows_per_user"), axes=("rows/user", "users"), fmt="{:,.0f}"))
+    return charts
 
 
 def format_value(key: str, value: object) -> str:
@@ -65,12 +85,17 @@ class DataScreen(FlowScreen):
     def __init__(self) -> None:
         super().__init__()
         self._cancel = threading.Event()
+        self._loading: tuple[Path, Path | None] | None = None  # the files of the load under way
 
     def compose_body(self) -> ComposeResult:
         state = self.state
         with Horizontal(id="data-paths"):
-            yield PathInput(str(state.train_path or ""), "train.csv / .parquet", id="train-path")
-            yield PathInput(str(state.test_path or ""), "test.csv (optional)", id="test-path")
+            train = PathInput(str(state.train_path or ""), "train.csv / .parquet", id="train-path")
+            train.border_title = "train file (ctrl+t)"
+            yield train
+            test = PathInput(str(state.test_path or ""), "test.csv", id="test-path")
+            test.border_title = "test file (optional)"
+            yield test
         with Horizontal(id="data-progress"):
             yield ProgressBar(total=None, clock=state.clock, id="load-bar")
             yield Label("", id="load-status")
@@ -114,30 +139,42 @@ class DataScreen(FlowScreen):
         self.query_one("#data-error").display = False
         self.query_one("#load-bar", ProgressBar).update(total=None, progress=0)
         self.query_one("#load-status", Label).update(f"loading {Path(train).name}…")
-        self._load(Path(train).expanduser(), Path(test).expanduser() if test else None, self._cancel)
+        train_path, test_path = Path(train).expanduser(), Path(test).expanduser() if test else None
+        self._loading = (train_path, test_path)
+        self.begin_work("data", f"loading {train_path.name}", self._cancel)
+        self._load(train_path, test_path, self._cancel, self.state.quitting)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="data")
-    def _load(self, train_path: Path, test_path: Path | None, cancel: threading.Event) -> None:
+    def _load(
+        self, train_path: Path, test_path: Path | None, cancel: threading.Event, quitting: threading.Event
+    ) -> None:
         from flowtui.core.data import io, summary
 
         def on_event(e: ev.Event) -> None:
             self.post_message(EngineEvent(e))
 
+        def load() -> DataLoaded | DataFailed | None:
+            try:
+                train = io.load_dataset(train_path, kind="train", on_event=on_event, cancel=cancel)
+                test = None
+                warnings = list(train.warnings)
+                if test_path is not None:
+                    test = io.load_dataset(test_path, kind="test", on_event=on_event, cancel=cancel)
+                    warnings += list(test.warnings) + list(io.check_test_users(train, test))
+                figures = summary.summarize(train)
+                dists = summary.distributions(train)
+            except DataError as err:
+                return DataFailed(err.one_line(), err.details())
+            except ev.Cancelled:
+                return None
+            return DataLoaded(train, test, figures, dists, warnings)
+
         try:
-            train = io.load_dataset(train_path, kind="train", on_event=on_event, cancel=cancel)
-            test = None
-            warnings = list(train.warnings)
-            if test_path is not None:
-                test = io.load_dataset(test_path, kind="test", on_event=on_event, cancel=cancel)
-                warnings += list(test.warnings) + list(io.check_test_users(train, test))
-            figures = summary.summarize(train)
-            dists = summary.distributions(train)
-        except DataError as err:
-            self.post_result(DataFailed(err.one_line(), err.details()))
+            result = helpers.call_abandonable(load, quitting)
+        except helpers.Abandoned:
             return
-        except ev.Cancelled:
-            return
-        self.post_result(DataLoaded(train, test, figures, dists, warnings))
+        if result is not None:
+            self.post_result(result)
 
     def on_engine_event(self, message: EngineEvent) -> None:
         e = message.event
@@ -147,6 +184,7 @@ class DataScreen(FlowScreen):
                 self.query_one("#load-status", Label).update(e.message)
 
     def on_data_failed(self, message: DataFailed) -> None:
+        self.end_work("data")
         self._show_error(message.error, message.details)
         self.query_one("#load-status", Label).update("refused")
         self.query_one("#load-bar", ProgressBar).update(total=1, progress=0)
@@ -158,23 +196,31 @@ class DataScreen(FlowScreen):
 
     def on_data_loaded(self, message: DataLoaded) -> None:
         state = self.state
+        before = (state.train_path, state.test_path) if state.train is not None else None
         state.train, state.test = message.train, message.test
-        state.train_path = message.train.path
-        state.test_path = message.test.path if message.test is not None else None
+        state.train_path = self._loading[0] if self._loading else message.train.path
+        state.test_path = self._loading[1] if self._loading else None
         state.summary, state.distributions, state.warnings = (
             message.summary,
             message.distributions,
             message.warnings,
         )
-        state.leaderboard, state.saved = None, {}
+        # The leaderboard and the models of this session belong to the data they were computed on.
+        state.leaderboard, state.saved, state.cancelled = None, {}, []
+        self.end_work("data")
         bar = self.query_one("#load-bar", ProgressBar)
         bar.update(total=1, progress=1)
-        n_test = f" + {message.test.n_rows:,} test rows" if message.test is not None else ""
-        self.query_one("#load-status", Label).update(f"{message.train.n_rows:,} rows{n_test}")
+        n_test = f" + {message.test.n_rows:,} test rows" if message.test is not None else " · no test file"
+        still = ""
+        new_train_only = before is not None and before[0] != state.train_path and before[1] == state.test_path
+        if new_train_only and state.test_path is not None:
+            still = f" · test file still {state.test_path.name} (unchanged)"
+        self.query_one("#load-status", Label).update(f"{message.train.n_rows:,} rows{n_test}{still}")
         self._fill_summary(message.summary)
         self._fill_warnings(message.warnings)
         self._fill_distributions(message.distributions)
-        self.notify(f"loaded {message.train.n_rows:,} rows", timeout=3)
+        self.notify(f"loaded {message.train.n_rows:,} rows{still}", timeout=5 if still else 3)
+        self.refresh_current_screen()
 
     def _fill_summary(self, figures: dict[str, Any]) -> None:
         table = self.query_one("#summary", DataTable)
@@ -193,9 +239,4 @@ class DataScreen(FlowScreen):
             table.add_row("none", "", "", "the files passed every check")
 
     def _fill_distributions(self, dists: dict[str, pd.Series]) -> None:
-        charts = [
-            (name.replace("_", " "), [(str(k), float(v)) for k, v in dists[name].items()])
-            for name in SHOWN_DISTRIBUTIONS
-            if name in dists
-        ]
-        self.query_one("#charts", Charts).set_charts(charts)
+        self.query_one("#charts", Charts).set_charts(charts_of(dists))

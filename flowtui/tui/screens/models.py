@@ -5,19 +5,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Input, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from flowtui.core.params import ParamError, Value, show_value
-from flowtui.tui.messages import RegistryReady
 from flowtui.tui.screens.base import FlowScreen
+from flowtui.tui.widgets.ticklist import TickList
 
-#: Models ticked when the app opens (when registered): one fast learner and the strongest one.
-DEFAULT_PICK = ("logreg", "lightgbm")
 FAMILY = {"collaborative": "collab. filter"}
 
 
@@ -82,40 +81,46 @@ class ModelsScreen(FlowScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="models-body"):
             with Vertical(id="models-left"):
-                yield SelectionList[str](id="model-list")
+                yield TickList[str](id="model-list")
                 yield Label("", id="preset")
                 with Vertical(id="run-options"):
-                    options = self.state.run_options
                     for field_id, label, attr in RUN_OPTIONS:
                         yield Horizontal(
                             Label(label, classes="option-label"),
-                            Input(show_option(getattr(options, attr)), id=field_id, classes="option-input"),
+                            Input(self._option_text(attr), id=field_id, classes="option-input"),
                             classes="option-row",
                         )
+                    yield Label("", id="options-error", classes="field-error")
             with Vertical(id="models-right"):
                 yield Static("", id="model-desc")
                 yield VerticalScroll(id="param-form")
+
+    def _option_text(self, attr: str) -> str:
+        return show_option(getattr(self.state.run_options, attr))
 
     def on_mount(self) -> None:
         self.query_one("#model-list").border_title = "Models (space ticks)"
         self.query_one("#run-options").border_title = "Run options"
         self.query_one("#models-right").border_title = "Parameters"
+        self.query_one("#options-error").display = False
         self._show_preset()
-        self.query_one("#model-desc", Static).update("reading the model registry…")
-        self._read_registry()
+        self.query_one("#model-list").focus()
+        self.refresh_from_state()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="registry")
-    def _read_registry(self) -> None:
-        from flowtui.core import registry
+    def refresh_from_state(self) -> None:
+        """Fill the list once the app has read the registry (keys pressed before that are held)."""
+        if self.state.specs is None:
+            self.query_one("#model-desc", Static).update("reading the model registry…")
+            self.hold_keys()
+            return
+        if not self.specs:
+            self._fill(list(self.state.specs.values()))
+            self.release_keys()
 
-        self.post_message(RegistryReady([registry.get_spec(n) for n in registry.model_names()]))
-
-    def on_registry_ready(self, message: RegistryReady) -> None:
-        self.specs = {s.name: s for s in message.specs}
+    def _fill(self, specs: list[Any]) -> None:
+        self.specs = {s.name: s for s in specs}
         state = self.state
-        if not state.selected:
-            state.selected = [n for n in DEFAULT_PICK if n in self.specs]
-        listing = self.query_one("#model-list", SelectionList)
+        listing = self.query_one("#model-list", TickList)
         listing.clear_options()
         listing.add_options(
             [
@@ -125,12 +130,15 @@ class ModelsScreen(FlowScreen):
                     s.name in state.selected,
                     id=s.name,
                 )
-                for s in message.specs
+                for s in specs
             ]
         )
-        listing.focus()
-        if message.specs:
-            self._show_model(message.specs[0].name)
+        listing.highlight_first()
+        for field_id, _, attr in RUN_OPTIONS:  # the remembered options arrived with the registry
+            self.query_one(f"#{field_id}", Input).value = self._option_text(attr)
+        self._show_preset()
+        if specs:
+            self._show_model(specs[0].name)
 
     @on(SelectionList.SelectionHighlighted, "#model-list")
     def _highlighted(self, event: SelectionList.SelectionHighlighted[str]) -> None:
@@ -154,7 +162,7 @@ class ModelsScreen(FlowScreen):
         self.query_one("#model-desc", Static).update(f"[b]{name}[/b] ({tags})\n{spec.description}")
         form = self.query_one("#param-form", VerticalScroll)
         form.remove_children()
-        rows = []
+        rows: list[Widget] = []
         edited = self.state.params.get(name, {})
         for key, value in self._effective(name).items():
             declared = spec.schema.get(key)
@@ -163,10 +171,19 @@ class ModelsScreen(FlowScreen):
                 field.tooltip = f"{declared.help}; {declared.describe()}"
             if key in edited:
                 field.add_class("-edited")
-            rows.append(Horizontal(Label(key, classes="param-label"), field, classes="param-row"))
+            error = Label("", id=f"error-{key}", classes="field-error param-error")
+            error.display = False
+            row = Horizontal(Label(key, classes="param-label"), field, classes="param-row")
+            rows.append(Vertical(row, error, classes="param-block"))
         if not rows:
             rows.append(Horizontal(Label("(no parameters)", classes="param-label")))
         form.mount_all(rows)
+
+    def _show_error(self, error_id: str, message: str) -> None:
+        """One plain sentence under the field it is about (hidden when empty)."""
+        for label in self.query(f"#{error_id}").results(Label):
+            label.update(f"✗ {message}")
+            label.display = bool(message)
 
     @on(Input.Submitted, ".param-input")
     @on(Input.Blurred, ".param-input")
@@ -184,9 +201,10 @@ class ModelsScreen(FlowScreen):
             value = declared.parse(event.input.value, name)
         except ParamError as err:
             event.input.add_class("-invalid")
-            self.notify(str(err), severity="error")
+            self._show_error(f"error-{key}", str(err))
             return
         event.input.remove_class("-invalid")
+        self._show_error(f"error-{key}", "")
         if value == base.get(key):
             self.state.params.get(name, {}).pop(key, None)
             event.input.remove_class("-edited")
@@ -207,9 +225,10 @@ class ModelsScreen(FlowScreen):
             dataclasses.replace(options, models=(), params={}).validate()
         except ValueError as err:
             event.input.add_class("-invalid")
-            self.notify(str(err), severity="error")
+            self._show_error("options-error", str(err))
             return
         event.input.remove_class("-invalid")
+        self._show_error("options-error", "")
         self.state.run_options = options
 
     def _show_preset(self) -> None:
@@ -226,7 +245,7 @@ class ModelsScreen(FlowScreen):
 
     def action_toggle_all(self) -> None:
         """Tick every model, or none when all are ticked."""
-        listing = self.query_one("#model-list", SelectionList)
+        listing = self.query_one("#model-list", TickList)
         if len(listing.selected) == listing.option_count:
             listing.deselect_all()
         else:

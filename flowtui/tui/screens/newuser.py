@@ -11,7 +11,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Select
 
-from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids, set_choices
+from flowtui.tui.dialogs import PickerDialog
+from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids
 from flowtui.tui.messages import NewUserReady, RecModelsFound
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
@@ -24,10 +25,13 @@ class NewUserScreen(FlowScreen):
     """The cold-start form."""
 
     AUTO_FOCUS = "#nu-recs"
-    HELP = "Type liked artist and genre ids (comma or space separated); recommendations follow each edit."
+    HELP = (
+        "a and g pick liked artists and genres from lists of the data's (or type ids, comma or space "
+        "separated); recommendations follow each change."
+    )
     BINDINGS = [  # noqa: RUF012
-        Binding("a", "field('nu-artists')", "Artists"),
-        Binding("g", "field('nu-genres')", "Genres"),
+        Binding("a", "pick('artist')", "Artists"),
+        Binding("g", "pick('genre')", "Genres"),
         Binding("ctrl+r", "recommend", "Recommend"),
         Binding("ctrl+e", "clear", "Clear form"),
     ]
@@ -40,13 +44,13 @@ class NewUserScreen(FlowScreen):
         with Vertical(id="newuser-form"):
             with Horizontal(classes="form-row"):
                 yield Label("liked artists", classes="form-label")
-                yield Input(placeholder="e.g. 12, 408", id="nu-artists")
+                yield Input(placeholder="a: pick from a list, or type ids (12, 408)", id="nu-artists")
             with Horizontal(classes="form-row"):
                 yield Label("liked genres", classes="form-label")
-                yield Input(placeholder="e.g. 0 7", id="nu-genres")
+                yield Input(placeholder="g: pick from a list, or type ids (0 7)", id="nu-genres")
             with Horizontal(classes="form-row"):
                 yield Label("age / gender", classes="form-label")
-                yield Input(placeholder="18-30", id="nu-age", type="integer")
+                yield Input(placeholder="age", id="nu-age", type="integer")
                 yield Select([("gender 0", 0), ("gender 1", 1)], prompt="gender", id="nu-gender")
                 yield Select[str]([], prompt="model", id="nu-model")
         yield Label("", id="nu-note")
@@ -58,20 +62,73 @@ class NewUserScreen(FlowScreen):
         self.query_one("#newuser-form").border_title = "New user"
 
     def on_screen_resume(self) -> None:
+        self._show_ages()
         self.scan_models(self.state.models_dir)
 
+    def refresh_from_state(self) -> None:
+        self._show_ages()
+        self._show_model_choice()
+
+    def _ages(self) -> tuple[int, int] | None:
+        """The youngest and oldest age in the loaded data (the ages the segment recommendations know)."""
+        train = self.state.train
+        if train is None or len(train.frame) == 0:
+            return None
+        ages = train.frame["user_age"]
+        return int(ages.min()), int(ages.max())
+
+    def _show_ages(self) -> None:
+        ages = self._ages()
+        if ages is not None:
+            self.query_one("#nu-age", Input).placeholder = f"age {ages[0]}-{ages[1]}"
+
     def on_rec_models_found(self, message: RecModelsFound) -> None:
-        set_choices(self.query_one("#nu-model", Select), message.names)
+        self.state.rec_models = message.names
+        select = self.query_one("#nu-model", Select)
+        select.set_options([(n, n) for n in message.names])
+        self._show_model_choice()
         self.action_recommend()
 
+    def _show_model_choice(self) -> None:
+        """The Select shows the state's model for recommendations (the best fallback when it is gone)."""
+        names, state = self.state.rec_models, self.state
+        select = self.query_one("#nu-model", Select)
+        if not names:
+            return
+        current = select.value if isinstance(select.value, str) else None
+        choice = state.rec_model if state.rec_model in names else current if current in names else names[0]
+        state.rec_model = choice
+        if select.value != choice:
+            select.value = choice
+
+    @on(Select.Changed, "#nu-model")
+    def _model_changed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self.state.rec_model = event.value
+        self.action_recommend(quiet=True)
+
     @on(Input.Changed, "#nu-artists, #nu-genres, #nu-age")
-    @on(Select.Changed, "#nu-gender, #nu-model")
+    @on(Select.Changed, "#nu-gender")
     def _changed(self) -> None:
         self.action_recommend(quiet=True)
 
-    def action_field(self, widget_id: str) -> None:
-        """Focus a field of the form."""
-        self.query_one(f"#{widget_id}").focus()
+    def action_pick(self, kind: str) -> None:
+        """Pick liked artists or genres from a searchable list of the data's."""
+        state = self.state
+        if state.train is None:
+            self.notify("load a data set first (screen 1)", severity="warning")
+            return
+        field = self.query_one(f"#nu-{kind}s", Input)
+        try:
+            chosen = parse_ids(field.value)
+        except ValueError:
+            chosen = []
+
+        def picked(ids: list[int] | None) -> None:
+            if ids is not None:
+                field.value = ", ".join(map(str, ids))
+
+        self.app.push_screen(PickerDialog(kind, state.train.frame, chosen), picked)
 
     def action_clear(self) -> None:
         """Empty the form."""
@@ -86,18 +143,24 @@ class NewUserScreen(FlowScreen):
         if state.train is None:
             note.update("load a data set first (screen 1)")
             return
-        model = self.query_one("#nu-model", Select).value
-        if model == Select.NULL:
-            note.update("no recommendation model yet: train rbm, dbn or hybrid (screens 2-3)")
-            return
         try:
             artists = parse_ids(self.query_one("#nu-artists", Input).value)
             genres = parse_ids(self.query_one("#nu-genres", Input).value)
         except ValueError as err:
             note.update(f"✗ {err}")
             return
-        age_text = self.query_one("#nu-age", Input).value.strip()
-        age = int(age_text) if age_text.lstrip("-").isdigit() else None
+        age_field = self.query_one("#nu-age", Input)
+        try:
+            age = self._age(age_field.value)
+        except ValueError as err:
+            age_field.add_class("-invalid")
+            note.update(f"✗ {err}")
+            return
+        age_field.remove_class("-invalid")
+        model = self.query_one("#nu-model", Select).value
+        if model == Select.NULL:
+            note.update("no recommendation model yet: train rbm, dbn or hybrid (screens 2-3)")
+            return
         gender = self.query_one("#nu-gender", Select).value
         note.update("recommending…")
         self._recommend(
@@ -108,6 +171,18 @@ class NewUserScreen(FlowScreen):
             age,
             None if gender == Select.NULL else int(gender),  # type: ignore[arg-type]
         )
+
+    def _age(self, text: str) -> int | None:
+        """The typed age (None when empty); ValueError with one sentence when it is not a plausible age."""
+        text = text.strip()
+        if not text:
+            return None
+        ages = self._ages() or (0, 120)
+        low, high = min(ages[0], 13), max(ages[1], 100)
+        if not text.lstrip("-").isdigit() or not low <= int(text) <= high:
+            known = f"; the data: {ages[0]}-{ages[1]}" if self._ages() else ""
+            raise ValueError(f"age must be a whole number from {low} to {high}, got {text!r}{known}")
+        return int(text)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="newuser")
     def _recommend(

@@ -1,7 +1,15 @@
-"""Screen 4: the holdout leaderboard, ROC curves, feature importances, and writing a submission."""
+"""Screen 4: the holdout leaderboard, ROC curves, feature importances, and writing a submission.
+
+The leaderboard holds this session's run on the loaded data, then the models saved earlier on the same
+data (their scores read from meta.json), then, apart and without scores, saved models trained on other
+data. `s` writes a submission with any of them, asking for the file.
+"""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +20,9 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Label
 from textual_plotext import PlotextPlot
 
-from flowtui.tui.messages import SubmissionWritten
+from flowtui.tui import helpers
+from flowtui.tui.dialogs import PathDialog
+from flowtui.tui.messages import FileWritten, SavedModelsRead
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
 from flowtui.tui.widgets.barchart import BarChart
@@ -21,11 +31,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from flowtui.core.flow.evaluate import Leaderboard
+    from flowtui.core.flow.store import SavedModel
 
-COLUMNS = ("model", "auc", "logloss", "accuracy", "fit_seconds", "predict_seconds")
+COLUMNS = ("auc", "logloss", "accuracy", "fit_seconds", "predict_seconds")
 HEADERS = [
     ("", 1),
-    ("model", 18),
+    ("model", 20),
     ("AUC", 7),
     ("log loss", 8),
     ("accuracy", 8),
@@ -34,10 +45,62 @@ HEADERS = [
 ]
 
 
+@dataclass
+class BoardRow:
+    """A line of the leaderboard: a model of this session's run, or a saved one."""
+
+    name: str
+    source: str  # "run" (this session), "saved" (earlier, same data) or "other" (saved, other data)
+    scores: dict[str, float | None]
+    baseline: bool = False
+    error: str | None = None
+    folder: Path | None = None
+
+    @property
+    def label(self) -> str:
+        mark = " *" if self.baseline else " ✗" if self.error else ""
+        tag = {"saved": " (saved)", "other": " (other data)"}.get(self.source, "")
+        return self.name + mark + tag
+
+
+def _holdout(model: SavedModel) -> dict[str, float | None]:
+    holdout = model.meta.get("holdout")
+    scores: dict[str, float | None] = dict.fromkeys(COLUMNS)
+    if isinstance(holdout, dict):
+        for key in ("auc", "logloss", "accuracy"):
+            value = holdout.get(key)
+            scores[key] = (
+                float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+            )
+    return scores
+
+
+def board_rows(
+    board: Leaderboard | None, saved_now: dict[str, Path], saved: list[SavedModel], fingerprint: str
+) -> list[BoardRow]:
+    """This session's rows (sorted by AUC), the saved models of the same data (by AUC), then the saved
+    models of other data (by name, no scores: their scores were measured on other rows)."""
+    rows: list[BoardRow] = []
+    if board is not None:
+        for r in board.rows:
+            scores = {c: getattr(r, c) for c in COLUMNS}
+            rows.append(BoardRow(r.model, "run", scores, r.baseline, r.error, saved_now.get(r.model)))
+    seen = {r.name for r in rows}
+    same = [m for m in saved if m.meta.get("data_fingerprint") == fingerprint and m.name not in seen]
+    same.sort(key=lambda m: (-(m.auc or 0.0), m.name))
+    rows += [BoardRow(m.name, "saved", _holdout(m), folder=m.folder) for m in same]
+    other = [m for m in saved if m.meta.get("data_fingerprint") != fingerprint and m.name not in seen]
+    rows += [BoardRow(m.name, "other", dict.fromkeys(COLUMNS), folder=m.folder) for m in other]
+    return rows
+
+
 class ResultsScreen(FlowScreen):
     """Compare the trained models."""
 
-    HELP = "↑/↓ picks a model (its importances), space marks it for the ROC chart, s writes a submission."
+    HELP = (
+        "↑/↓ picks a model (its importances), space marks it for the ROC chart, s writes a submission "
+        "with it (any saved model; asks for the file)."
+    )
     BINDINGS = [  # noqa: RUF012
         Binding("space", "mark", "ROC mark"),
         Binding("s", "submission", "Submission"),
@@ -47,7 +110,11 @@ class ResultsScreen(FlowScreen):
         super().__init__()
         self._board: Leaderboard | None = None
         self._marked: set[str] = set()
-        self._names: list[str] = []
+        self._rows: list[BoardRow] = []
+        self._saved: list[SavedModel] = []
+        self._fingerprint = ""
+        self._saved_key: object = None
+        self._shown_key: object = None
 
     def compose_body(self) -> ComposeResult:
         yield Label("No leaderboard yet: train models on screen 3.", id="leak-warning")
@@ -64,47 +131,82 @@ class ResultsScreen(FlowScreen):
     def on_screen_resume(self) -> None:
         self.refresh_board()
 
-    def refresh_board(self) -> None:
-        """Show the state's leaderboard if it changed."""
-        if self.state.leaderboard is not self._board:
-            self._refresh()
-
     def refresh_from_state(self) -> None:
         self.refresh_board()
 
+    def refresh_board(self) -> None:
+        """Show the state's leaderboard and re-read the saved models when something changed."""
+        state = self.state
+        if state.leaderboard is not self._board:
+            self._refresh()
+        if state.train is None:
+            return
+        key = (str(state.models_dir), id(state.train.frame), _folder_key(state.models_dir))
+        if key != self._saved_key:
+            self._saved_key = key
+            if not self._rows:
+                self.hold_keys()  # `s` or ↓ pressed before the saved models are listed act on them
+            self._read_saved(state.models_dir, state.train.frame)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="saved-models")
+    def _read_saved(self, models_dir: Path, frame: pd.DataFrame) -> None:
+        """The saved models and the loaded data's fingerprint (reading them checks the model files)."""
+        from flowtui.core.flow import store
+
+        self.post_result(SavedModelsRead(helpers.fingerprint(frame), store.list_models(models_dir)))
+
+    def on_saved_models_read(self, message: SavedModelsRead) -> None:
+        self._saved, self._fingerprint = message.models, message.fingerprint
+        self._refresh()
+        self.release_keys()
+
     def _refresh(self) -> None:
-        board = self._board = self.state.leaderboard
+        state = self.state
+        board = self._board = state.leaderboard
+        self._rows = board_rows(board, state.saved, self._saved, self._fingerprint)
         table = self.query_one("#leaderboard", DataTable)
+        cursor = table.cursor_row
         table.clear()
         warning = self.query_one("#leak-warning", Label)
-        if board is None:
-            self._names = []
-            self._draw_roc()
-            return
-        self._names = [r.model for r in board.rows]
-        if not self._marked & set(self._names):
-            self._marked = set(self._names[:3])
-        for r in board.rows:
-            name = r.model
-            label = name + (" *" if r.baseline else "") + (" ✗" if r.error else "")
-            cells = ["●" if name in self._marked else " ", label]
-            for col in COLUMNS[1:]:
-                v: float | None = getattr(r, col)
+        names = [r.name for r in self._rows if r.source == "run"]
+        if board is not None and not self._marked & set(names):
+            self._marked = set(names[:3])
+        for r in self._rows:
+            cells = ["●" if r.name in self._marked and r.source == "run" else " ", r.label]
+            for col in COLUMNS:
+                v = r.scores.get(col)
                 cells.append("" if v is None else f"{v:.2f}" if col.endswith("seconds") else f"{v:.4f}")
-            table.add_row(*cells, key=name)
-        leak = board.leak_warning
-        info = f"{board.n_targets:,} held-out Flow rows · * baseline · sorted by AUC"
-        warning.update(f"⚠ {leak}" if leak else info)
-        warning.set_class(bool(leak), "-warning")
+            table.add_row(*cells, key=r.name)
+        if self._rows:
+            table.move_cursor(row=min(max(cursor, 0), len(self._rows) - 1))
+        warning.update(self._info(board))
+        warning.set_class(board is not None and bool(board.leak_warning), "-warning")
         self._draw_roc()
-        if self._names:
-            self._show_importances(self._names[0])
+        current = self._current()
+        if current is not None:
+            self._show_importances(current.name)
 
-    def _current(self) -> str | None:
+    def _info(self, board: Leaderboard | None) -> str:
+        if board is not None and board.leak_warning:
+            return f"⚠ {board.leak_warning}"
+        bits = []
+        if board is not None:
+            bits.append(f"{board.n_targets:,} held-out Flow rows · * baseline · sorted by AUC")
+        n_saved = sum(r.source == "saved" for r in self._rows)
+        n_other = sum(r.source == "other" for r in self._rows)
+        if n_saved:
+            bits.append(f"{n_saved} saved earlier on these data")
+        if n_other:
+            bits.append(f"{n_other} trained on other data (last, no scores)")
+        if not bits:
+            return "No leaderboard yet: train models on screen 3."
+        return " · ".join(bits)
+
+    def _current(self) -> BoardRow | None:
         table = self.query_one("#leaderboard", DataTable)
-        if not self._names or table.cursor_row < 0 or table.cursor_row >= len(self._names):
+        if not self._rows or table.cursor_row < 0 or table.cursor_row >= len(self._rows):
             return None
-        return self._names[table.cursor_row]
+        return self._rows[table.cursor_row]
 
     @on(DataTable.RowHighlighted, "#leaderboard")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -115,7 +217,9 @@ class ResultsScreen(FlowScreen):
         chart = self.query_one("#importances", BarChart)
         imps = self._board.importances.get(name) if self._board is not None else None
         if imps is None or len(imps) == 0:
-            chart.set_data([], title=f"{name}: no feature importances")
+            run = self._board is not None and name in self._board.predictions
+            why = "no feature importances" if run else "no importances (saved model)"
+            chart.set_data([], title=f"{name}: {why}")
             return
         top = imps.sort_values(ascending=False).head(20)
         total = float(imps.abs().sum()) or 1.0
@@ -125,12 +229,15 @@ class ResultsScreen(FlowScreen):
 
     def action_mark(self) -> None:
         """Add or remove the highlighted model from the ROC chart."""
-        name = self._current()
-        if name is None:
+        row = self._current()
+        if row is None:
             return
-        self._marked ^= {name}
+        if row.source != "run":
+            self.notify("ROC curves need this session's holdout predictions", severity="warning", timeout=3)
+            return
+        self._marked ^= {row.name}
         table = self.query_one("#leaderboard", DataTable)
-        table.update_cell(name, table.ordered_columns[0].key, "●" if name in self._marked else " ")
+        table.update_cell(row.name, table.ordered_columns[0].key, "●" if row.name in self._marked else " ")
         self._draw_roc()
 
     def _draw_roc(self) -> None:
@@ -138,49 +245,98 @@ class ResultsScreen(FlowScreen):
         plt = chart.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("ROC (holdout)")
+        board = self._board
+        plt.title("ROC (holdout)" if board is not None else "ROC: train here to draw it")
         plt.xlabel("false positive rate")
         plt.xlim(0, 1)
         plt.ylim(0, 1)
         plt.plot([0.0, 1.0], [0.0, 1.0], color="gray")
-        board = self._board
         if board is not None:
             from flowtui.core import metrics
 
             holdout = board.predictions
-            for name in self._names:
-                if name in self._marked and name in holdout:
-                    y, p = holdout[name]
+            for row in self._rows:
+                if row.source == "run" and row.name in self._marked and row.name in holdout:
+                    y, p = holdout[row.name]
                     fpr, tpr = metrics.roc_curve_points(y, p)[:2]
-                    plt.plot(list(map(float, fpr)), list(map(float, tpr)), label=name)
+                    plt.plot(list(map(float, fpr)), list(map(float, tpr)), label=row.name)
         chart.refresh()
 
+    # -- submission ---------------------------------------------------------------------------------------
+
     def action_submission(self) -> None:
-        """Write a submission for the loaded test file with the highlighted model."""
+        """Write a submission for the loaded test file with the highlighted model (asks for the file)."""
         state = self.state
-        name = self._current()
+        row = self._current()
         if state.train is None or state.test is None:
             self.notify("no test file loaded (screen 1)", severity="warning")
             return
-        folder = state.saved.get(name) if name else None
-        if folder is None and name and (state.models_dir / name / "meta.json").is_file():
-            folder = state.models_dir / name  # saved by an earlier session or by `flowtui train`
-        if name is None or folder is None:
-            self.notify(f"{name or 'this model'} has no saved final fit; train it first", severity="warning")
+        if row is None:
+            self.notify("no model yet: train one (screens 2-3)", severity="warning")
             return
-        out = state.out_dir / f"submission_{name}.csv"
-        self.notify(f"writing {out.name}…", timeout=2)
-        self._write(folder, state.train.frame, state.test.frame, out)
+        folder = row.folder or state.saved.get(row.name)
+        if folder is None and (state.models_dir / row.name / "meta.json").is_file():
+            folder = state.models_dir / row.name  # saved by an earlier session or by `flowtui train`
+        if folder is None:
+            self.notify(f"{row.name} has no saved final fit; train it first", severity="warning")
+            return
+        note = ""
+        if row.source == "other":
+            note = (
+                f"⚠ {row.name} was trained on other data than the loaded train file; "
+                "its features will come from the loaded file."
+            )
+        default = state.out_dir / f"submission_{row.name}.csv"
+        dialog = PathDialog(f"Write a submission with {row.name}", default, note)
+        self.app.push_screen(dialog, partial(self._write_to, folder, row.source == "other"))
+
+    def _write_to(self, folder: Path, other_data: bool, path: Path | None) -> None:
+        state = self.state
+        if path is None or state.train is None or state.test is None:
+            return
+        self.begin_work("submission", f"writing {path.name}")
+        self._write(folder, state.train.frame, state.test.frame, path, other_data, state.quitting)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="submission")
-    def _write(self, folder: Path, train: pd.DataFrame, test: pd.DataFrame, out: Path) -> None:
-        from flowtui.core.data import io
+    def _write(
+        self,
+        folder: Path,
+        train: pd.DataFrame,
+        test: pd.DataFrame,
+        out: Path,
+        other_data: bool,
+        quitting: threading.Event,
+    ) -> None:
         from flowtui.core.flow import evaluate, store
 
-        trained = store.load_model(folder)
-        sub = evaluate.predict(trained, train, test)
-        io.write_csv(sub, out)
-        self.post_message(SubmissionWritten(out, len(sub)))
+        def write() -> int:
+            trained = store.load_model(folder)
+            helpers.check_model_data(trained, train, allow_other=other_data)
+            sub = evaluate.predict(trained, train, test)
+            helpers.write_table(sub, out)
+            return len(sub)
 
-    def on_submission_written(self, message: SubmissionWritten) -> None:
-        self.notify(f"wrote {message.rows:,} rows to {message.path}", title="submission", timeout=8)
+        try:
+            rows = helpers.call_abandonable(write, quitting)
+        except helpers.Abandoned:
+            return
+        self.post_message(FileWritten(out, rows, "submission"))
+
+    def on_file_written(self, message: FileWritten) -> None:
+        self.end_work("submission")
+        self.query_one("#leaderboard").border_subtitle = f"wrote {helpers.short_path(message.path)}"
+        self.wrote(message.path, message.what, message.rows)
+
+
+def _folder_key(models_dir: Path) -> tuple[tuple[str, int], ...]:
+    """What changes when a model is saved or removed: each meta.json's modification time."""
+    try:
+        return tuple(
+            sorted(
+                (p.name, (p / "meta.json").stat().st_mtime_ns)
+                for p in models_dir.iterdir()
+                if (p / "meta.json").is_file()
+            )
+        )
+    except OSError:
+        return ()

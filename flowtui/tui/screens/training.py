@@ -1,4 +1,4 @@
-"""Screen 3: train the ticked models in a worker; a bar per model, a live chart, a log, cancel."""
+"""Screen 3: train the ticked models in a worker; a bar per model, a live chart, a log, cancel all or one."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
 
 from flowtui.core import events as ev
+from flowtui.tui import helpers
 from flowtui.tui.messages import EngineEvent, LeaderboardReady, TrainingFinished
 from flowtui.tui.screens.base import FlowScreen
+from flowtui.tui.state import RunHandle
 from flowtui.tui.widgets.model_progress import ModelProgress
 
 if TYPE_CHECKING:
@@ -27,15 +29,22 @@ if TYPE_CHECKING:
     from flowtui.core.run_config import RunConfig
 
 HOLDOUT = "holdout"
+#: The reason run() gives a model stopped by its own cancel flag.
+CANCELLED_BY_USER = "cancelled by the user"
 
 
 class TrainingScreen(FlowScreen):
     """Live training of the ticked models."""
 
-    HELP = "t trains the ticked models (holdout leaderboard, then a final fit saved to the models folder)."
+    HELP = (
+        "t trains the ticked models (holdout leaderboard, then a final fit saved to the models folder); "
+        "↑/↓ pick a model row, x cancels that model, c the whole run; v picks the chart's curves."
+    )
     BINDINGS = [  # noqa: RUF012
         Binding("t", "train", "Train"),
-        Binding("c,escape", "cancel", "Cancel", key_display="c"),
+        Binding("c,escape", "cancel", "Cancel all", key_display="c"),
+        Binding("x", "cancel_model", "Cancel model"),
+        Binding("v", "next_curves", "Chart: model"),
         Binding("l", "clear_log", "Clear log"),
     ]
 
@@ -48,6 +57,9 @@ class TrainingScreen(FlowScreen):
         self._chart_dirty = False
         self._rows: dict[str, ModelProgress] = {}
         self._phase = HOLDOUT
+        self._shown_activity = 0
+        #: The model whose curves the chart shows (None: all of them, overlaid).
+        self.curves_of: str | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Label("Nothing trained yet: t trains the models ticked on screen 2.", id="train-status")
@@ -57,9 +69,12 @@ class TrainingScreen(FlowScreen):
             yield RichLog(id="train-log", wrap=True, markup=True, max_lines=2000)
 
     def on_mount(self) -> None:
-        self.query_one("#progress-rows").border_title = "Models"
+        rows = self.query_one("#progress-rows")
+        rows.border_title = "Models"
+        rows.border_subtitle = "↑/↓ pick · x cancels one · c all"
         self.query_one("#train-log").border_title = "Log"
         self.draw_chart()
+        self._show_activity()
         # Redraw the chart at most a few times a second, and only when it is on screen:
         # a fast model emits hundreds of epochs, and plotting each one would starve the event loop.
         self.set_interval(0.5, self._maybe_draw_chart)
@@ -70,9 +85,20 @@ class TrainingScreen(FlowScreen):
             self.draw_chart()
 
     def on_screen_resume(self) -> None:
+        self._show_activity()
         if self.state.train_requested:
             self.state.train_requested = False
             self.action_train()
+
+    def refresh_from_state(self) -> None:
+        self._show_activity()
+
+    def _show_activity(self) -> None:
+        """Copy into the log what other screens did since (files written...)."""
+        lines = self.state.activity
+        for line in lines[self._shown_activity :]:
+            self._log(line)
+        self._shown_activity = len(lines)
 
     @property
     def running(self) -> bool:
@@ -114,26 +140,33 @@ class TrainingScreen(FlowScreen):
             self.notify(str(exc), title="cannot train", severity="error")
             return
         self._training = True
-        self._cancel = threading.Event()
-        self.prepare_rows(config.on_leaderboard())
+        handle = RunHandle(config.on_leaderboard(), state.train.frame, config.chosen())
+        state.run = self._handle = handle
+        self._cancel = handle.cancel
+        self.prepare_rows(handle.models)
         self.query_one("#train-status", Label).update(
-            f"training {', '.join(names)} ({state.preset} preset) · c cancels"
+            f"training {', '.join(names)} ({state.preset} preset) · x cancels the picked model, c all"
         )
         self._log(
             f"[b]run[/b]: {', '.join(names)} · {describe_options(config)} · models folder {state.models_dir}"
         )
         self._phase = HOLDOUT
-        self._train(state.train.frame, config, self._cancel)
+        self.refresh_status()
+        self._train(state.train.frame, config, handle, state.quitting)
 
     def prepare_rows(self, names: list[str]) -> None:
-        """Start a fresh display: one waiting progress row per model, an empty chart."""
+        """Start a fresh display: one waiting progress row per model (the first one picked), an empty chart."""
         self._curves.clear()
         self._curve_kind.clear()
+        self.curves_of = None
         # Rows are found through this dict, not by id: the old rows' removal completes later.
         self._rows = {n: ModelProgress(n, clock=self.state.clock) for n in names}
         rows = self.query_one("#progress-rows", VerticalScroll)
         rows.remove_children()
         rows.mount_all(list(self._rows.values()))
+        if self._rows:
+            first = next(iter(self._rows.values()))
+            self.call_after_refresh(first.focus)
         self.draw_chart()
 
     def action_cancel(self) -> None:
@@ -142,10 +175,32 @@ class TrainingScreen(FlowScreen):
             self._cancel.set()
             self.query_one("#train-status", Label).update("cancelling…")
             self._log("[yellow]cancel requested[/yellow]")
+            self.refresh_status()
+
+    def action_cancel_model(self, name: str | None = None) -> None:
+        """Cancel one model (the picked row's without a name); the others go on."""
+        if name is None:
+            focused = self.focused
+            name = focused.model if isinstance(focused, ModelProgress) else None
+        run = self.state.run
+        if name is None or not self._training or run is None:
+            self.notify("no model to cancel: pick a running model's row first", severity="warning")
+            return
+        if not run.cancel_model(name):
+            self.notify(f"{name} is not running", severity="warning")
+            return
+        row = self._rows.get(name)
+        if row is not None:
+            row.set_status("cancelling…")
+        self._log(f"[yellow]{name}: cancel requested (the other models go on)[/yellow]")
+        self.refresh_status()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training")
-    def _train(self, frame: pd.DataFrame, config: RunConfig, cancel: threading.Event) -> None:
-        """One core run (holdout leaderboard, final fits, saving); its events become messages."""
+    def _train(
+        self, frame: pd.DataFrame, config: RunConfig, handle: RunHandle, quitting: threading.Event
+    ) -> None:
+        """One core run (holdout leaderboard, final fits, saving); its events become messages. The run
+        itself goes on in a daemon thread, so that quitting never waits for a fit without cancel checks."""
         from flowtui.core.run import run
 
         saved: dict[str, Path] = {}
@@ -161,22 +216,37 @@ class TrainingScreen(FlowScreen):
             board = leaderboard
             self.post_message(LeaderboardReady(leaderboard))
 
+        def go() -> TrainingFinished:
+            try:
+                result = run(
+                    frame,
+                    config,
+                    on_event=on_event,
+                    cancel=handle.cancel,
+                    model_cancel=handle.model_cancel,
+                    on_leaderboard=on_board,
+                )
+            except ev.Cancelled:
+                return TrainingFinished(board, saved, [n for n in config.chosen() if n not in saved])
+            return TrainingFinished(result.leaderboard, result.saved, [], result.failed)
+
         try:
-            result = run(frame, config, on_event=on_event, cancel=cancel, on_leaderboard=on_board)
-        except ev.Cancelled:
-            self.post_message(TrainingFinished(board, saved, [n for n in config.chosen() if n not in saved]))
+            finished = helpers.call_abandonable(go, quitting)
+        except helpers.Abandoned:
             return
-        self.post_message(TrainingFinished(result.leaderboard, result.saved, [], result.failed))
+        self.post_message(finished)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The app's handler shows the error; here the run is only marked as over.
         if event.worker.group == "training" and event.state == WorkerState.ERROR:
             self._training = False
+            self.state.run = None
             for row in self._rows.values():
                 if not row.has_class("-done") and not row.has_class("-cancelled"):
                     row.finish("failed", "failed")
             self.query_one("#train-status", Label).update(f"failed: {event.worker.error}")
             self._log(f"[red]failed: {event.worker.error!r}[/red]")
+            self.refresh_status()
 
     def _row(self, model: str) -> ModelProgress | None:
         """The progress row of `model`, added when a model not announced reports."""
@@ -192,6 +262,8 @@ class TrainingScreen(FlowScreen):
             self._phase = e.stage
             return
         if isinstance(e, ev.Saved):
+            if self.state.run is not None:
+                self.state.run.ended.add(e.model)
             self._log(f"saved {e.model} to {e.path}")
             return
         phase = self._phase
@@ -219,6 +291,9 @@ class TrainingScreen(FlowScreen):
                 self._curve_kind[key] = "auc" if e.metric is not None else "loss"
                 self._chart_dirty = True
         elif isinstance(e, ev.AfterFit):
+            run = self.state.run
+            if run is not None and (e.cancelled or (phase == HOLDOUT and e.model not in run.chosen)):
+                run.ended.add(e.model)  # a baseline that is not saved ends with its holdout fit
             row = self._row(e.model)
             if row is not None:
                 if e.cancelled:
@@ -234,37 +309,80 @@ class TrainingScreen(FlowScreen):
             style = "yellow" if e.level == "warning" else "dim"
             self._log(f"[{style}]{e.message}[/{style}]")
 
+    # -- the chart ----------------------------------------------------------------------------------------
+
+    def _curve_models(self) -> list[str]:
+        """The models with curves, in the order of their rows."""
+        have = {key.rsplit(" ", 1)[0] for key in self._curves}
+        return [m for m in self._rows if m in have] + sorted(have - set(self._rows))
+
+    def action_next_curves(self) -> None:
+        """Show all models' curves, then one model's at a time, in turn."""
+        models = self._curve_models()
+        if not models:
+            self.curves_of = None
+            self.notify("no curves yet: models that train in epochs draw them", timeout=3)
+        elif self.curves_of not in models:
+            self.curves_of = models[0]
+        else:
+            i = models.index(self.curves_of) + 1
+            self.curves_of = models[i] if i < len(models) else None
+        self.draw_chart()
+
     def draw_chart(self) -> None:
-        """Plot the per-epoch curves received so far."""
+        """Plot the per-epoch curves received so far (all models, or `curves_of`'s)."""
         chart = self.query_one("#train-chart", PlotextPlot)
         plt = chart.plt
         plt.clear_data()
         plt.clear_figure()
+        shown = {
+            key: curve
+            for key, curve in self._curves.items()
+            if self.curves_of is None or key.rsplit(" ", 1)[0] == self.curves_of
+        }
         # AUC and loss live on different scales: plot the AUC curves when there are any, else the losses.
-        kind = "auc" if "auc" in self._curve_kind.values() else "loss"
-        plt.title(f"{'validation AUC' if kind == 'auc' else 'loss'} per epoch")
+        kinds = [self._curve_kind.get(key) for key in shown]
+        kind = "auc" if "auc" in kinds else "loss"
+        # Short: plotext drops a title wider than the chart.
+        plt.title(f"{'val. AUC' if kind == 'auc' else 'loss'} per epoch: {self.curves_of or 'all'}")
         plt.xlabel("epoch")
-        for key, (xs, ys) in self._curves.items():
+        for key, (xs, ys) in shown.items():
             if xs and self._curve_kind.get(key) == kind:
                 plt.plot(xs, ys, label=key)
         chart.refresh()
 
+    # -- the end of a run ---------------------------------------------------------------------------------
+
+    def _same_data(self) -> bool:
+        """Is the data loaded now the data of the run (a new load while training makes its results stale)?"""
+        run, train = self.state.run, self.state.train
+        return run is not None and train is not None and train.frame is run.frame
+
     def on_leaderboard_ready(self, message: LeaderboardReady) -> None:
+        if not self._same_data():
+            self._log("holdout leaderboard of the previous data: not shown (other data are loaded now)")
+            return
         self.state.leaderboard = message.leaderboard
         self._log("holdout leaderboard ready: 4 shows it")
-        self._show_board_if_visible()
-
-    def _show_board_if_visible(self) -> None:
         self.refresh_current_screen()
 
     def on_training_finished(self, message: TrainingFinished) -> None:
         state = self.state
+        same_data = self._same_data()
         self._training = False
-        if message.leaderboard is not None:
-            state.leaderboard = message.leaderboard
-        state.saved.update(message.saved)
-        state.cancelled = message.cancelled
-        for name in message.cancelled:
+        state.run = None
+        if same_data:
+            if message.leaderboard is not None:
+                state.leaderboard = message.leaderboard
+            state.saved.update(message.saved)
+            state.cancelled = message.cancelled
+        else:
+            self._log(
+                "[yellow]this run trained on the previous data; its models are saved with their data[/yellow]"
+            )
+        by_user = [n for n, why in message.failed.items() if why == CANCELLED_BY_USER]
+        failed = {n: why for n, why in message.failed.items() if why != CANCELLED_BY_USER}
+        for name in [*message.cancelled, *by_user]:
             row = self._row(name)
             if row is not None and not row.has_class("-cancelled"):
                 row.finish("cancelled", "cancelled")
@@ -272,23 +390,32 @@ class TrainingScreen(FlowScreen):
             row = self._row(name)
             if row is not None:
                 row.finish("saved", "done")
-        for name, why in message.failed.items():
+        for name, why in failed.items():
             row = self._row(name)
             if row is not None:
                 row.finish(f"failed: {why}", "failed")
             self._log(f"[red]{name} failed: {why}[/red]")
+        for row in self._rows.values():  # nothing stays "waiting" or "running" once the run is over
+            if not any(row.has_class(c) for c in ("-done", "-cancelled", "-failed")):
+                row.finish("not trained", "cancelled" if message.cancelled else "done")
         status = self.query_one("#train-status", Label)
         if message.cancelled:
             status.update(f"cancelled: {', '.join(message.cancelled)} (nothing half-saved) · t trains again")
             self.notify("training cancelled", severity="warning")
-        elif message.failed:
-            status.update(
-                f"done: {len(message.saved)} model(s) saved, {len(message.failed)} failed "
-                f"({', '.join(message.failed)}) · 4 shows the leaderboard"
-            )
-            self.notify(f"{len(message.failed)} model(s) failed: see the log", severity="warning")
+        elif failed or by_user:
+            bits = [f"{len(message.saved)} model(s) saved"]
+            if by_user:
+                bits.append(f"cancelled {', '.join(by_user)}")
+            if failed:
+                bits.append(f"failed {', '.join(failed)}")
+            status.update(f"done: {', '.join(bits)} · 4 shows the leaderboard")
+            if failed:
+                self.notify(f"{len(failed)} model(s) failed: see the log", severity="warning")
+            else:
+                self.notify("training finished: 4 shows the leaderboard")
         else:
             status.update(f"done: {len(message.saved)} model(s) saved · 4 shows the leaderboard")
             self.notify("training finished: 4 shows the leaderboard")
         self._log(f"[b]run ended[/b]: saved {', '.join(message.saved) or 'nothing'}")
-        self._show_board_if_visible()
+        self.refresh_status()
+        self.refresh_current_screen()

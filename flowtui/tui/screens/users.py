@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -13,8 +15,10 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Select, Static
 
 from flowtui.core.data import users as queries
-from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids, set_choices
-from flowtui.tui.messages import RecModelsFound, UserReady
+from flowtui.tui import helpers
+from flowtui.tui.dialogs import PathDialog, PickerDialog
+from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids
+from flowtui.tui.messages import FileWritten, RecModelsFound, UserReady
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
 
@@ -28,11 +32,16 @@ class UsersScreen(FlowScreen):
     """The per-user recommendation browser."""
 
     AUTO_FOCUS = "#user-list"
-    HELP = "/ searches users, enter opens one; pick a model and filter by genre or artist ids."
+    HELP = (
+        "/ searches users, enter opens one; m picks the model; g and a pick genres and artists to keep; "
+        "e exports every user's top 10."
+    )
     BINDINGS = [  # noqa: RUF012
         Binding("slash", "search", "Search", key_display="/"),
         Binding("m", "pick_model", "Model"),
-        Binding("g", "genre_filter", "Genres"),
+        Binding("g", "pick('genre')", "Genres"),
+        Binding("a", "pick('artist')", "Artists"),
+        Binding("e", "export", "Export"),
         Binding("f5", "reload", "Refresh"),
     ]
 
@@ -54,8 +63,12 @@ class UsersScreen(FlowScreen):
                 yield DataTable(id="history", show_cursor=False)
                 with Horizontal(id="rec-controls"):
                     yield Select[str]([], prompt="model", id="rec-model")
-                    yield Input(placeholder="genre ids", id="genre-filter")
-                    yield Input(placeholder="artist ids", id="artist-filter")
+                    genres = Input(placeholder="g: pick, or type ids", id="genre-filter")
+                    genres.border_title = "genres"
+                    yield genres
+                    artists = Input(placeholder="a: pick, or type ids", id="artist-filter")
+                    artists.border_title = "artists"
+                    yield artists
                 yield DataTable(id="recs", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
@@ -70,21 +83,53 @@ class UsersScreen(FlowScreen):
         self.query_one("#user-list").border_title = "Users"
 
     def on_screen_resume(self) -> None:
-        state = self.state
-        if state.train is not None and state.train.frame is not self._frame:
-            self._frame = state.train.frame
-            self._fill_users("")
+        self._follow_data()
         self._refresh_models()
+
+    def refresh_from_state(self) -> None:
+        self._follow_data()
+        self._show_model_choice()
+
+    def _follow_data(self) -> None:
+        """New data were loaded: list their users, and reopen the open user there (or clear the pane)."""
+        state = self.state
+        if state.train is None or state.train.frame is self._frame:
+            return
+        self._frame = state.train.frame
+        self.query_one("#user-search", Input).value = ""
+        self._fill_users("")
+        user = self._user
+        if user is not None and bool((self._frame["user_id"] == user).any()):
+            self._open(user)
+            return
+        self._user = None
+        self.query_one("#profile", Static).update("Pick a user on the left (enter).")
+        self.query_one("#history", DataTable).clear()
+        self._fill_recs(None, "")
 
     def _refresh_models(self) -> None:
         self.scan_models(self.state.models_dir)
 
     def on_rec_models_found(self, message: RecModelsFound) -> None:
         self._predictors = message.predictors
-        if message.names == self._models:
+        self.state.rec_models = message.names
+        if message.names != self._models:
+            self._models = message.names
+            select = self.query_one("#rec-model", Select)
+            select.set_options([(n, n) for n in message.names])
+        self._show_model_choice()
+
+    def _show_model_choice(self) -> None:
+        """The Select shows the state's model for recommendations (the best fallback when it is gone)."""
+        names, state = self._models, self.state
+        if not names:
             return
-        self._models = message.names
-        set_choices(self.query_one("#rec-model", Select), message.names)
+        select = self.query_one("#rec-model", Select)
+        current = select.value if isinstance(select.value, str) else None
+        choice = state.rec_model if state.rec_model in names else current if current in names else names[0]
+        state.rec_model = choice
+        if select.value != choice:
+            select.value = choice
 
     def _fill_users(self, prefix: str) -> None:
         table = self.query_one("#user-list", DataTable)
@@ -116,9 +161,83 @@ class UsersScreen(FlowScreen):
         self._open(int(str(event.row_key.value)))
 
     @on(Select.Changed, "#rec-model")
+    def _model_changed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self.state.rec_model = event.value
+        self.action_reload()
+
     @on(Input.Submitted, "#genre-filter, #artist-filter")
     def _controls(self) -> None:
         self.action_reload()
+
+    def action_pick(self, kind: str) -> None:
+        """Pick the genres or artists to keep from a searchable list of the data's."""
+        state = self.state
+        if state.train is None:
+            self.notify("load a data set first (screen 1)", severity="warning")
+            return
+        field = self.query_one(f"#{kind}-filter", Input)
+        try:
+            chosen = parse_ids(field.value)
+        except ValueError:
+            chosen = []
+
+        def picked(ids: list[int] | None) -> None:
+            if ids is not None:
+                field.value = ", ".join(map(str, ids))
+                self.action_reload()
+
+        self.app.push_screen(PickerDialog(kind, state.train.frame, chosen), picked)
+
+    def action_open_user(self, user_id: int) -> None:
+        """Open `user_id` (the palette's "Recommend for a user")."""
+        self._follow_data()
+        table = self.query_one("#user-list", DataTable)
+        key = str(user_id)
+        if key in {str(k.value) for k in table.rows}:
+            table.move_cursor(row=table.get_row_index(key))
+        self._open(user_id)
+
+    def action_export(self) -> None:
+        """Write every user's top 10 with the chosen model to a CSV file (asks for the file)."""
+        state = self.state
+        model = self.query_one("#rec-model", Select).value
+        if state.train is None:
+            self.notify("load a data set first (screen 1)", severity="warning")
+            return
+        if not isinstance(model, str):
+            self.notify(
+                "no recommendation model yet: train rbm, dbn or hybrid (screens 2-3)", severity="warning"
+            )
+            return
+        default = state.out_dir / f"recommendations_{model}.csv"
+        dialog = PathDialog(f"Export the top {TOP_N} of every user with {model}", default)
+        self.app.push_screen(dialog, partial(self._export_to, state.models_dir / model))
+
+    def _export_to(self, folder: Path, path: Path | None) -> None:
+        state = self.state
+        if path is None or state.train is None:
+            return
+        self.begin_work("export", f"writing {path.name}")
+        self._export(folder, state.train.frame, path, state.quitting)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="export")
+    def _export(self, folder: Path, frame: pd.DataFrame, out: Path, quitting: threading.Event) -> None:
+        def write() -> int:
+            table = self.cache.get(folder, frame).all_users(TOP_N)
+            helpers.write_table(table, out)
+            return len(table)
+
+        try:
+            rows = helpers.call_abandonable(write, quitting)
+        except helpers.Abandoned:
+            return
+        self.post_message(FileWritten(out, rows, "recommendations"))
+
+    def on_file_written(self, message: FileWritten) -> None:
+        self.end_work("export")
+        self.query_one("#recs").border_subtitle = f"wrote {helpers.short_path(message.path)}"
+        self.wrote(message.path, message.what, message.rows)
 
     def action_search(self) -> None:
         """Focus the user search."""
@@ -127,10 +246,6 @@ class UsersScreen(FlowScreen):
     def action_pick_model(self) -> None:
         """Focus the model choice."""
         self.query_one("#rec-model").focus()
-
-    def action_genre_filter(self) -> None:
-        """Focus the genre filter."""
-        self.query_one("#genre-filter").focus()
 
     def action_reload(self) -> None:
         """Recompute the open user's recommendations (after a model or filter change)."""

@@ -1,4 +1,4 @@
-"""The top line: the screens with their number keys, the current one highlighted."""
+"""The top line: the screens with their number keys, the current one marked."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ class NavItem(Protocol):
 
 
 class NavBar(Static):
-    """Shows `1 Data  2 Models ...`; the current screen is highlighted.
+    """Shows `1 Data  [2 Models]  3 Training ...`: the current screen in brackets and reversed, so it
+    stands out without colour too.
 
     The entries are handed in (the table imports every screen, and every screen shows this widget).
     """
@@ -40,7 +41,9 @@ class NavBar(Static):
     def render(self) -> Text:
         text = Text(" flowtui ", style="bold reverse")
         for item in self.items:
-            style = "bold reverse" if item.mode == self.current else ""
-            text.append(f" {item.key} {item.label} ", style=style)
+            if item.mode == self.current:
+                text.append(f"[{item.key} {item.label}]", style="bold reverse")
+            else:
+                text.append(f" {item.key} {item.label} ")
         text.append(" ? help", style="dim")
         return text

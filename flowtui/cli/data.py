@@ -28,12 +28,19 @@ def _load(path: Path, *, no_cache: bool, quiet: bool) -> Dataset:
             return load_dataset(path, use_cache=not no_cache, on_event=on_event)
     except DataError as err:
         common.fail_data(err)
-    except UnicodeError as exc:
-        common.fail(f"{path}: non-UTF-8 bytes; expected UTF-8 text; {exc}")
+    except UnicodeError:
+        common.fail(f"{path}: non-UTF-8 bytes; expected UTF-8 text")
     except OSError as exc:
-        common.fail(f"{path}: cannot read file: {exc.strerror or exc}")
+        common.fail(f"{path}: cannot read file: {reason(exc)}")
     except Cancelled:
         common.fail("cancelled")
+
+
+def reason(exc: OSError) -> str:
+    """An OS error in words, without the temporary file or path it names."""
+    from flowtui.core.data.reader import os_reason
+
+    return os_reason(exc)
 
 
 def _print_warnings(warnings: list[DataWarning]) -> None:
@@ -99,7 +106,7 @@ def info(
     ),
 ) -> None:
     """Rows, users, items, artists, genres, listen and Flow rates, time span and warning counts."""
-    from flowtui.core.data.summary import summarize
+    from flowtui.core.data.summary import format_ts, summarize
 
     path = path if path is not None else paths.sample_train()
     ds = _load(path, no_cache=no_cache, quiet=as_json)
@@ -107,10 +114,6 @@ def info(
     if as_json:
         common.print_json(summary)
         return
-    from datetime import UTC, datetime
-
-    def when(ts: int | None) -> str:
-        return "-" if ts is None else f"{ts} ({datetime.fromtimestamp(ts, UTC):%Y-%m-%d %H:%M} UTC)"
 
     def rate(x: float | None) -> str:
         return "- (no labels)" if x is None else f"{x:.3f}"
@@ -125,8 +128,8 @@ def info(
         ("listen_rate", rate(summary["listen_rate"])),
         ("flow_share", rate(summary["flow_share"])),
         ("flow_listen_rate", rate(summary["flow_listen_rate"])),
-        ("ts_min", when(summary["ts_min"])),
-        ("ts_max", when(summary["ts_max"])),
+        ("ts_min", format_ts(summary["ts_min"])),
+        ("ts_max", format_ts(summary["ts_max"])),
     ]
     for key, value in rows:
         common.console.print(f"  {key:<17} {value}", highlight=False)
@@ -138,6 +141,20 @@ def info(
             )
     else:
         common.console.print("  warnings          none", highlight=False)
+
+
+def _check_import_options(label: str | None, weight: str | None, threshold: float | None, sep: str) -> None:
+    """Refuse bad option combinations and values, naming the options (the core names only columns)."""
+    import math
+
+    if (label is None) == (weight is None):
+        common.fail("give either --label COLUMN or --weight COLUMN with --threshold, not both or neither")
+    if weight is not None and threshold is None:
+        common.fail(f"--weight {weight} needs --threshold (a row is listened when weight >= threshold)")
+    if threshold is not None and not math.isfinite(threshold):
+        common.fail(f"--threshold: expected a finite number; found {threshold}")
+    if len(sep) != 1 or sep in '\r\n"':
+        common.fail(f"--sep: expected one character other than a quote or a line break; found {sep!r}")
 
 
 @common.data_app.command("import")
@@ -159,15 +176,19 @@ def import_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="The flowtui train CSV to write (atomically)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary of the written file."),
 ) -> None:
-    """Turn another service's log into a flowtui train file; missing DSG17 columns get documented defaults."""
-    from flowtui.core.data.importer import import_log
-    from flowtui.core.data.io import from_frame, write_csv
+    """Turn another service's log into a flowtui train file; missing DSG17 columns get documented defaults.
+
+    The log's own user, item, artist and genre ids are kept in OUT.ids.json beside OUT (written atomically
+    with it), so recommendations on OUT can be shown in the log's ids."""
+    from flowtui.core.data.importer import import_log_with_ids, save_import
+    from flowtui.core.data.io import Dataset
     from flowtui.core.data.summary import summarize
 
     sep = "\t" if sep in ("\\t", "tab", "TAB") else sep
+    _check_import_options(label, weight, threshold, sep)
     try:
         with common.progress_events(quiet=as_json) as on_event:
-            frame = import_log(
+            imported = import_log_with_ids(
                 file,
                 user=user,
                 item=item,
@@ -180,22 +201,27 @@ def import_cmd(
                 sep=sep,
                 on_event=on_event,
             )
-        write_csv(frame, out)
+        ids_file = save_import(imported, out)
     except DataError as err:
-        common.fail_data(err)
-    except UnicodeError as exc:
-        common.fail(f"{file}: non-UTF-8 bytes; expected UTF-8 text; {exc}")
+        hint = []
+        if err.message == "missing columns":
+            hint = [
+                "--user, --item, --label, --weight, --time, --artist and --genre name columns of the log's header"
+            ]
+        common.fail(err.one_line(), [*err.details(), *hint], error=err)
     except OSError as exc:
-        common.fail(f"{out}: cannot write: {exc.strerror or exc}")
+        common.fail(f"{out}: cannot write: {reason(exc)}")
     except Cancelled:
         common.fail("cancelled; nothing was written")
-    summary = summarize(from_frame(frame, "train"))
+    summary = summarize(Dataset(imported.frame, "train", warnings=imported.warnings))
     if as_json:
-        common.print_json({"out": str(out), **summary})
+        common.print_json({"out": str(out), "ids": str(ids_file), **summary})
         return
+    _print_warnings(imported.warnings)
     common.console.print(
         f"wrote {summary['rows']:,} rows ({summary['users']:,} users, {summary['items']:,} items, "
-        f"listen rate {summary['listen_rate']:.3f}) to {out}",
+        f"listen rate {summary['listen_rate']:.3f}) to {out}; the log's own ids are in {ids_file}",
         highlight=False,
         soft_wrap=True,
+        markup=False,
     )

@@ -8,6 +8,7 @@ import typer
 
 from flowtui.cli import common
 from flowtui.core import events
+from flowtui.core.data.schema import DataError
 
 
 @common.data_app.command("synth")
@@ -20,19 +21,25 @@ def synth(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON, no progress bar."),
 ) -> None:
     """Generate train.csv, test.csv and test_answers.csv (sample_id,is_listened,p_true) into OUT."""
+    from flowtui.core import safe_files
+    from flowtui.core.data.reader import os_reason
     from flowtui.core.data.synth import synthesize
 
-    if out.exists() and not out.is_dir():
-        common.fail(
-            f"{out}: not a folder",
-            ["--out takes a folder; train.csv, test.csv and test_answers.csv go inside"],
-        )
+    hint = ["--out takes a folder; train.csv, test.csv and test_answers.csv go inside"]
+    try:
+        safe_files.check_output_dir(out)
+    except DataError as err:
+        common.fail(f"--out {err.one_line()}", hint)
     try:
         with common.progress_events(quiet=as_json) as on_event:
             summary = synthesize(users, seed, out, on_event=on_event)
     except events.Cancelled:
         common.fail("cancelled; no files were written")
-    except (OSError, ValueError) as exc:
+    except DataError as err:
+        common.fail_data(err)
+    except OSError as exc:
+        common.fail(f"--out {out}: cannot write: {os_reason(exc)}; no files were written")
+    except ValueError as exc:
         common.fail(str(exc))
     if as_json:
         common.print_json(summary)

@@ -25,7 +25,8 @@ def sample_test() -> Path:
 
 
 def cache_dir() -> Path:
-    """Folder of validated parquet copies: `$FLOWTUI_CACHE_DIR`, else `~/.cache/flowtui`."""
+    """Folder of the load cache (validated Arrow copies, see `core.data.cache`): `$FLOWTUI_CACHE_DIR`, else
+    `$XDG_CACHE_HOME/flowtui` or `~/.cache/flowtui`."""
     env = os.environ.get("FLOWTUI_CACHE_DIR")
     base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "flowtui"
     return base

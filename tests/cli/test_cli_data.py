@@ -130,3 +130,55 @@ def test_validate_test_file_against_train(tmp_path: Path) -> None:
     assert "test rows whose user has no train history [user_id]: 1 row" in r.output and "e.g. 42" in r.output
     r2 = runner.invoke(app, ["data", "validate", str(train), "--train", str(train)])
     assert r2.exit_code == 2 and "applies to a test file" in r2.output
+
+
+@pytest.mark.parametrize("what", ["file", "symlink loop", "device"])
+def test_synth_out_that_is_not_a_folder_is_named(tmp_path: Path, what: str) -> None:
+    if what == "file":
+        out = write(tmp_path, train_frame(), "x.csv")
+    elif what == "symlink loop":
+        out = tmp_path / "a"
+        out.symlink_to(tmp_path / "b")
+        (tmp_path / "b").symlink_to(out)
+    else:
+        out = Path("/dev/null")
+    r = runner.invoke(app, ["data", "synth", "--users", "2", "--out", str(out)])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert f"--out {out}: is a" in r.output and "not a folder" in r.output
+
+
+def test_synth_refuses_a_symlinked_output_file_and_keeps_its_target(tmp_path: Path) -> None:
+    target = tmp_path / "precious.csv"
+    target.write_text("keep me\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train.csv").symlink_to(target)
+    r = runner.invoke(app, ["data", "synth", "--users", "2", "--out", str(out)])
+    assert r.exit_code == 2 and "symbolic link" in r.output and ".tmp" not in r.output
+    assert target.read_text() == "keep me\n" and sorted(p.name for p in out.iterdir()) == ["train.csv"]
+
+
+def test_import_prints_warnings_and_names_the_id_map(tmp_path: Path) -> None:
+    log = tmp_path / "log.csv"
+    log.write_text("u,i,y,t\na,x,1,5\nb,x,0,1478000000\n")
+    out = tmp_path / "train.csv"
+    r = runner.invoke(
+        app,
+        [
+            "data",
+            "import",
+            str(log),
+            "--user",
+            "u",
+            "--item",
+            "i",
+            "--label",
+            "y",
+            "--time",
+            "t",
+            "--out",
+            str(out),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "ts_listen before 2009" in r.output and f"{out}.ids.json" in r.output

@@ -120,6 +120,7 @@ def test_dense_ids_are_vectorised_and_stable() -> None:
 
     from flowtui.core.data.importer import _dense_by_activity
 
-    ids = _dense_by_activity(pd.Series(["c", "a", "c", "b", "a", "c"]))
+    ids, originals = _dense_by_activity(pd.Series(["c", "a", "c", "b", "a", "c"]))
     assert ids.tolist() == [0, 1, 0, 2, 1, 0] and ids.dtype.kind == "i"
     assert np.array_equal(np.sort(np.unique(ids)), np.arange(3))
+    assert originals.tolist() == ["c", "a", "b"]  # originals[internal id] is the log's own id

@@ -108,7 +108,7 @@ def test_not_an_integer(tmp_path: Path) -> None:
     p = with_value(tmp_path, "media_id", {2: "abc", 4: "1.5"})
     err = refused(p)
     assert str(err).startswith(f"{p}:4: value is not an integer")
-    assert err.column == "media_id" and err.expected == "an integer" and err.found == "'abc'"
+    assert err.column == "media_id" and err.expected == "a decimal integer" and err.found == "'abc'"
     assert err.count == 2 and err.examples == ["line 4: 'abc'", "line 6: '1.5'"]
 
 

@@ -77,20 +77,26 @@ def load_dataset(
 
     `kind` is detected from the header when None (`sample_id` without `is_listened` means test).
     `drop` names warning codes (see `DROPPABLE`) whose rows are removed, reported as a `dropped_rows`
-    warning; `drop_bogus_timestamps=True` adds "bogus_timestamp". Raises DataError for a refused file
-    and `Cancelled` when `cancel` is set.
+    warning; `drop_bogus_timestamps=True` adds "bogus_timestamp" and "future_timestamp". Raises DataError
+    for a refused file and `Cancelled` when `cancel` is set. A damaged or unreadable cache entry is
+    reported as a warning (a `Log` event) and rebuilt, never an error.
     """
     p = Path(path)
     drops = drop_set(drop, drop_bogus_timestamps)
     reader.check_file(p)
     check_cancel(cancel)
-    cache_file: Path | None = None
+    entry: cache.Entry | None = None
     if use_cache:
         try:
-            cache_file = cache.cache_file(p, kind, drops)
+            entry = cache.entry_for(p, drops)
         except OSError as exc:
-            raise DataError(p, f"cannot read file: {exc.strerror or exc}") from None
-        hit = cache.read_cache(cache_file)
+            raise DataError(p, f"cannot read file: {reader.os_reason(exc)}") from None
+        hit, problem = cache.read_cache(entry, kind)
+        if problem is not None:
+            emit(
+                on_event,
+                Log(f"{p}: ignoring the load cache ({problem}); reading the file again", level="warning"),
+            )
         if hit is not None:
             emit(on_event, Progress("load", 3, 3, "from cache"))
             frame, cached_kind, cached_warnings = hit
@@ -99,6 +105,8 @@ def load_dataset(
     parquet = reader.is_parquet(p)
     try:
         arrays, kind, warnings = reader.read_parquet(p, kind) if parquet else reader.read_csv(p, kind)
+    except OSError as exc:
+        raise DataError(p, f"cannot read file: {reader.os_reason(exc)}") from None
     except _READ_ERRORS as exc:
         raise DataError(p, f"cannot read file: {reader.first_line(exc)}") from None
     check_cancel(cancel)
@@ -106,14 +114,27 @@ def load_dataset(
     frame, value_warnings = validate(arrays, kind, Source(p, csv=not parquet), drops)
     ds = Dataset(frame=frame, kind=kind, path=p, warnings=warnings + value_warnings)
     check_cancel(cancel)
-    if cache_file is not None:
+    if entry is not None:
         emit(on_event, Progress("load", 2, 3, "cache"))
-        try:
-            cache.write_cache(cache_file, ds.frame, ds.kind, ds.warnings)
-        except (OSError, pa.ArrowException) as exc:
-            emit(on_event, Log(f"could not write the load cache {cache_file}: {exc}", level="warning"))
+        _store(entry, ds, on_event)
     emit(on_event, Progress("load", 3, 3, "done"))
     return ds
+
+
+def _store(entry: cache.Entry, ds: Dataset, on_event: EventCallback | None) -> None:
+    """Keep `ds` in the load cache unless its source changed while it was read; a failure is a warning."""
+    if not cache.unchanged(entry):
+        emit(
+            on_event, Log(f"{entry.source}: the file changed while it was read; not cached", level="warning")
+        )
+        return
+    try:
+        cache.write_cache(entry, ds.frame, ds.kind, ds.warnings)
+    except (OSError, pa.ArrowException) as exc:
+        reason = reader.os_reason(exc) if isinstance(exc, OSError) else reader.first_line(exc)
+        emit(
+            on_event, Log(f"could not write the load cache in {entry.path.parent}: {reason}", level="warning")
+        )
 
 
 def from_frame(

@@ -115,7 +115,7 @@ def binary_offenders(name: str, arr: pa.Array, src: Source) -> DataError | None:
     is_int = pc.fill_null(pc.match_substring_regex(arr, _INT_RE), False).to_numpy(zero_copy_only=False)
     too_long = pc.fill_null(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False) > 18
     if not is_int.all():
-        return src.error("value is not an integer", name, "an integer", np.flatnonzero(~is_int), show)
+        return src.error("value is not an integer", name, "a decimal integer", np.flatnonzero(~is_int), show)
     safe = pc.if_else(pa.array(too_long), pa.scalar(b"0", pa.binary()), arr)
     ints = safe.cast(pa.string()).cast(pa.int64()).to_numpy(zero_copy_only=False)
     out = too_long | (ints < info.min) | (ints > info.max)

@@ -1,15 +1,21 @@
 """Read a DSG17 CSV, CSV.gz or parquet file into numpy columns of the compact dtypes of `schema.DTYPES`.
 
-A CSV's header is read and checked first (kind, required and extra columns), then pyarrow parses the file
-straight into the compact dtypes (a value out of range for its dtype fails the parse, it never wraps). Only
-when that parse fails is the offending column re-read as raw bytes, to name the lines, the values and the
-count of all offenders. The value rules (`validate`) run afterwards, on the arrays returned here.
+The path is checked first without opening it (`check_file`: a named pipe, a device, a folder or a link
+loop is named for what it is, never opened). A CSV's header is read and checked (kind, required and extra
+columns), then pyarrow parses the file straight into the compact dtypes (a value out of range for its dtype
+fails the parse, it never wraps). pyarrow also reads "0x16" as 22, so a file holding a hex prefix has its
+integer columns checked as raw bytes first (`csvscan.has_hex_prefix`): only decimal integers pass. Only
+when the parse fails is the offending column re-read as raw bytes, or the rows scanned for their field
+counts, to name the lines, the values and the count of all offenders. No Python callback is ever handed to
+pyarrow's threaded reader (see `csvscan`). The value rules (`validate`) run afterwards, on the arrays
+returned here.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
+import errno
+import os
 import re
 from pathlib import Path
 
@@ -18,6 +24,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from flowtui.core import safe_files
+from flowtui.core.data import csvscan
 from flowtui.core.data.offenders import Source, binary_offenders, to_compact, utf8_error
 from flowtui.core.data.schema import ANSWER_COLUMNS, DTYPES, LABEL, DataError, DataWarning, Kind, columns_for
 
@@ -28,17 +36,43 @@ Columns = tuple[dict[str, np.ndarray], Kind, list[DataWarning]]
 
 
 def check_file(p: Path) -> None:
-    """Refuse a path that is missing, not a file or empty."""
-    if not p.exists():
+    """Refuse a path that is missing, not a regular file (a folder, a device, a named pipe, a socket, a
+    broken link or a link loop), unreadable or empty. Nothing is opened here, so a named pipe never blocks.
+    """
+    try:
+        kind = safe_files.describe(p)
+    except safe_files.UnsafePathError as err:
+        raise DataError(p, err.message, expected="a CSV, CSV.gz or parquet file") from None
+    if kind is None:
         raise DataError(p, "file not found", expected="an existing CSV, CSV.gz or parquet file")
-    if not p.is_file():
-        raise DataError(p, "not a file", expected="a CSV, CSV.gz or parquet file", found="a directory")
+    if kind == "a symbolic link":
+        try:
+            target = safe_files.describe(p.resolve(strict=True))
+        except (OSError, RuntimeError, safe_files.UnsafePathError):
+            target = "something that cannot be looked at"
+        kind = "a file" if target == "a file" else f"a symbolic link to {target}"
+    if kind in ("a broken symbolic link", "a symbolic link loop"):
+        raise DataError(p, kind, expected="an existing CSV, CSV.gz or parquet file")
+    if kind != "a file":
+        raise DataError(p, "not a regular file", expected="a CSV, CSV.gz or parquet file", found=kind)
     try:
         size = p.stat().st_size
+        os.close(os.open(p, os.O_RDONLY | os.O_NONBLOCK))  # readable? (never blocks, even on a pipe)
     except OSError as exc:
-        raise DataError(p, f"cannot read file: {exc.strerror or exc}") from None
+        raise DataError(p, f"cannot read file: {os_reason(exc)}") from None
     if size == 0:
         raise DataError(p, "empty file", expected="a header line and data rows", found="0 bytes")
+
+
+def os_reason(exc: OSError) -> str:
+    """What went wrong with a path, in words (never a temporary file's name)."""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    if exc.errno == errno.EISDIR:
+        return "is a folder"
+    return exc.strerror or first_line(exc)
 
 
 def is_parquet(p: Path) -> bool:
@@ -51,9 +85,10 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
-def _read_header(p: Path) -> list[str]:
-    """The header fields of a CSV (gzip-aware), checked for UTF-8 and emptiness."""
-    with gzip.open(p, "rb") if p.suffix.lower() == ".gz" else open(p, "rb") as f:
+def _read_header(p: Path) -> tuple[list[str], int]:
+    """The header fields of a CSV (gzip-aware), checked for UTF-8 and emptiness, and the header line's
+    length; a file that ends within its header line has "no data rows"."""
+    with csvscan.open_binary(p) as f:
         raw: bytes = f.readline(_HEADER_LIMIT)
     if not raw:
         raise DataError(p, "empty file", expected="a header line and data rows", found="no data")
@@ -62,19 +97,25 @@ def _read_header(p: Path) -> list[str]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(
-            p,
-            "non-UTF-8 bytes",
-            line=1,
-            expected="UTF-8 text",
-            found=repr(raw[max(0, exc.start - 10) : exc.start + 10]),
-            count=1,
-        ) from None
+        utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+        found = (
+            "UTF-16 text (a byte-order mark)" if utf16 else repr(raw[max(0, exc.start - 10) : exc.start + 10])
+        )
+        raise DataError(p, "non-UTF-8 bytes", line=1, expected="UTF-8 text", found=found, count=1) from None
     text = text.removeprefix("\ufeff").rstrip("\r\n")
     if not text.strip():
         raise DataError(p, "no header", line=1, expected="a line of column names", found="an empty line")
-    fields = next(csv.reader([text]), [])
-    return [f.strip() for f in fields]
+    fields = [f.strip() for f in next(csv.reader([text]), [])]
+    if not raw.endswith(b"\n"):
+        detect_kind(p, fields, None)  # a file that is only a header: say what is wrong with it first
+        raise DataError(p, "no data rows", line=2, expected="at least one data row", found="only a header")
+    return fields, len(raw)
+
+
+def _names(names: list[str], limit: int = 200) -> str:
+    """Column names for a message: plain when they are plain, quoted when empty or odd."""
+    shown = ", ".join(n if re.fullmatch(r"[\w.\-]+", n) else repr(n) for n in names)
+    return shown[:limit] if shown else "no column names"
 
 
 def detect_kind(p: str | Path | None, header: list[str], kind: Kind | None) -> Kind:
@@ -88,9 +129,18 @@ def detect_kind(p: str | Path | None, header: list[str], kind: Kind | None) -> K
             expected="a line of column names (" + ",".join(columns_for(kind or "train")[:3]) + ",...)",
             found=repr(",".join(header)[:60]),
         )
+    empty = [i for i, h in enumerate(header) if not h.strip()]
+    if empty:
+        raise DataError(
+            p,
+            "empty column name",
+            line=1,
+            expected="a name for every column",
+            found=f"column {empty[0] + 1} of {len(header)} has no name ({len(empty)} without a name)",
+        )
     dups = sorted({h for h in header if header.count(h) > 1})
     if dups:
-        raise DataError(p, "duplicate column names", line=1, expected="unique names", found=", ".join(dups))
+        raise DataError(p, "duplicate column names", line=1, expected="unique names", found=_names(dups))
     if kind is None:
         kind = "test" if "sample_id" in cols and LABEL not in cols else "train"
     required = columns_for(kind)
@@ -102,9 +152,7 @@ def detect_kind(p: str | Path | None, header: list[str], kind: Kind | None) -> K
             msg = "not a DSG17 train or test file: most required columns are missing"
         else:
             msg = f"missing required columns of a {kind} file"
-        raise DataError(
-            p, msg, line=1, expected=", ".join(missing), found=", ".join(header)[:200] or "nothing"
-        )
+        raise DataError(p, msg, line=1, expected=", ".join(missing), found=_names(header))
     return kind
 
 
@@ -127,11 +175,17 @@ def extra_column_warning(header: list[str], required: tuple[str, ...]) -> list[D
 
 def read_csv(p: Path, kind: Kind | None) -> Columns:
     """The required columns of a CSV (or CSV.gz) as writable compact arrays; DataError for a refused file."""
-    header = _read_header(p)
+    header, header_size = _read_header(p)
     kind = detect_kind(p, header, kind)
     required = columns_for(kind)
     extra = [c for c in header if c not in required]
-    table = _parse_csv(p, header, required, extra)
+    options = _read_options(header, header_size)
+    if csvscan.has_hex_prefix(p):  # pyarrow reads "0x16" as 22: look for it in the integer columns
+        for c in required:
+            err = _locate_csv(p, header, options, c)
+            if err is not None:
+                raise err
+    table = _parse_csv(p, header, options, required, extra)
     if table.num_rows == 0:
         raise DataError(p, "no data rows", line=2, expected="at least one data row", found="only a header")
     src = Source(p, csv=True)
@@ -149,98 +203,79 @@ def read_csv(p: Path, kind: Kind | None) -> Columns:
     return arrays, kind, extra_column_warning(header, required)
 
 
-def _parse_csv(p: Path, header: list[str], required: tuple[str, ...], extra: list[str]) -> pa.Table:
-    """pyarrow's typed parse of the whole file; a failed parse becomes a DataError naming the offenders."""
+def _read_options(header: list[str], header_size: int) -> pacsv.ReadOptions:
+    """The header as `_read_header` cleaned it (stripped names), the header line skipped; blocks large
+    enough to hold the header line."""
+    return pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=max(1 << 20, 2 * header_size))
+
+
+def _convert(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(
+        column_types=types,
+        include_columns=list(types),
+        null_values=[],
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+
+
+_FIELD_COUNT_RE = re.compile(r"Expected \d+ columns, got \d+")
+
+
+def _parse_csv(
+    p: Path, header: list[str], options: pacsv.ReadOptions, required: tuple[str, ...], extra: list[str]
+) -> pa.Table:
+    """pyarrow's typed parse of the whole file; a failed parse becomes a DataError naming the offenders.
+
+    No invalid-row handler: pyarrow would call a Python function from its worker threads (see `csvscan`).
+    A row with the wrong number of fields fails the parse; `csvscan` then finds and counts all of them.
+    """
     types: dict[str, pa.DataType] = {c: pa.from_numpy_dtype(DTYPES[c]) for c in required}
     # Extra columns are read as raw bytes only to refuse non-UTF-8 in them; they are not kept.
     types.update({c: pa.binary() for c in extra})
-    bad_rows: list[pacsv.InvalidRow] = []
-    n_bad = [0]
-
-    def on_bad_row(row: pacsv.InvalidRow) -> str:
-        n_bad[0] += 1
-        if len(bad_rows) < 5:
-            bad_rows.append(row)
-        return "skip"
-
     try:
-        table = pacsv.read_csv(
-            p,
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad_row),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types,
-                include_columns=[*required, *extra],
-                null_values=[],
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        return pacsv.read_csv(p, read_options=options, convert_options=_convert(types))
     except pa.ArrowInvalid as exc:
-        if n_bad[0]:
-            raise _bad_rows_error(p, header, n_bad[0], bad_rows) from None
-        m = re.search(r"In CSV column #(\d+): CSV conversion error", str(exc))
+        text = str(exc)
+        if _FIELD_COUNT_RE.search(text):
+            raise _field_count_error(p, header) from None
+        m = re.search(r"In CSV column #(\d+): CSV conversion error", text)
         if m and int(m.group(1)) < len(header) and header[int(m.group(1))] in required:
-            err = _locate_csv(p, header[int(m.group(1))])
+            err = _locate_csv(p, header, options, header[int(m.group(1))])
             if err is not None:
                 raise err from None
         raise DataError(p, f"cannot parse CSV: {first_line(exc)}") from None
-    if n_bad[0]:
-        raise _bad_rows_error(p, header, n_bad[0], bad_rows)
-    return table
 
 
-def _locate_csv(p: Path, column: str) -> DataError | None:
-    """Re-read one column as raw bytes after a failed typed parse, to name every offender."""
-    table = pacsv.read_csv(
-        p,
-        parse_options=pacsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
-        convert_options=pacsv.ConvertOptions(
-            column_types={column: pa.binary()},
-            include_columns=[column],
-            null_values=[],
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
+def _locate_csv(p: Path, header: list[str], options: pacsv.ReadOptions, column: str) -> DataError | None:
+    """Re-read one column as raw bytes (after a failed typed parse, or a hex prefix), to name every
+    offender; None when the column holds only decimal integers in range."""
+    try:
+        table = pacsv.read_csv(p, read_options=options, convert_options=_convert({column: pa.binary()}))
+    except pa.ArrowInvalid as exc:
+        if _FIELD_COUNT_RE.search(str(exc)):
+            return _field_count_error(p, header)
+        raise
     return binary_offenders(column, table.column(column).combine_chunks(), Source(p, csv=True))
 
 
-def _bad_rows_error(p: Path, header: list[str], count: int, rows: list[pacsv.InvalidRow]) -> DataError:
-    """Rows with the wrong number of fields; line numbers come from a single-threaded re-parse if needed."""
-    n_rows = None
-    if any(r.number is None for r in rows):
-        rows = []
-        numbered: list[pacsv.InvalidRow] = []
-
-        def keep(row: pacsv.InvalidRow) -> str:
-            if len(numbered) < 5:
-                numbered.append(row)
-            return "skip"
-
-        t = pacsv.read_csv(
-            p,
-            read_options=pacsv.ReadOptions(use_threads=False),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=keep),
-            convert_options=pacsv.ConvertOptions(
-                column_types={header[0]: pa.binary()}, include_columns=[header[0]]
-            ),
+def _field_count_error(p: Path, header: list[str]) -> DataError:
+    """Rows with the wrong number of fields: the first, up to five examples and the count of all."""
+    found = csvscan.field_count_offenders(p, len(header))
+    if not found.count:
+        return DataError(
+            p, "cannot parse CSV: rows with a wrong number of fields", expected=f"{len(header)} fields"
         )
-        rows, n_rows = numbered, t.num_rows
-    first = rows[0]
-    last_line = None if n_rows is None else n_rows + count + 1
-    truncated = (
-        count == 1
-        and first.actual_columns < first.expected_columns
-        and (last_line is None or first.number == last_line)
-    )
+    line, n, _ = found.examples[0]
+    truncated = found.count == 1 and n < found.expected and line == found.rows + 1
     return DataError(
         p,
         "truncated last line" if truncated else "wrong number of fields",
-        line=first.number,
-        expected=f"{first.expected_columns} fields",
-        found=f"{first.actual_columns}",
-        examples=[f"line {r.number}: {r.text[:80]!r}" for r in rows],
-        count=count,
+        line=line,
+        expected=f"{found.expected} fields",
+        found=f"{n}",
+        examples=[f"line {ln}: {text!r}" for ln, _, text in found.examples],
+        count=found.count,
     )
 
 

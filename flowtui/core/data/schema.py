@@ -60,6 +60,8 @@ NON_NEGATIVE_COLUMNS: tuple[str, ...] = ("media_duration",)
 
 #: Timestamps before this (2009-01-01 UTC) are counted as bogus (the real data has 631).
 MIN_PLAUSIBLE_TS = 1_230_768_000
+#: Timestamps from this on (2100-01-01 UTC; INT64_MAX and year 10000+ included) are counted as bogus too.
+MAX_PLAUSIBLE_TS = 4_102_444_800
 SECONDS_PER_DAY = 86_400
 #: A gap longer than this (seconds) starts a new listening session.
 SESSION_GAP = 600

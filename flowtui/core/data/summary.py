@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,18 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "ts_max",
     "warnings",
 )
+
+
+def format_ts(ts: int | None) -> str:
+    """A Unix time for display, "1478000000 (2016-11-01 11:33 UTC)"; "-" for None. Never raises: a time
+    outside the years 1..9999 (INT64_MAX, year 10000...) is shown as such."""
+    if ts is None:
+        return "-"
+    try:
+        when = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts} ({'year 10000 or later' if ts > 0 else 'before year 1'})"
+    return f"{ts} ({when} UTC)"
 
 
 def _n_unique(x: np.ndarray) -> int:

@@ -55,7 +55,6 @@ users, `synth_rows` the artist pools and the rows; this module calibrates, draws
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from dataclasses import fields, replace
@@ -358,10 +357,6 @@ def synthesize(
             pa.Table.from_pandas(test, preserve_index=False), str(tmp["test"]), write_options=_csv_options()
         )
         answers.to_csv(tmp["test_answers"], index=False, float_format="%.6f")
-    umask = os.umask(0)
-    os.umask(umask)
-    for p in paths.values():  # temporary files are created private; give the data the usual mode
-        os.chmod(p, 0o666 & ~umask)
     return {
         "rows": counts.rows,
         "users": n_users,

@@ -2,8 +2,9 @@
 
 Errors (a DataError naming the offending lines or rows): a 0/1 column outside {0, 1}, a negative value
 where none may be, a repeated `sample_id` in a test file. Warnings (a DataWarning with a count and
-examples): dates that are not dates or are placeholders, bogus clocks, listens before the release, zero
-durations. The rows behind a warning in `DROPPABLE` can be removed on request.
+examples): dates that are not dates or are placeholders, bogus clocks (before 2009, or in 2100 or later up
+to INT64_MAX: every int64 is a valid timestamp to the checks here, none of them overflows), listens before
+the release, zero durations. The rows behind a warning in `DROPPABLE` can be removed on request.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 from flowtui.core.data.offenders import Source, shown
 from flowtui.core.data.schema import (
     BINARY_COLUMNS,
+    MAX_PLAUSIBLE_TS,
     MIN_PLAUSIBLE_TS,
     NON_NEGATIVE_COLUMNS,
     SECONDS_PER_DAY,
@@ -28,6 +30,7 @@ from flowtui.core.data.schema import (
 DROPPABLE: frozenset[str] = frozenset(
     {
         "bogus_timestamp",
+        "future_timestamp",
         "invalid_release_date",
         "implausible_release_date",
         "listened_before_release",
@@ -37,8 +40,9 @@ DROPPABLE: frozenset[str] = frozenset(
 
 
 def drop_set(drop: Collection[str], bogus: bool) -> frozenset[str]:
-    """The warning codes to drop rows for (`bogus` adds "bogus_timestamp"); ValueError for unknown ones."""
-    out = frozenset(drop) | ({"bogus_timestamp"} if bogus else frozenset())
+    """The warning codes to drop rows for (`bogus` adds "bogus_timestamp" and "future_timestamp");
+    ValueError for unknown ones."""
+    out = frozenset(drop) | ({"bogus_timestamp", "future_timestamp"} if bogus else frozenset())
     unknown = out - DROPPABLE
     if unknown:
         raise ValueError(f"cannot drop {sorted(unknown)}; droppable warnings: {sorted(DROPPABLE)}")
@@ -101,7 +105,7 @@ def _warning(
     idx = np.flatnonzero(mask)
     if len(idx) == 0:
         return None
-    examples = tuple(f"{src.label(int(i))}: {values[i]}" for i in idx[:5])
+    examples = tuple(f"{src.label(int(i))}: {values[i].item()}" for i in idx[:5])
     return DataWarning(code, message, len(idx), column, examples)
 
 
@@ -140,6 +144,12 @@ def _warning_masks(arrays: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray,
             rd,
         ),
         "bogus_timestamp": (ts < MIN_PLAUSIBLE_TS, "ts_listen before 2009 (bogus clock)", "ts_listen", ts),
+        "future_timestamp": (
+            ts >= MAX_PLAUSIBLE_TS,
+            "ts_listen in year 2100 or later (bogus clock)",
+            "ts_listen",
+            ts,
+        ),
         "listened_before_release": (
             valid & (_listen_dates(ts) < rd),
             "listened before the release date",

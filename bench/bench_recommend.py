@@ -1,13 +1,14 @@
-"""Latency of one user's top-10 from a saved and reloaded RBM model (target: median <= 20 ms).
+"""Latency of one user's top-10 from saved and reloaded recommenders (target: median <= 20 ms).
 
-    python bench/bench_recommend.py [--users 2000 --items 50000 --hidden 256 --queries 200]
+    python bench/bench_recommend.py [--users 2000 --items 50000 --hidden 256 --queries 200 -m rbm -m ease]
 
 A synthetic DSG17-like log (about 380 rows a user over `--items` tracks, long-tailed popularity, artists
-and genres) trains an RBM for one epoch (the weights' values do not change the latency), which is saved
-with `store.save_model` and loaded back. Printed, measured in this run: the median and 90th percentile of
-`Recommender.for_user(user, 10)` over random users (every user's top 100 precomputed at load, and scored
-live), and the same for a naive path (the batched dense
-`predict_proba` of the user's row, a full sort and a DataFrame), as a ratio.
+and genres) trains each recommender (the RBM for one epoch per network: the weights' values do not change
+the latency), which is saved with `save_recommender` and opened again with `open_model`. Printed, measured
+in this run, per recommender: fit and load times, the median and 90th percentile of
+`Recommender.for_user(user, 10)` over random users (scored live, and with every user's top 100
+precomputed at load), an artist-filtered list (filters apply before ranking: every track is scored), and
+the same top-10 by a naive path (the model's dense scores, a full sort and a DataFrame) as a ratio.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from flowtui.core import registry
-from flowtui.core.flow.store import TrainedModel, load_model, save_model
-from flowtui.core.recs.recommend import Recommender
-from flowtui.core.registry import FlowModel
+from flowtui.core.recs.interactions import recommender_matrix
+from flowtui.core.recs.recommend import Recommender, open_model
+from flowtui.core.recs.store import save_recommender
 
 
 def synthetic_log(n_users: int, n_items: int, per_user: int, seed: int = 0) -> pd.DataFrame:
@@ -48,7 +50,7 @@ def synthetic_log(n_users: int, n_items: int, per_user: int, seed: int = 0) -> p
     )
 
 
-def timed(f, users: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def timed(f: Callable[[int], object], users: np.ndarray) -> np.ndarray:
     out = []
     for u in users:
         t0 = time.perf_counter()
@@ -57,53 +59,49 @@ def timed(f, users: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
     return np.array(out) * 1000
 
 
-def train(frame: pd.DataFrame, hidden: int, n_items: int) -> FlowModel:
-    """The registered rbm with `hidden` units (listen and exposure networks), one epoch each."""
-    model = registry.get_spec("rbm").build(
-        {
-            "n_components": hidden,
-            "n_iter": 1,
-            "exposure_n_components": hidden,
-            "exposure_n_iter": 1,
-            "batch_size": 512,
-            "max_items": n_items,
-        }
-    )
-    t0 = time.perf_counter()
-    model.fit(None, frame["is_listened"].to_numpy(), frame)  # type: ignore[arg-type]
-    print(
-        f"log: {len(frame):,} rows, {frame['user_id'].nunique():,} users, {frame['media_id'].nunique():,} tracks; "
-        f"listen and exposure RBMs of {hidden} hidden units, one epoch each in {time.perf_counter() - t0:.1f}s"
-    )
-    return model
-
-
-def reloaded(model: FlowModel, frame: pd.DataFrame, hidden: int) -> tuple[Recommender, Recommender]:
-    """Save the model, load it back and set up (live, precomputed) Recommenders, timed."""
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "rbm"
-        params = registry.get_spec("rbm").params({"n_components": hidden})
-        save_model(TrainedModel("rbm", model, [], params), folder)
-        t0 = time.perf_counter()
-        trained = load_model(folder)
-        rec = Recommender(trained, frame)
-        print(f"load + Recommender set-up: {time.perf_counter() - t0:.2f}s")
-        t0 = time.perf_counter()
-        cached = Recommender(trained, frame, precompute=100)
-        print(f"Recommender set-up with every user's top 100 precomputed: {time.perf_counter() - t0:.2f}s")
-    return rec, cached
-
-
 def naive_top10(rec: Recommender, u: int) -> pd.DataFrame:
-    """The reference path: batched dense predict_proba of the user's row, a full sort and a DataFrame."""
+    """The reference path: the model's dense scores of the user's row, a full sort and a DataFrame."""
     row = rec.matrix.user_index(u)
-    p = rec.net.predict_proba(rec.matrix.labels[row], rec.matrix.mask[row])[0]
-    if rec.expo is not None:
-        p = p * rec.expo.predict_proba(rec.played.labels[row], rec.matrix.mask[row])[0]
+    p = rec.model.score(rec.matrix, row)[0]
     heard = rec.matrix.labels[row].indices
     df = pd.DataFrame({"media_id": rec.item_ids, "score": p})
     top: pd.DataFrame = df.drop(index=heard).sort_values("score", ascending=False).head(10)
     return top
+
+
+def settings(name: str, hidden: int) -> dict[str, object]:
+    if name == "rbm":
+        return {"n_components": hidden, "n_iter": 1, "exposure_n_components": hidden, "exposure_n_iter": 1}
+    if name == "dbn":
+        return {"layers": [hidden, 32], "n_iter": 1, "exposure_n_iter": 1}
+    return {}
+
+
+def bench(name: str, frame: pd.DataFrame, users: np.ndarray, hidden: int) -> None:
+    matrix = recommender_matrix(frame)
+    t0 = time.perf_counter()
+    model = registry.get_recommender(name).build(settings(name, hidden)).fit(matrix)
+    fit_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_recommender(model, Path(tmp) / name)
+        t0 = time.perf_counter()
+        rec = Recommender(open_model(folder), frame)
+        load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cached = Recommender(open_model(folder), frame, precompute=100)
+        pre_s = time.perf_counter() - t0
+    artist = int(frame["artist_id"].iloc[-1])
+    rec.for_user(int(users[0]), 10)  # warm-up
+    live = timed(lambda u: rec.for_user(u, 10), users)
+    fast = timed(lambda u: cached.for_user(u, 10), users)
+    filt = timed(lambda u: rec.for_user(u, 10, artists=[artist]), users[: max(20, len(users) // 5)])
+    slow = timed(lambda u: naive_top10(rec, u), users[: max(20, len(users) // 5)])
+    print(
+        f"{name:10s} fit {fit_s:6.1f}s  load {load_s:5.2f}s (+{pre_s - load_s:5.2f}s top 100 of all)  "
+        f"top-10 live {np.median(live):6.2f} ms (p90 {np.percentile(live, 90):6.2f})  "
+        f"precomputed {np.median(fast):5.2f} ms  artist filter {np.median(filt):6.2f} ms  "
+        f"naive {np.median(slow) / np.median(live):4.1f}x live"
+    )
 
 
 def main() -> None:
@@ -113,28 +111,17 @@ def main() -> None:
     ap.add_argument("--per-user", type=int, default=380)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("-m", "--model", action="append", help="recommenders (default: all registered)")
     args = ap.parse_args()
 
     frame = synthetic_log(args.users, args.items, args.per_user)
-    model = train(frame, args.hidden, args.items)
-    rec, cached = reloaded(model, frame, args.hidden)
-
+    print(
+        f"log: {len(frame):,} rows, {frame['user_id'].nunique():,} users, {frame['media_id'].nunique():,} tracks"
+        " (target: median top-10 <= 20 ms)"
+    )
     users = np.random.default_rng(1).choice(frame["user_id"].unique(), size=args.queries)
-    rec.for_user(int(users[0]), 10)  # warm-up
-    live = timed(lambda u: rec.for_user(u, 10), users)
-    fast = timed(lambda u: cached.for_user(u, 10), users)
-    slow = timed(lambda u: naive_top10(rec, u), users[: max(20, args.queries // 5)])
-    print(
-        f"for_user top-10, precomputed: median {np.median(fast):.2f} ms, p90 {np.percentile(fast, 90):.2f} ms"
-    )
-    print(
-        f"for_user top-10, scored live: median {np.median(live):.2f} ms, p90 {np.percentile(live, 90):.2f} ms"
-    )
-    print("  (target: median <= 20 ms; live scoring reads both networks' weights once: memory-bound)")
-    ratio = np.median(slow) / np.median(live)
-    print(
-        f"naive dense path (batched predict_proba, full sort): median {np.median(slow):.2f} ms = {ratio:.1f}x live"
-    )
+    for name in args.model or registry.recommender_names():
+        bench(name, frame, users, args.hidden)
 
 
 if __name__ == "__main__":

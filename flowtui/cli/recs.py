@@ -1,10 +1,11 @@
-"""`flowtui recommend` and `flowtui evaluate-recs`: recommendations from a saved rbm/dbn model, and their
-held-out quality next to the popularity and item-mean baselines."""
+"""Recommender commands: `recommend` (top-N lists from any saved recommender), `evaluate-recs` (the
+leaderboard of every registered recommender on the same held-out splits), `train-recs` (fit and save
+recommenders) and `recommenders` (the registered ones and their parameters)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -16,13 +17,37 @@ from flowtui.core import events as ev
 from flowtui.core import paths, registry
 from flowtui.core.data import io
 from flowtui.core.data.schema import DataError
-from flowtui.core.params import ParamError, parse_assignments
+from flowtui.core.params import ParamError, parse_assignments, show_value
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
 DataOpt = Annotated[
     Path | None,
     typer.Option("--data", help="Train file (CSV, CSV.gz or parquet); default: the bundled sample."),
 ]
+ModelsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--model", "-m", help="A registered recommender (repeat; default: all of them)."),
+]
+PresetOpt = Annotated[str, typer.Option("--preset", help="quick (seconds) or full (default parameters).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Parameter MODEL.KEY=VALUE, or KEY=VALUE for every chosen model that has KEY (repeat).",
+    ),
+]
+FeedbackOpt = Annotated[
+    str,
+    typer.Option(
+        "--feedback",
+        help="labels (listened/skipped), plays (every row a play: implicit data) or auto (plays when no "
+        "row is skipped).",
+    ),
+]
+MaxItemsOpt = Annotated[
+    int, typer.Option("--max-items", help="Items kept in the user x media matrix, the most played.")
+]
+FEEDBACK = {"auto": None, "labels": False, "plays": True}
 
 
 def _load_train(path: Path | None, on_event: ev.EventCallback | None) -> pd.DataFrame:
@@ -32,10 +57,62 @@ def _load_train(path: Path | None, on_event: ev.EventCallback | None) -> pd.Data
         fail_data(err)
 
 
+def _names(models: list[str] | None) -> list[str]:
+    known = registry.recommender_names()
+    names = list(dict.fromkeys(models or known))
+    bad = [m for m in names if m not in known]
+    if bad:
+        fail(f"unknown recommender {', '.join(bad)}; known: {', '.join(known)}")
+    return names
+
+
+def _overrides(items: list[str], names: list[str], preset: str) -> dict[str, dict[str, str]]:
+    """`--set` items as {model: {key: text}}, each model's values checked (exit 2 on any problem).
+
+    MODEL.KEY=VALUE sets one model's key (MODEL must be chosen); KEY=VALUE sets it for every chosen model
+    that has KEY (at least one must)."""
+    if preset not in ("quick", "full"):
+        fail(f"--preset {preset!r}: expected quick or full")
+    out: dict[str, dict[str, str]] = {}
+    try:
+        for key, raw in parse_assignments(items).items():
+            prefix, dot, rest = key.partition(".")
+            if dot:
+                if prefix not in names:
+                    known = registry.recommender_names()
+                    why = "is not among the chosen models" if prefix in known else "is not a recommender"
+                    raise ParamError(f"--set {key}={raw}: {prefix!r} {why} ({', '.join(names)})")
+                out.setdefault(prefix, {})[rest] = raw
+                continue
+            having = [n for n in names if registry.get_recommender(n).schema.get(key) is not None]
+            if not having:
+                raise ParamError(f"--set {key}={raw}: no chosen recommender has a parameter {key!r}")
+            for n in having:
+                out.setdefault(n, {})[key] = raw
+        for n, over in out.items():
+            registry.get_recommender(n).params(over, preset)
+    except ParamError as exc:
+        fail(str(exc))
+    return out
+
+
+def _feedback(feedback: str, max_items: int) -> bool | None:
+    if max_items < 1:
+        fail(f"--max-items {max_items}: expected an integer >= 1")
+    if feedback not in FEEDBACK:
+        fail(f"--feedback {feedback!r}: expected auto, labels or plays")
+    return FEEDBACK[feedback]
+
+
+# -- recommend ---------------------------------------------------------------------------------------
 @app.command("recommend")
 def recommend_cmd(
     model: Annotated[
-        Path, typer.Option("--model", help="Model folder written by `flowtui train --model rbm`.")
+        Path,
+        typer.Option(
+            "--model",
+            help="Model folder: `flowtui train-recs` (any recommender) or `flowtui train` (rbm, dbn).",
+        ),
     ],
     data: DataOpt = None,
     user: Annotated[int | None, typer.Option("--user", help="Recommend for this user id.")] = None,
@@ -54,15 +131,19 @@ def recommend_cmd(
     genre: Annotated[
         list[int] | None, typer.Option("--genre", help="Only tracks of this genre (repeat).")
     ] = None,
+    artist: Annotated[
+        list[int] | None, typer.Option("--artist", help="Only tracks of this artist (repeat).")
+    ] = None,
     max_per_artist: Annotated[
         int | None, typer.Option("--max-per-artist", min=1, help="At most this many tracks per artist.")
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="With --all: CSV file to write (atomic).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Top-N tracks for a user (--user), every user (--all) or a new user (--like-artist/--like-genre/--age/--gender)."""
-    from flowtui.core.flow.store import load_model
-    from flowtui.core.recs.recommend import Recommender
+    """Top-N tracks for a user (--user), every user (--all) or a new user (--like-artist/--like-genre/--age/--gender).
+
+    --genre and --artist filter before ranking: every track they match is a candidate."""
+    from flowtui.core.recs.recommend import Recommender, open_model
 
     new_user = bool(like_artist or like_genre) or age is not None or gender is not None
     modes = [
@@ -75,21 +156,24 @@ def recommend_cmd(
         )
     if out is not None and not all_users:
         fail("--out goes with --all")
+    if all_users and (genre or artist or max_per_artist):
+        fail("--genre, --artist and --max-per-artist go with --user or a new user, not --all")
     with progress_events(True) as on_event:
         try:
-            trained = load_model(model)
+            rec_model = open_model(model)
         except DataError as err:
             fail_data(err)
-        frame = _load_train(data, on_event)
-        try:
-            rec = Recommender(trained, frame)
         except ValueError as exc:
             fail(f"{model}: {exc}")
+        frame = _load_train(data, on_event)
         try:
+            rec = Recommender(rec_model, frame)
             if all_users:
                 table = rec.all_users(n)
             elif user is not None:
-                table = rec.for_user(user, n, genres=genre or None, max_per_artist=max_per_artist)
+                table = rec.for_user(
+                    user, n, genres=genre or None, artists=artist or None, max_per_artist=max_per_artist
+                )
             else:
                 table = rec.for_new_user(
                     like_artist or (),
@@ -98,24 +182,15 @@ def recommend_cmd(
                     gender=gender,
                     n=n,
                     max_per_artist=max_per_artist,
+                    genres=genre or None,
+                    artists=artist or None,
                 )
-                if genre:
-                    table = table[table["genre_id"].isin(genre)].reset_index(drop=True)
+        except DataError as err:
+            fail_data(err)
         except ValueError as exc:
             fail(str(exc))
     if all_users:
-        if out is not None:
-            io.write_csv(table, out)
-            if not as_json:
-                console.print(
-                    f"wrote {len(table):,} recommendations for {table['user_id'].nunique():,} users to {out}"
-                )
-            else:
-                print_json({"out": str(out), "rows": len(table), "users": int(table["user_id"].nunique())})
-        elif as_json:
-            print_json(table.to_dict(orient="records"))
-        else:
-            typer.echo(table.to_csv(index=False), nl=False)
+        _print_all(table, out, as_json)
         return
     if as_json:
         print_json(table.to_dict(orient="records"))
@@ -123,109 +198,258 @@ def recommend_cmd(
     if table.empty:
         console.print("no track left to recommend (all heard, or filtered out)")
         return
-    t = Table(title=f"top {len(table)} for " + (f"user {user}" if user is not None else "a new user"))
+    who = f"user {user}" if user is not None else "a new user"
+    t = Table(title=f"top {len(table)} for {who} ({rec.model.name})")
     for col in ("media_id", "score", "artist_id", "genre_id", "reason"):
         t.add_column(col, justify="left" if col == "reason" else "right")
     for r in table.itertuples(index=False):
-        t.add_row(str(r.media_id), f"{r.score:.3f}", str(r.artist_id), str(r.genre_id), str(r.reason))
+        t.add_row(str(r.media_id), f"{r.score:.4g}", str(r.artist_id), str(r.genre_id), str(r.reason))
     console.print(t)
 
 
-def _network_params(items: list[str], names: list[str], preset: str) -> dict[str, dict[str, str]]:
-    """`--set KEY=VALUE` for the rbm and the dbn: each takes the keys it knows (n_components or layers);
-    a key neither knows, or a bad value, exits 2."""
-    try:
-        given = parse_assignments(items)
-        out: dict[str, dict[str, str]] = {}
-        for name in ("rbm", "dbn"):
-            schema = registry.get_spec(name).schema
-            out[name] = {k: v for k, v in given.items() if schema.get(k) is not None}
-            if name in names or name == "rbm":
-                registry.get_spec(name).params(out[name], preset)
-        unknown = [k for k in given if not any(k in out[n] for n in out)]
-        if unknown:
-            known = sorted(
-                set(registry.get_spec("rbm").schema.keys) | set(registry.get_spec("dbn").schema.keys)
-            )
-            raise ParamError(f"--set: unknown parameter {', '.join(unknown)}; known: {', '.join(known)}")
-    except ParamError as exc:
-        fail(str(exc))
-    return out
+def _print_all(table: pd.DataFrame, out: Path | None, as_json: bool) -> None:
+    if out is not None:
+        try:
+            io.write_csv(table, out)
+        except DataError as err:
+            fail_data(err)
+        except OSError as exc:
+            fail(f"{out}: cannot write ({exc.strerror or exc})")
+        users = int(table["user_id"].nunique())
+        if as_json:
+            print_json({"out": str(out), "rows": len(table), "users": users})
+        else:
+            console.print(f"wrote {len(table):,} recommendations for {users:,} users to {out}")
+    elif as_json:
+        print_json(table.to_dict(orient="records"))
+    else:
+        typer.echo(table.to_csv(index=False), nl=False)
 
 
+# -- evaluate-recs -----------------------------------------------------------------------------------
 @app.command("evaluate-recs")
 def evaluate_recs_cmd(
     data: DataOpt = None,
-    model: Annotated[
-        list[str] | None,
-        typer.Option("--model", "-m", help="rbm, dbn, popularity or item_mean (repeat; default: all four)."),
-    ] = None,
-    k: Annotated[int, typer.Option("--k", min=1, help="Cut-off of precision/recall/NDCG.")] = 10,
+    model: ModelsOpt = None,
+    k: Annotated[int, typer.Option("--k", help="Cut-off of precision/recall/NDCG@k.")] = 10,
+    seeds: Annotated[int, typer.Option("--seeds", help="Held-out splits (seeds seed..seed+N-1).")] = 3,
+    seed: Annotated[int, typer.Option("--seed", help="First seed of the held-out splits.")] = 0,
     fraction: Annotated[
-        float, typer.Option("--fraction", help="Share of each user's rated items held out.")
+        float, typer.Option("--fraction", help="Share of each user's entries held out.")
     ] = 0.2,
     holdout: Annotated[
-        str, typer.Option("--holdout", help="random or latest (each user's latest items).")
+        str, typer.Option("--holdout", help="random or latest (each user's latest entries).")
     ] = "random",
-    preset: Annotated[str, typer.Option("--preset", help="quick or full.")] = "full",
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="rbm/dbn parameter KEY=VALUE (JSON or text), e.g. n_iter=5."),
-    ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out split.")] = 0,
+    validation: Annotated[
+        bool,
+        typer.Option(
+            "--validation",
+            help="Score on a split carved from the TRAINING entries (for tuning; the test entries stay unseen).",
+        ),
+    ] = False,
+    feedback: FeedbackOpt = "auto",
+    max_items: MaxItemsOpt = 50_000,
+    preset: PresetOpt = "full",
+    set_: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Held-out MAE, AUC, precision/recall/NDCG@k of the RBM/DBN beside item popularity and item mean."""
-    from flowtui.core.recs.evaluation import MODELS, evaluate_recs
+    """Leaderboard of the recommenders on the same held-out splits: P/R/NDCG@k, AUC and MAE (listen/skip
+    data), coverage and fit time, each as mean ± std over the seeds."""
+    from flowtui.core.recs.evaluation import leaderboard
 
-    names = list(dict.fromkeys(model or MODELS))
-    bad = [m for m in names if m not in MODELS]
-    if bad:
-        fail(f"unknown recommendation model {', '.join(bad)}; known: {', '.join(MODELS)}")
+    names = _names(model)
+    for option, value, low in (("--k", k, 1), ("--seeds", seeds, 1), ("--seed", seed, 0)):
+        if value < low:
+            fail(f"{option} {value}: expected an integer >= {low}")
     if holdout not in ("random", "latest"):
         fail(f"--holdout {holdout!r}: expected random or latest")
-    if preset not in ("quick", "full"):
-        fail(f"--preset {preset!r}: expected quick or full")
     if not 0.0 < fraction < 1.0:
         fail(f"--fraction {fraction}: expected a number between 0 and 1")
-    params = _network_params(set_ or [], names, preset)
-    results = []
+    implicit = _feedback(feedback, max_items)
+    params = _overrides(set_ or [], names, preset)
     with progress_events(as_json) as on_event:
         frame = _load_train(data, on_event)
-        for name in names:
-            p = params.get(name, params["rbm"])  # the baselines build their matrix as the rbm does
-            try:
-                results.append(
-                    evaluate_recs(
-                        frame,
-                        name,
-                        k,
-                        p,
-                        fraction=fraction,
-                        how="latest" if holdout == "latest" else "random",
-                        seed=seed,
-                        preset=preset,  # type: ignore[arg-type]
-                        on_event=on_event,
-                    )
-                )
-            except (ValueError, TypeError) as exc:
-                fail(f"{name}: {exc}")
+        try:
+            board = leaderboard(
+                frame,
+                names,
+                k=k,
+                seeds=seeds,
+                seed=seed,
+                fraction=fraction,
+                how="latest" if holdout == "latest" else "random",
+                preset=preset,
+                params=params,
+                validation=validation,
+                implicit=implicit,
+                max_items=max_items,
+                on_event=on_event,
+            )
+        except DataError as err:
+            fail_data(err)
+        except (ValueError, TypeError) as exc:
+            fail(" ".join(str(exc).split()))
     if as_json:
-        print_json(results[0] if len(results) == 1 else results)
+        print_json(board.to_dict())
         return
-    first = results[0]
+    _print_board(board.to_dict(), k)
+
+
+def _cell(row: dict[str, Any], key: str, digits: int = 4) -> str:
+    mean, std = row.get(key), row.get(f"{key}_std")
+    if mean is None:
+        return "-"
+    text = f"{mean:.{digits}f}"
+    return text + (f" ± {std:.{digits}f}" if std else "")
+
+
+def _print_board(doc: dict[str, Any], k: int) -> None:
+    s = doc["setup"]
+    kind = "plays (implicit)" if s["implicit"] else "listen/skip labels"
+    split = "validation split of TRAIN" if s["validation"] else "test split"
     t = Table(
-        title=f"held-out recommendations ({first['n_users']:,} users, {first['n_items']:,} items, "
-        f"{first['n_heldout']:,} held-out entries, {holdout} {fraction:.0%})"
+        title=f"recommenders: {s['n_users']:,} users, {s['n_items']:,} items, {s['n_entries']:,} entries "
+        f"({kind}); {s['holdout']} {s['fraction']:.0%} {split}, seeds {s['seeds']}"
     )
-    for col in ("model", "mae", "auc", f"precision@{k}", f"recall@{k}", f"ndcg@{k}"):
-        t.add_column(col, justify="left" if col == "model" else "right")
-    for r in results:
+    cols = [
+        ("model", None, 0),
+        (f"P@{k}", "precision_at_k", 4),
+        (f"R@{k}", "recall_at_k", 4),
+        (f"NDCG@{k}", "ndcg_at_k", 4),
+        ("AUC", "auc", 3),
+        ("MAE", "mae", 3),
+        ("coverage", "coverage", 3),
+        ("fit s", "fit_seconds", 1),
+    ]
+    for label, _, _ in cols:
+        t.add_column(label, justify="left" if label == "model" else "right")
+    for r in doc["leaderboard"]:
+        t.add_row(r["model"], *(_cell(r, key, d) for _, key, d in cols[1:] if key is not None))
+    console.print(t)
+    for name, why in doc["skipped"].items():
+        console.print(f"[dim]{name}: left out ({why})[/]", highlight=False)
+
+
+# -- train-recs --------------------------------------------------------------------------------------
+@app.command("train-recs")
+def train_recs_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Folder; each recommender is saved to OUT/NAME.")],
+    model: ModelsOpt = None,
+    data: DataOpt = None,
+    feedback: FeedbackOpt = "auto",
+    max_items: MaxItemsOpt = 50_000,
+    preset: PresetOpt = "full",
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train recommenders on all of TRAIN and save each to OUT/NAME (read by `flowtui recommend --model`)."""
+    from flowtui.core.recs.store import (
+        check_recommender_target,
+        data_fingerprint,
+        save_recommender,
+        train_recommender,
+    )
+
+    names = _names(model)
+    implicit = _feedback(feedback, max_items)
+    params = _overrides(set_ or [], names, preset)
+    try:
+        for name in names:
+            check_recommender_target(out / name)
+    except DataError as err:
+        fail_data(err)
+    saved: list[dict[str, Any]] = []
+    with progress_events(as_json) as on_event:
+        frame = _load_train(data, on_event)
+        fingerprint = data_fingerprint(frame)
+        for name in names:
+            try:
+                rec = train_recommender(
+                    frame,
+                    name,
+                    params.get(name),
+                    preset,
+                    implicit=implicit,
+                    max_items=max_items,
+                    on_event=on_event,
+                )
+                folder = save_recommender(rec, out / name, fingerprint=fingerprint)
+            except DataError as err:
+                fail_data(err)
+            except (ValueError, TypeError) as exc:
+                fail(f"{name}: {' '.join(str(exc).split())}")
+            except OSError as exc:
+                fail(f"{out / name}: cannot write ({exc.strerror or exc})")
+            saved.append(
+                {
+                    "model": name,
+                    "path": str(folder),
+                    "n_items": len(rec.item_ids_),
+                    "n_users": rec.n_users_,
+                    "implicit": rec.implicit_,
+                    "fit_seconds": round(rec.fit_seconds_, 3),
+                    "notes": rec.notes,
+                }
+            )
+    if as_json:
+        print_json(saved)
+        return
+    t = Table(title=f"recommenders saved to {out}")
+    for col in ("model", "folder", "items", "users", "data", "fit s", "notes"):
+        t.add_column(col, justify="right" if col in ("items", "users", "fit s") else "left")
+    for r in saved:
         t.add_row(
             r["model"],
-            *(
-                "-" if r[key] is None else f"{r[key]:.4f}"
-                for key in ("mae", "auc", "precision_at_k", "recall_at_k", "ndcg_at_k")
-            ),
+            r["path"],
+            f"{r['n_items']:,}",
+            f"{r['n_users']:,}",
+            "plays" if r["implicit"] else "labels",
+            f"{r['fit_seconds']:.1f}",
+            "; ".join(r["notes"]),
         )
+    console.print(t)
+
+
+# -- recommenders ------------------------------------------------------------------------------------
+@app.command("recommenders")
+def recommenders_cmd(
+    model: Annotated[
+        str | None, typer.Argument(help="A recommender: list its parameters (default: list them all).")
+    ] = None,
+    preset: PresetOpt = "full",
+    as_json: JsonOpt = False,
+) -> None:
+    """The registered recommenders, or one recommender's parameters (set with --set MODEL.KEY=VALUE)."""
+    if model is None:
+        rows = [
+            {"model": n, "description": registry.get_recommender(n).description}
+            for n in registry.recommender_names()
+        ]
+        if as_json:
+            print_json(rows)
+            return
+        t = Table(title="recommenders (flowtui evaluate-recs, train-recs, recommend)")
+        t.add_column("model")
+        t.add_column("description")
+        for r in rows:
+            t.add_row(r["model"], r["description"])
+        console.print(t)
+        return
+    spec = registry.get_recommender(_names([model])[0])
+    try:
+        values = spec.params(None, preset)
+    except ParamError as exc:
+        fail(str(exc))
+    params: list[dict[str, Any]] = [
+        {"key": p.key, "value": values[p.key], "default": p.default, "accepts": p.describe(), "help": p.help}
+        for p in spec.schema.params
+    ]
+    if as_json:
+        print_json(params)
+        return
+    t = Table(title=f"{model} parameters ({preset} preset); set with --set {model}.KEY=VALUE")
+    for col in ("key", "value", "accepts", "help"):
+        t.add_column(col)
+    for row in params:
+        t.add_row(row["key"], show_value(row["value"]), row["accepts"], row["help"])
     console.print(t)

@@ -125,19 +125,32 @@ def test_recommend_bad_model_folder_exits_2(trained: tuple[Path, Path], tmp_path
 def test_evaluate_recs_json(trained: tuple[Path, Path]) -> None:
     data, _ = trained
     res = runner.invoke(
-        app, ["evaluate-recs", "--data", str(data), "--model", "item_mean", "--k", "5", "--json"]
+        app,
+        ["evaluate-recs", "--data", str(data), "--model", "item_mean", "--k", "5", "--seeds", "2", "--json"],
     )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert {"model", "mae", "auc", "precision_at_k", "recall_at_k", "ndcg_at_k", "k"} <= set(doc)
-    assert doc["model"] == "item_mean" and doc["k"] == 5
+    assert doc["setup"]["k"] == 5 and doc["setup"]["seeds"] == [0, 1] and doc["skipped"] == {}
+    (row,) = doc["leaderboard"]
+    assert row["model"] == "item_mean" and len(row["per_seed"]) == 2
+    assert {"precision_at_k", "recall_at_k", "ndcg_at_k", "auc", "mae", "coverage", "fit_seconds"} <= set(row)
+    assert {"ndcg_at_k_std", "auc_std"} <= set(row)
     res = runner.invoke(
         app,
         ["evaluate-recs", "--data", str(data), "--model", "rbm", "--model", "popularity", "--preset", "quick",
-         "--set", "batch_size=16", "--set", "device=cpu", "--json"],
+         "--set", "batch_size=16", "--set", "device=cpu", "--set", "rbm.n_iter=2", "--seeds", "1", "--json"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert [d["model"] for d in json.loads(res.stdout)] == ["rbm", "popularity"]
+    assert {d["model"] for d in json.loads(res.stdout)["leaderboard"]} == {"rbm", "popularity"}
+
+
+def test_evaluate_recs_table(trained: tuple[Path, Path]) -> None:
+    data, _ = trained
+    res = runner.invoke(
+        app, ["evaluate-recs", "--data", str(data), "-m", "popularity", "-m", "ease", "--seeds", "2"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "NDCG@10" in res.stdout and "ease" in res.stdout and "±" in res.stdout
 
 
 @pytest.mark.parametrize(
@@ -148,9 +161,141 @@ def test_evaluate_recs_json(trained: tuple[Path, Path]) -> None:
         ["--fraction", "2"],
         ["--set", "bogus=1"],
         ["--set", "novalue"],
+        ["--set", "ease.l2=-1"],
+        ["--set", "svd.k=3"],
+        ["-m", "popularity", "--set", "ease.l2=3"],
+        ["--seeds", "0"],
+        ["--k", "0"],
+        ["--feedback", "ratings"],
+        ["--preset", "slow"],
+        ["--data", "/nonexistent/train.csv"],
     ],
 )
-def test_evaluate_recs_bad_input_exits_2(trained: tuple[Path, Path], args: list[str]) -> None:
+def test_evaluate_recs_bad_input_exits_2_with_one_line(trained: tuple[Path, Path], args: list[str]) -> None:
     data, _ = trained
-    res = runner.invoke(app, ["evaluate-recs", "--data", str(data), *args])
+    res = runner.invoke(app, ["evaluate-recs", "--data", str(data), "-m", "popularity", *args])
     assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_train_recs_then_recommend_with_any_recommender(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    data, _ = trained
+    out = tmp_path / "models"
+    res = runner.invoke(
+        app,
+        ["train-recs", "-m", "ease", "-m", "popularity", "--data", str(data), "--out", str(out),
+         "--set", "ease.l2=50", "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    saved = {d["model"]: d for d in json.loads(res.stdout)}
+    assert set(saved) == {"ease", "popularity"}
+    meta = json.loads((out / "ease" / "meta.json").read_text())
+    assert meta["format"] == "flowtui-recommender" and meta["format_version"] == 1
+    assert meta["model"] == "ease" and meta["params"]["l2"] == 50.0
+    assert meta["n_items"] == saved["ease"]["n_items"] > 0 and meta["n_users"] == 150
+    rows = len(pd.read_csv(data))
+    assert meta["data_fingerprint"].startswith(f"{rows}:") and not meta["implicit"]
+    for name in ("ease", "popularity"):
+        res = runner.invoke(
+            app,
+            [
+                "recommend",
+                "--model",
+                str(out / name),
+                "--data",
+                str(data),
+                "--user",
+                "3",
+                "--n",
+                "4",
+                "--json",
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        recs = json.loads(res.stdout)
+        assert len(recs) == 4 and all(set(r) == REC_KEYS for r in recs)
+    res = runner.invoke(
+        app,
+        ["recommend", "--model", str(out / "ease"), "--data", str(data), "--user", "3", "--artist", "505",
+         "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert {r["artist_id"] for r in json.loads(res.stdout)} == {505}
+    res = runner.invoke(
+        app,
+        ["recommend", "--model", str(out / "ease"), "--data", str(data), "--like-artist", "500", "--n", "3",
+         "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    first = json.loads(res.stdout)[0]
+    assert first["artist_id"] == 500 and first["reason"] == "by artist 500 (you chose it)"
+    again = runner.invoke(app, ["train-recs", "-m", "popularity", "--data", str(data), "--out", str(out)])
+    assert again.exit_code == 0, again.output  # a model folder is replaced
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-m", "svd"],
+        ["-m", "ease", "--set", "l2=zero"],
+        ["-m", "ease", "--set", "k=3"],
+        ["-m", "item_mean", "--feedback", "plays"],
+        ["-m", "popularity", "--feedback", "maybe"],
+    ],
+)
+def test_train_recs_bad_input_exits_2_with_one_line(
+    trained: tuple[Path, Path], tmp_path: Path, args: list[str]
+) -> None:
+    data, _ = trained
+    res = runner.invoke(app, ["train-recs", "--data", str(data), "--out", str(tmp_path / "m"), *args])
+    assert res.exit_code == 2, res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_train_recs_never_replaces_a_folder_it_did_not_write(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, _ = trained
+    foreign = tmp_path / "models" / "popularity"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    res = runner.invoke(
+        app, ["train-recs", "-m", "popularity", "--data", str(data), "--out", str(foreign.parent)]
+    )
+    assert res.exit_code == 2 and "not a flowtui model folder" in res.output
+    assert (foreign / "notes.txt").read_text() == "mine"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = runner.invoke(app, ["train-recs", "-m", "popularity", "--data", str(data), "--out", str(blocker)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_recommend_refuses_a_damaged_recommender_folder(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    data, _ = trained
+    out = tmp_path / "models"
+    assert (
+        runner.invoke(
+            app, ["train-recs", "-m", "popularity", "--data", str(data), "--out", str(out)]
+        ).exit_code
+        == 0
+    )
+    (out / "popularity" / "state.npz").write_bytes(b"torn")
+    res = runner.invoke(
+        app, ["recommend", "--model", str(out / "popularity"), "--data", str(data), "--user", "3"]
+    )
+    assert res.exit_code == 2 and "damaged" in res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_recommenders_lists_models_and_parameters() -> None:
+    res = runner.invoke(app, ["recommenders", "--json"])
+    assert res.exit_code == 0
+    names = [d["model"] for d in json.loads(res.stdout)]
+    assert {"rbm", "dbn", "ease", "als", "item_knn", "popularity"} <= set(names)
+    res = runner.invoke(app, ["recommenders", "als", "--json"])
+    assert res.exit_code == 0
+    keys = {d["key"] for d in json.loads(res.stdout)}
+    assert {"factors", "regularization", "alpha", "iterations", "skip_weight"} <= keys
+    res = runner.invoke(app, ["recommenders", "svd"])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1

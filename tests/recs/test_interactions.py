@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from flowtui.core.data.schema import DataError
-from flowtui.core.recs.interactions import InteractionMatrix
+from flowtui.core.recs.interactions import InteractionMatrix, has_labels, recommender_matrix
 
 
 def _frame(rows: list[tuple[int, int, int, float]]) -> pd.DataFrame:
@@ -112,3 +112,40 @@ def test_select_entries_partitions_the_matrix() -> None:
     assert np.array_equal(a.mask.toarray() + b.mask.toarray(), m.mask.toarray())
     n, s = m.item_stats()
     assert n.tolist() == [2, 1, 1, 1] and s.tolist() == [1, 0, 1, 1]
+
+
+def test_played_matrix_weighs_skips() -> None:
+    m = InteractionMatrix.from_frame(_frame(ROWS))
+    labels = m.labels.toarray()
+    seen = m.mask.toarray() > 0
+    half = m.played(0.5).toarray()
+    assert np.array_equal(half[seen], np.where(labels[seen] == 1, 1.0, 0.5))
+    assert (half[~seen] == 0).all()
+    dropped = m.played(0.0)
+    assert dropped.nnz == int((labels[seen] == 1).sum()) and set(dropped.data.tolist()) == {1.0}
+    plays = InteractionMatrix.from_frame(_frame(ROWS), implicit=True)
+    assert plays.is_implicit and not m.is_implicit
+    assert set(plays.played(0.0).data.tolist()) == {1.0} and plays.played(0.0).nnz == plays.nnz
+
+
+def test_from_entries_builds_a_history_over_a_vocabulary() -> None:
+    items = np.array([10, 11, 12, 13])
+    h = InteractionMatrix.from_entries(
+        items, [0, 0, 1, 0], [2, 0, 3, 2], [1, 0, 1, 0], user_ids=np.array([7, 9])
+    )
+    assert h.shape == (2, 4) and h.user_ids.tolist() == [7, 9]
+    assert (
+        h.labels.toarray().tolist() == [[0, 0, 0, 0], [0, 0, 0, 1]] and h.nnz == 3
+    )  # a duplicate keeps its last
+    assert h.mask.toarray().tolist() == [[1, 0, 1, 0], [0, 0, 0, 1]]
+    with pytest.raises(ValueError, match="item columns"):
+        InteractionMatrix.from_entries(items, [0], [4])
+
+
+def test_recommender_matrix_detects_plays_only_logs() -> None:
+    f = _frame(ROWS)
+    assert has_labels(f) and not recommender_matrix(f).is_implicit
+    plays = f.assign(is_listened=1)
+    assert not has_labels(plays) and recommender_matrix(plays).is_implicit
+    assert not recommender_matrix(plays, implicit=False).is_implicit
+    assert recommender_matrix(f, max_items=2).shape[1] == 2

@@ -1,4 +1,5 @@
-"""Recommendations: top-N of a user, filters, artists/genres, playlists, cold start, every user."""
+"""Recommendations from `flowtui train` rbm/dbn models: top-N of a user, filters, artists/genres, playlists,
+cold start, every user."""
 
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ def test_all_users_matches_for_user(rec: Recommender, frame: pd.DataFrame) -> No
 
 
 def test_precomputed_lists_match_live_scoring(rec: Recommender, frame: pd.DataFrame) -> None:
-    assert rec.rank_by == "expected"  # the model carries an exposure network
+    assert rec.model.exposure_ is not None  # ranked by expected listens: listen x exposure networks
     cached = Recommender(rec.model, frame, precompute=8)
     for user in (0, 7, 150):
         a, b = cached.for_user(user, 5), rec.for_user(user, 5)

@@ -21,6 +21,7 @@ from flowtui.core import events as ev
 from flowtui.core.recs.network import Network
 from flowtui.core.recs.rbm import RBM
 from flowtui.core.recs.rbm_params import DBNParams
+from flowtui.core.recs.rbm_source import Batch
 
 if TYPE_CHECKING:
     import torch
@@ -96,8 +97,8 @@ class DBN(Network):
             if i + 1 < len(self.layers):
                 data, data_mask = rbm.transform(data, data_mask), None
 
-    def _up(self, s: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.rbms_[0]._up(s, r)
+    def _up_batch(self, bt: Batch) -> torch.Tensor:
+        h = self.rbms_[0]._hidden(bt)
         for rbm in self.rbms_[1:]:
             h = rbm._up(h * 2.0 - 1.0)  # each layer sees the one below as spins
         return h
@@ -114,6 +115,9 @@ class DBN(Network):
 
     def _visible_layer(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.rbms_[0]._visible_layer()
+
+    def _rbm_layers(self) -> list[Any]:
+        return list(self.rbms_)
 
     @property
     def components_(self) -> np.ndarray:

@@ -1,20 +1,30 @@
-"""Held-out evaluation of recommendations: RBM, DBN and the two baselines on the same split.
+"""Held-out evaluation of recommenders: a leaderboard of every registered recommender on the same split.
 
-Per user, a fraction of their rated (user, item) entries is held out (at random, or their latest ones).
-Models learn the remaining entries, then:
-- `mae`: mean |P(listened) - label| on held-out entries (the classic RBM "test loss");
-- `auc`: ROC AUC of P(listened) on held-out listened vs skipped entries;
-- `precision_at_k`, `recall_at_k`, `ndcg_at_k`: held-out LISTENED items ranked among every item the user has
-  no training entry for (held-out skipped items stay candidates, never relevant).
-Baselines: `popularity` (number of training entries of the item; no probability, so `mae` is None) and
-`item_mean` (the item's smoothed listen rate).
+Protocol. The frame becomes one user x media matrix (`recommender_matrix`: listen/skip labels, or plays
+when the log has no skip). For each seed, a `fraction` of each user's entries is held out (`split_entries`:
+at random, or each user's latest; a user keeps at least one training entry). Every recommender learns the
+remaining entries (the same split for all), then ranks, for each user with a held-out entry, every item
+they have no training entry for:
+- `precision_at_k`, `recall_at_k`, `ndcg_at_k`: the relevant items are the held-out LISTENED entries on
+  listen/skip data (held-out skips stay candidates, never relevant) and every held-out entry on plays;
+- `auc`: ROC AUC of held-out listened vs skipped entries (labels only), scored by the model's
+  P(listened | played) when it has one (rbm, dbn, item_mean), else by its ranking score;
+- `mae`: mean |P(listened | played) - label| on held-out entries (labels, and models with a probability);
+- `coverage`: share of the items that appear in at least one user's top k;
+- `fit_seconds`: training time.
+Each metric is reported as the mean and standard deviation over the seeds (`seeds`, from `seed` on), so a
+difference can be told from the split's noise. `validation=True` carves a second held-out set from the
+TRAINING entries of each split and scores on it: hyper-parameters are tuned there, never on the test
+entries.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,18 +32,14 @@ import scipy.sparse as sp
 
 from flowtui.core import events as ev
 from flowtui.core import metrics
-from flowtui.core.recs.interactions import InteractionMatrix
+from flowtui.core.recs.interactions import MAX_ITEMS, InteractionMatrix, recommender_matrix
+from flowtui.core.recs.recommender import SCORE_CELLS, RecommenderBase, top_n
 
-if TYPE_CHECKING:
-    from flowtui.core.recs.network import Network
-    from flowtui.core.recs.rbm_params import DBNParams, RBMParams
-
-MODELS = ("rbm", "dbn", "popularity", "item_mean")
-ITEM_MEAN_SMOOTHING = 5.0
 Holdout = Literal["random", "latest"]
-#: How rbm/dbn order a top-k list: "expected" listens = P(played) * P(listened | played) from the exposure
-#: and listen networks, "played" = P(played) alone, "probability" = P(listened | played) alone.
-RankBy = Literal["expected", "played", "probability"]
+#: The metrics of a leaderboard row, in display order.
+METRICS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "auc", "mae", "coverage", "fit_seconds")
+#: The validation split of seed s is drawn with seed s + this (never the test split's draw).
+VALIDATION_SEED_OFFSET = 1000
 
 
 def split_entries(
@@ -68,185 +74,240 @@ def split_entries(
     raise ValueError(f"unknown holdout {how!r}; use 'random' or 'latest'")
 
 
-def _item_baselines(train: InteractionMatrix) -> tuple[np.ndarray, np.ndarray]:
-    n, s = train.item_stats()
-    glob = float(train.labels.data.mean()) if train.nnz else 0.5
-    mean = (s + ITEM_MEAN_SMOOTHING * glob) / (n + ITEM_MEAN_SMOOTHING)
-    return n, mean
+def holdout(
+    matrix: InteractionMatrix,
+    fraction: float = 0.2,
+    how: Holdout = "random",
+    seed: int = 0,
+    *,
+    validation: bool = False,
+) -> tuple[InteractionMatrix, InteractionMatrix]:
+    """(train, test) entries of `matrix` (same users and items). With `validation`, the test entries are
+    put aside and a second split of the remaining (training) entries gives (train, validation)."""
+    held = split_entries(matrix, fraction, how, seed)
+    train, test = matrix.select_entries(~held), matrix.select_entries(held)
+    if validation:
+        val = split_entries(train, fraction, how, seed + VALIDATION_SEED_OFFSET)
+        train, test = train.select_entries(~val), train.select_entries(val)
+    if test.nnz == 0:
+        raise ValueError("no entry to hold out: every user has a single entry")
+    return train, test
+
+
+def relevant(test: InteractionMatrix) -> sp.csr_matrix:
+    """The held-out entries that count as hits: the listened ones (any, on implicit data), 0/1 CSR."""
+    out = sp.csr_matrix(test.labels, dtype=np.float64, copy=True)
+    out.data = np.ones_like(out.data) if test.is_implicit else (out.data >= 0.5).astype(np.float64)
+    out.eliminate_zeros()
+    return out
+
+
+def evaluate_model(
+    model: RecommenderBase,
+    train: InteractionMatrix,
+    test: InteractionMatrix,
+    k: int = 10,
+    *,
+    on_event: ev.EventCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, float | None]:
+    """Fit `model` on `train` and score it on the held-out `test` entries: the METRICS (None where a metric
+    does not apply), plus `n_users` and `n_heldout`."""
+    t0 = time.perf_counter()
+    model.fit(train, on_event=on_event, cancel=cancel)
+    fit_seconds = time.perf_counter() - t0
+    users = np.flatnonzero(np.diff(test.labels.indptr) > 0)
+    labelled = not test.is_implicit
+    bs = max(1, min(1024, SCORE_CELLS // max(train.shape[1], 1)))
+    tops, held_y, held_s, held_p = [], [], [], []
+    for start in range(0, len(users), bs):
+        ev.check_cancel(cancel)
+        idx = users[start : start + bs]
+        scores = model.score(train, idx)
+        t = test.labels[idx]
+        r = np.repeat(np.arange(len(idx)), np.diff(t.indptr))
+        if labelled:
+            held_y.append(t.data)
+            held_s.append(scores[r, t.indices])
+            proba = model.listen_proba(train, idx) if model.has_listen_proba else None
+            if proba is not None:
+                held_p.append(proba[r, t.indices])
+        tops.append(top_n(scores, k, exclude=train.mask[idx])[0])
+    top = np.concatenate(tops) if tops else np.zeros((0, k), np.int64)
+    rel = relevant(test)[users]
+    out: dict[str, float | None] = {
+        "precision_at_k": _none(metrics.precision_at_k(top, rel, k)),
+        "recall_at_k": _none(metrics.recall_at_k(top, rel, k)),
+        "ndcg_at_k": _none(metrics.ndcg_at_k(top, rel, k)),
+        "auc": None,
+        "mae": None,
+        "coverage": float(len(np.unique(top[top >= 0]))) / max(train.shape[1], 1),
+        "fit_seconds": fit_seconds,
+        "n_users": float(len(users)),
+        "n_heldout": float(test.nnz),
+    }
+    if labelled and held_y:
+        y = np.concatenate(held_y)
+        listened = y >= 0.5  # soft labels (label="mean") count as listened from 0.5
+        if held_p:
+            p = np.concatenate(held_p).astype(np.float64)
+            out["auc"] = _none(metrics.auc(listened, p))
+            out["mae"] = _none(metrics.mae(y, p))
+        else:
+            out["auc"] = _none(metrics.auc(listened, np.concatenate(held_s).astype(np.float64)))
+    return out
+
+
+def _none(x: float) -> float | None:
+    return None if x != x else float(x)
+
+
+@dataclass
+class Leaderboard:
+    """Every recommender's metrics over the seeds: rows sorted by mean NDCG@k, best first."""
+
+    setup: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # model -> why it was left out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"setup": self.setup, "leaderboard": self.rows, "skipped": self.skipped}
+
+
+def _aggregate(name: str, runs: list[dict[str, float | None]]) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": name}
+    for key in METRICS:
+        vals = [v for r in runs if (v := r[key]) is not None]
+        row[key] = float(np.mean(vals)) if vals else None
+        row[f"{key}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else (0.0 if vals else None)
+    row["per_seed"] = [{key: r[key] for key in (*METRICS, "n_users")} for r in runs]
+    return row
+
+
+def leaderboard(
+    data: pd.DataFrame | InteractionMatrix,
+    models: Sequence[str] | None = None,
+    *,
+    k: int = 10,
+    seeds: int = 3,
+    seed: int = 0,
+    fraction: float = 0.2,
+    how: Holdout = "random",
+    preset: str = "full",
+    params: Mapping[str, Mapping[str, object]] | None = None,
+    validation: bool = False,
+    implicit: bool | None = None,
+    max_items: int | None = MAX_ITEMS,
+    on_event: ev.EventCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Leaderboard:
+    """Every recommender in `models` (default: every registered one) on the same splits, `seeds` of them
+    (seed, seed + 1, ...); `params` holds each model's overrides. Bad settings raise ValueError (ParamError
+    for a bad parameter) before any fit. A model that needs labels is skipped on implicit data."""
+    from flowtui.core import registry
+
+    names = list(dict.fromkeys(models or registry.recommender_names()))
+    known = registry.recommender_names()
+    bad = [m for m in names if m not in known]
+    if bad:
+        raise ValueError(f"unknown recommender {', '.join(bad)}; known: {', '.join(known)}")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if seeds < 1:
+        raise ValueError(f"seeds must be at least 1, got {seeds}")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
+    extra = set(params or {}) - set(names)
+    if extra:
+        raise ValueError(f"parameters given for {', '.join(sorted(extra))}, which is not evaluated")
+    specs = {n: registry.get_recommender(n) for n in names}
+    for n, spec in specs.items():
+        spec.params((params or {}).get(n), preset)  # ParamError before any data is touched
+    matrix = (
+        data
+        if isinstance(data, InteractionMatrix)
+        else recommender_matrix(data, implicit=implicit, max_items=max_items)
+    )
+    board = Leaderboard(
+        setup={
+            "k": k,
+            "seeds": list(range(seed, seed + seeds)),
+            "fraction": fraction,
+            "holdout": how,
+            "validation": validation,
+            "preset": preset,
+            "implicit": matrix.is_implicit,
+            "n_users": int(matrix.shape[0]),
+            "n_items": int(matrix.shape[1]),
+            "n_entries": matrix.nnz,
+        }
+    )
+    runnable = []
+    for n in names:
+        cls = specs[n].factory
+        if matrix.is_implicit and getattr(cls, "needs_labels", False):
+            board.skipped[n] = "needs listen/skip labels; this data holds plays only"
+        else:
+            runnable.append(n)
+    runs: dict[str, list[dict[str, float | None]]] = {n: [] for n in runnable}
+    total = seeds * len(runnable)
+    done = 0
+    for s in range(seed, seed + seeds):
+        train, test = holdout(matrix, fraction, how, s, validation=validation)
+        for n in runnable:
+            ev.emit(on_event, ev.Progress("evaluate-recs", done, total, f"{n}, seed {s}"))
+            model = specs[n].build((params or {}).get(n), preset)
+            runs[n].append(evaluate_model(model, train, test, k, on_event=on_event, cancel=cancel))
+            done += 1
+        board.setup.setdefault("n_heldout", []).append(test.nnz)
+    ev.emit(on_event, ev.Progress("evaluate-recs", total, total, "done"))
+    board.rows = sorted(
+        (_aggregate(n, runs[n]) for n in runnable),
+        key=lambda r: -(r["ndcg_at_k"] if r["ndcg_at_k"] is not None else -1.0),
+    )
+    return board
 
 
 def evaluate_recs(
     frame: pd.DataFrame,
     model: str = "rbm",
     k: int = 10,
-    params: dict[str, Any] | None = None,
+    params: Mapping[str, object] | None = None,
     *,
     fraction: float = 0.2,
     how: Holdout = "random",
     seed: int = 0,
     preset: str = "full",
-    rank_by: RankBy = "expected",
+    implicit: bool | None = None,
     on_event: ev.EventCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """Held-out metrics of one model: keys `model, mae, auc, precision_at_k, recall_at_k, ndcg_at_k, k`
-    (plus `n_users`, `n_items`, `n_heldout`). `params` override the registered rbm/dbn parameters.
-
-    `mae` and `auc` use the model's P(listened); the top-k lists rank by `rank_by` (see
-    `expected_listen_prior`)."""
-    if model not in MODELS:
-        raise ValueError(f"unknown recommendation model {model!r}; known: {', '.join(MODELS)}")
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    cfg = _net_params(model, params, preset)
-    ev.emit(on_event, ev.Progress("evaluate-recs", 0, 3, "interaction matrix"))
-    full = InteractionMatrix.from_frame(
-        frame, "media", max_items=cfg.max_items, min_count=cfg.min_count, label=cfg.label
+    """One recommender on one split: `model`, `k` and the METRICS (plus n_users, n_items, n_heldout)."""
+    board = leaderboard(
+        frame,
+        [model],
+        k=k,
+        seeds=1,
+        seed=seed,
+        fraction=fraction,
+        how=how,
+        preset=preset,
+        params={model: params} if params else None,
+        implicit=implicit,
+        on_event=on_event,
+        cancel=cancel,
     )
-    held = split_entries(full, fraction, how, seed)
-    if not held.any():
-        raise ValueError("no entry to hold out: every user has a single rated item")
-    train = full.select_entries(~held)
-    test = full.select_entries(held)
-    ev.check_cancel(cancel)
-    ev.emit(on_event, ev.Progress("evaluate-recs", 1, 3, f"training {model}"))
-
-    pop, item_mean = _item_baselines(train)
-    if model in ("rbm", "dbn"):
-        scorer = _network_scorer(cfg, train, rank_by, on_event, cancel)
-    else:
-        scorer = _baseline_scorer(pop if model == "popularity" else item_mean)
-    users = np.flatnonzero(np.diff(test.labels.indptr) > 0)
-    ev.emit(on_event, ev.Progress("evaluate-recs", 2, 3, "scoring held-out entries"))
-    y, pr, top = _score_users(scorer, train, test, users, k, cancel)
-    rel = _listened(test.labels[users])
-    ev.emit(on_event, ev.Progress("evaluate-recs", 3, 3, "done"))
+    if board.skipped:
+        raise ValueError(f"{model}: {board.skipped[model]}")
+    row = board.rows[0]
     return {
         "model": model,
-        "mae": None if model == "popularity" else metrics.mae(y, pr),
-        "auc": _nan_none(metrics.auc(y >= 0.5, pr)),  # soft labels (label="mean") count as listened at 0.5
-        "precision_at_k": _nan_none(metrics.precision_at_k(top, rel, k)),
-        "recall_at_k": _nan_none(metrics.recall_at_k(top, rel, k)),
-        "ndcg_at_k": _nan_none(metrics.ndcg_at_k(top, rel, k)),
         "k": k,
-        "n_users": len(users),
-        "n_items": int(full.shape[1]),
-        "n_heldout": len(y),
+        **{key: row[key] for key in METRICS},
+        "n_users": int(row["per_seed"][0]["n_users"]),
+        "n_items": board.setup["n_items"],
+        "n_heldout": board.setup["n_heldout"][0],
     }
-
-
-def _net_params(model: str, params: dict[str, Any] | None, preset: str) -> RBMParams | DBNParams:
-    """The registered dbn's parameters for "dbn", the rbm's otherwise (popularity and item_mean take none;
-    their matrix is built as the rbm's would be), with `params` and the preset applied."""
-    from flowtui.core import registry
-
-    spec = registry.get_spec("dbn" if model == "dbn" else "rbm")
-    cfg: RBMParams | DBNParams = spec.schema.build(spec.params(params, preset), spec.name)
-    return cfg
-
-
-#: Scores of a batch of users (matrix rows): (P(listened) of every item, the score that ranks them).
-Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-def _network_scorer(
-    cfg: RBMParams | DBNParams,
-    train: InteractionMatrix,
-    rank_by: RankBy,
-    on_event: ev.EventCallback | None,
-    cancel: threading.Event | None,
-) -> Scorer:
-    """Fit the listen network (and the exposure network unless `rank_by` is "probability") on `train`."""
-    from flowtui.core.recs import rbm_models
-
-    net = rbm_models.build_network(cfg)
-    net.fit(train, on_event=on_event, cancel=cancel)
-    expo = None
-    if rank_by != "probability":
-        if not cfg.exposure_weight:
-            raise ValueError(f"rank_by={rank_by!r} needs an exposure network (exposure_weight > 0)")
-        expo = rbm_models.fit_exposure(cfg, train, on_event, cancel)
-    played = train.as_played(float(cfg.exposure_weight or 0.0))
-
-    def score(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores = _net_scores(net, train, idx)
-        if expo is None:
-            return scores, scores
-        pe = _net_scores(expo, played, idx)
-        return scores, pe if rank_by == "played" else scores * pe
-
-    return score
-
-
-def _baseline_scorer(base: np.ndarray) -> Scorer:
-    """The item's `base` value for every user; ties ranked by item order, so the lists are reproducible."""
-    n_items = len(base)
-    base_rank = np.empty(n_items, np.float64)
-    base_rank[np.lexsort((np.arange(n_items), -base))] = np.arange(n_items, 0, -1)
-
-    def score(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        shape = (len(idx), n_items)
-        return np.broadcast_to(base, shape), np.broadcast_to(base_rank, shape).copy()
-
-    return score
-
-
-def _score_users(
-    scorer: Scorer,
-    train: InteractionMatrix,
-    test: InteractionMatrix,
-    users: np.ndarray,
-    k: int,
-    cancel: threading.Event | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(held-out labels, their P(listened), each user's top-k among the items without a training entry)."""
-    held_p, held_y, tops = [], [], []
-    bs = 512
-    for start in range(0, len(users), bs):
-        ev.check_cancel(cancel)
-        idx = users[start : start + bs]
-        t = test.labels[idx]
-        r = np.repeat(np.arange(len(idx)), np.diff(t.indptr))
-        listen, ranking = scorer(idx)
-        held_p.append(listen[r, t.indices])
-        held_y.append(t.data)
-        seen = train.mask[idx]
-        sr = np.repeat(np.arange(len(idx)), np.diff(seen.indptr))
-        ranking[sr, seen.indices] = -np.inf
-        tops.append(metrics.top_k(ranking, k))
-    y = np.concatenate(held_y)
-    pr = np.concatenate(held_p).astype(np.float64)
-    return y, pr, np.concatenate(tops)
-
-
-def _listened(rel: sp.csr_matrix) -> sp.csr_matrix:
-    """The held-out entries labelled listened (>= 0.5), as a 0/1 matrix (explicit zeros are dropped)."""
-    out = rel.copy()
-    out.data = (out.data >= 0.5).astype(np.float64)
-    out.eliminate_zeros()
-    return out
-
-
-def _nan_none(x: float) -> float | None:
-    return None if x != x else float(x)
-
-
-def _net_scores(net: Network, train: InteractionMatrix, idx: np.ndarray) -> np.ndarray:
-    """Visible probabilities of the users `idx` under the training matrix, as float32 numpy."""
-    sub_l, sub_m = train.labels[idx], train.mask[idx]
-    parts = [p.cpu().numpy() for _, p in net.iter_visible(sub_l, sub_m, batch_size=len(idx))]
-    return np.concatenate(parts).astype(np.float32)
-
-
-def compare_recs(
-    frame: pd.DataFrame,
-    models: tuple[str, ...] = MODELS,
-    k: int = 10,
-    params: dict[str, Any] | None = None,
-    **kwargs: Any,
-) -> list[dict[str, Any]]:
-    """`evaluate_recs` for several models on the same split (same seed), one dict each."""
-    return [evaluate_recs(frame, m, k, params if m in ("rbm", "dbn") else None, **kwargs) for m in models]
 
 
 def planted_frame(

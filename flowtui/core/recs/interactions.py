@@ -1,10 +1,12 @@
-"""The sparse user-by-item matrix the RBM learns from: 1 listened, 0 skipped, unseen masked.
+"""The sparse user-by-item matrix every recommender learns from: 1 listened, 0 skipped, unseen masked.
 
 Each (user, item) pair seen in the log becomes one stored entry; pairs never seen are not stored (masked).
 `labels` and `mask` are CSR matrices with the SAME sparsity structure (explicit zeros are kept in
 `labels`): `labels[u, i]` is the label, `mask[u, i]` the weight of the entry (1.0 for explicit data).
 An implicit log (play counts, likes: every row is a positive) sets `implicit_weight`: the RBM then treats
-every unseen entry as a weak negative of that weight.
+every unseen entry as a weak negative of that weight, and `is_implicit` tells the other recommenders and
+the evaluation that there are no listen/skip labels. `played(skip_weight)` is the matrix the implicit
+peers (EASE, ALS, item kNN, popularity) learn: every observed entry a play, a skip weighted `skip_weight`.
 """
 
 from __future__ import annotations
@@ -48,6 +50,65 @@ class InteractionMatrix:
     @property
     def nnz(self) -> int:
         return int(self.labels.nnz)
+
+    @property
+    def is_implicit(self) -> bool:
+        """True for implicit data (every entry a play, no listen/skip labels)."""
+        return self.implicit_weight is not None
+
+    def played(self, skip_weight: float = 1.0) -> sp.csr_matrix:
+        """The observed entries as plays, float32 CSR: a listened entry 1, a skipped one `skip_weight`
+        (dropped when 0); soft labels (label="mean") interpolate. Implicit data: every entry 1."""
+        if self.is_implicit:
+            data = np.ones(self.nnz, np.float32)
+        else:
+            y = self.labels.data.astype(np.float32)
+            data = y + np.float32(skip_weight) * (1.0 - y)
+        out = sp.csr_matrix((data, self.labels.indices, self.labels.indptr), shape=self.shape)
+        if not skip_weight:
+            out.eliminate_zeros()
+        return out
+
+    @classmethod
+    def from_entries(
+        cls,
+        item_ids: np.ndarray,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        labels: np.ndarray | None = None,
+        *,
+        user_ids: np.ndarray | None = None,
+        level: str = "media",
+        implicit_weight: float | None = None,
+    ) -> InteractionMatrix:
+        """A matrix over the vocabulary `item_ids` holding the entries (rows[j], cols[j]) labelled
+        `labels[j]` (1 when None); `user_ids` name the rows (0..max(rows) when None). Duplicate entries keep
+        their last label. How a new user's stated tastes become a history a model can score."""
+        rows = np.asarray(rows, np.int64)
+        cols = np.asarray(cols, np.int64)
+        y = np.ones(len(rows), np.float32) if labels is None else np.asarray(labels, np.float32)
+        n_users = int(rows.max()) + 1 if user_ids is None and len(rows) else 0
+        uids = np.arange(n_users, dtype=np.int64) if user_ids is None else np.asarray(user_ids, np.int64)
+        n_items = len(item_ids)
+        if len(cols) and (cols.min() < 0 or cols.max() >= n_items):
+            raise ValueError(f"item columns must lie in 0..{n_items - 1}")
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(uids)):
+            raise ValueError(f"rows must lie in 0..{len(uids) - 1}")
+        key, val, _ = _pair_labels(rows * max(n_items, 1) + cols, y, np.arange(len(rows)), "latest")
+        r, c = key // max(n_items, 1), key % max(n_items, 1)
+        indptr = np.zeros(len(uids) + 1, np.int64)
+        np.cumsum(np.bincount(r, minlength=len(uids)), out=indptr[1:])
+        shape = (len(uids), n_items)
+        return cls(
+            labels=sp.csr_matrix((val.astype(np.float32), c.astype(np.int32), indptr), shape=shape),
+            mask=sp.csr_matrix((np.ones(len(val), np.float32), c.astype(np.int32), indptr), shape=shape),
+            user_ids=uids,
+            item_ids=np.asarray(item_ids, np.int64),
+            item_counts=np.zeros(n_items, np.int64),
+            last_ts=np.zeros(len(val), np.int64),
+            level=level,
+            implicit_weight=implicit_weight,
+        )
 
     @classmethod
     def from_frame(
@@ -239,3 +300,34 @@ def _lookup(vocab: np.ndarray, ids: np.ndarray) -> np.ndarray:
     pos = np.searchsorted(vocab, ids)
     pos = np.minimum(pos, len(vocab) - 1)
     return np.where(vocab[pos] == ids, pos, -1).astype(np.int64)
+
+
+#: Items the recommenders' matrix keeps by default (the most played).
+MAX_ITEMS = 50_000
+
+
+def has_labels(frame: pd.DataFrame) -> bool:
+    """Does the frame hold listen/skip labels (some row skipped)? An imported log of plays only has none."""
+    if "is_listened" not in frame.columns:
+        return False
+    y = frame["is_listened"].to_numpy(np.float64)
+    return bool(np.nanmin(y, initial=1.0) < 1.0)
+
+
+def recommender_matrix(
+    frame: pd.DataFrame,
+    *,
+    implicit: bool | None = None,
+    max_items: int | None = MAX_ITEMS,
+    min_count: int = 1,
+    label: LabelRule = "latest",
+    items: np.ndarray | None = None,
+) -> InteractionMatrix:
+    """The user x media matrix every recommender learns: listen/skip labels when the frame has them
+    (`implicit=None` decides: a frame whose rows are all listened is a log of plays), else implicit plays.
+    The vocabulary is the `max_items` most played media (or `items`)."""
+    if implicit is None:
+        implicit = not has_labels(frame)
+    return InteractionMatrix.from_frame(
+        frame, "media", max_items=max_items, min_count=min_count, label=label, items=items, implicit=implicit
+    )

@@ -48,6 +48,7 @@ class Network:
     device: str = _CD.device
     implicit_weight: float = 0.0
     user_rate: bool = True
+    centered: bool = False
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor arguments, the subclass's own first (JSON-ready: sequences become lists)."""
@@ -65,8 +66,8 @@ class Network:
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit first.")
 
     # -- the passes (subclasses) ---------------------------------------------------------------
-    def _up(self, s: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
-        """P(top hidden = 1 | spins s, context r)."""
+    def _up_batch(self, bt: Batch) -> torch.Tensor:
+        """P(top hidden = 1 | a batch's spins and context), sparse or dense batch."""
         raise NotImplementedError
 
     def _down(self, h: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
@@ -111,16 +112,16 @@ class Network:
         src = self._source(X, mask)
         with torch.no_grad():
             for idx, bt in src.batches(batch_size or self.batch_size, self._device()):
-                yield idx, self._down(self._up(bt.s0, bt.r), bt.r)
+                yield idx, self._down(self._up_batch(bt), bt.r)
 
     def transform(self, X: Any, mask: Any = None) -> np.ndarray:
         """Hidden (top-layer) probabilities of each row, shape (n_rows, n_hidden)."""
-        return self._map_rows(X, mask, lambda bt: self._up(bt.s0, bt.r))
+        return self._map_rows(X, mask, self._up_batch)
 
     def hidden_next_to_visible(self, X: Any, mask: Any = None) -> np.ndarray:
         """Each row's hidden probabilities in the layer next to the visible units, after an up-pass to the
         top and a down-pass back (the top layer itself for an RBM), shape (n_rows, n_hidden_1)."""
-        return self._map_rows(X, mask, lambda bt: self._top_down_to_last_hidden(self._up(bt.s0, bt.r)))
+        return self._map_rows(X, mask, lambda bt: self._top_down_to_last_hidden(self._up_batch(bt)))
 
     def predict_proba(self, X: Any, mask: Any = None) -> np.ndarray:
         """Visible probabilities P(listened) of every (row, item), dense (n_rows, n_items).
@@ -147,7 +148,7 @@ class Network:
             for start in range(0, len(need), self.batch_size):
                 idx = need[start : start + self.batch_size]
                 bt = src.batch(idx, dev)
-                h = self._top_down_to_last_hidden(self._up(bt.s0, bt.r))
+                h = self._top_down_to_last_hidden(self._up_batch(bt))
                 sel = np.flatnonzero(np.isin(rows, idx))
                 local = torch.from_numpy(np.searchsorted(idx, rows[sel])).to(dev)
                 c = torch.from_numpy(cols[sel]).to(dev)
@@ -157,6 +158,58 @@ class Network:
                 out[sel] = torch.sigmoid(2.0 * logits).cpu().numpy()
         return out
 
+    def _rbm_layers(self) -> list[Any]:
+        """The RBMs from the visible layer up (the RBM itself for an RBM)."""
+        return [self]
+
+    def user_scorer(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """A numpy scorer of ONE user: `f(cols, labels) -> z`, the half-logits of every item (P(v = 1) =
+        sigmoid(2 z)) given the user's observed item columns and their labels (1 listened, 0 skipped).
+
+        For one user, torch's per-call overheads exceed the arithmetic: this uses float32 numpy copies of
+        the weights taken once (call it again after further training)."""
+        self._check_fitted()
+        layers = self._rbm_layers()
+        first = layers[0]
+        WT = np.ascontiguousarray(first._WT.detach().cpu().numpy())  # items x hidden
+        c1 = first._c.detach().cpu().numpy()
+        b1 = first._b.detach().cpu().numpy()
+        d = first._d.detach().cpu().numpy()
+        e = first._visible_layer()[2].detach().cpu().numpy()
+        context = bool(first.user_rate)
+        w = float(first.implicit_weight or 0.0)
+        colsum = WT.sum(0) if w else None
+        upper = [
+            (r._W.detach().cpu().numpy().copy(), r._c.detach().cpu().numpy(), r._b.detach().cpu().numpy())
+            for r in layers[1:]
+        ]
+
+        def sigmoid(x: np.ndarray) -> np.ndarray:
+            out: np.ndarray = 0.5 * (np.tanh(0.5 * x) + 1.0)
+            return out
+
+        def score(cols: np.ndarray, labels: np.ndarray) -> np.ndarray:
+            cols = np.asarray(cols, np.int64)
+            spins = 2.0 * np.asarray(labels, np.float32) - 1.0
+            pre = (spins + w) @ WT[cols] + c1
+            if colsum is not None:  # unseen entries are negatives of weight w
+                pre -= w * colsum
+            r = float(spins.mean()) if len(spins) else 0.0
+            if context:
+                pre += r * d
+            h = sigmoid(pre)
+            for W, c, _ in upper:
+                h = sigmoid(W @ (2.0 * h - 1.0) + c)
+            for W, _, b in reversed(upper):
+                h = sigmoid(2.0 * (W.T @ h + b))
+            z: np.ndarray = WT @ h.astype(np.float32)
+            z += b1
+            if context and r:
+                z += r * e
+            return z
+
+        return score
+
     def reconstruction_error(self, X: Any, mask: Any = None) -> float:
         """Mean absolute difference between observed entries and their reconstruction (the RBM 'test loss')."""
         import torch
@@ -165,16 +218,15 @@ class Network:
         err, wsum = 0.0, 0.0
         with torch.no_grad():
             for _, bt in src.batches(self.batch_size, self._device()):
-                sp_ = self._down(self._up(bt.s0, bt.r), bt.r).mul_(2.0).sub_(1.0)
-                if bt.m is not None:
-                    sp_.mul_(bt.m)
-                elif bt.flat is not None:
-                    sp_, s0 = sp_.view(-1)[bt.flat], bt.s0.view(-1)[bt.flat]
-                    err += float((s0 - sp_).abs().sum()) / 2.0
-                    wsum += bt.weight
-                    continue
-                # |s0 - s| = 2 |v - p| on each observed entry
-                err += float((bt.s0 - sp_).abs().sum()) / 2.0
+                p = self._down(self._up_batch(bt), bt.r)
+                if bt.dense is not None:  # |s0 - s| = 2 |v - p| on each entry
+                    err += float((bt.dense - p.mul_(2.0).sub_(1.0)).abs_().sum()) / 2.0
+                else:
+                    assert bt.s0 is not None and bt.row is not None and bt.col is not None
+                    s = p[bt.row, bt.col].mul_(2.0).sub_(1.0)
+                    if bt.m is not None:
+                        s.mul_(bt.m)
+                    err += float((bt.s0 - s).abs_().sum()) / 2.0
                 wsum += bt.weight
         return err / max(wsum, 1.0)
 

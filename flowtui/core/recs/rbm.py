@@ -4,17 +4,25 @@ Visible units are Bernoulli, one per item, handled as spins s = 2 v - 1 (0 when 
 `rbm_source`); each user's mean observed spin conditions the hidden and visible units (a conditional RBM).
 Names follow scikit-learn's BernoulliRBM (`components_` is `n_components x n_features`); the constructor
 arguments and their defaults are `Network`'s plus `n_components` (defaults from `RBMParams`).
-torch is imported lazily: importing this module is cheap.
+
+Training touches only what the model reads. On masked (explicit) data every product runs over the
+observed entries alone: the up-pass is a sparse x dense product, the reconstruction is computed at the
+observed entries only (a sampled product), and the weight gradient is a transposed sparse product, so an
+epoch costs O(entries x hidden) instead of O(users x items x hidden). In implicit mode (unseen entries
+are weak negatives of weight w) the up-pass stays sparse (the unseen entries' share is one column sum)
+and only the negative phase is dense. torch is imported lazily: importing this module is cheap.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 
 from flowtui.core import events as ev
 from flowtui.core.recs.network import Network
@@ -27,6 +35,23 @@ if TYPE_CHECKING:
 __all__ = ["RBM", "resolve_device"]
 
 _RBM = RBMParams()
+_WARNED = False
+#: Rate of the running mean of the hidden units that centres them (the hidden offsets lambda).
+LAMBDA_RATE = 0.01
+
+
+def _quiet_sparse() -> None:
+    """torch warns once per process that sparse CSR support is in beta: take that warning here, silently."""
+    global _WARNED
+    if not _WARNED:
+        import torch
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.sparse_csr_tensor(
+                torch.tensor([0, 0]), torch.zeros(0, dtype=torch.int64), torch.zeros(0), (1, 1)
+            )
+        _WARNED = True
 
 
 @dataclass(eq=False, kw_only=True)
@@ -40,10 +65,11 @@ class RBM(Network):
 
     n_components: int = _RBM.n_components
 
-    # --- training -----------------------------------------------------------------------------
+    # --- parameters ---------------------------------------------------------------------------
     def _init(self, src: Source) -> None:
         import torch
 
+        _quiet_sparse()
         self.device_ = resolve_device(self.device)
         if self.random_state is None:
             seed = int(np.random.default_rng().integers(2**31))
@@ -56,101 +82,255 @@ class RBM(Network):
         p = np.clip(src.visible_means(), 1e-3, 1 - 1e-3)
         # visible biases at half the item log-odds (spin units): untrained, the RBM predicts the item mean
         b = (0.5 * np.log(p / (1 - p))).astype(np.float32)
-        P = np.vstack([w, b[None, :], np.zeros((1, src.n_features), np.float32)])
-        self._set_params(torch.from_numpy(P), torch.zeros(2, self.n_components))
+        self._set_params(
+            torch.from_numpy(np.ascontiguousarray(w.T)),
+            torch.from_numpy(b),
+            torch.zeros(src.n_features),
+            torch.zeros(self.n_components),
+            torch.zeros(self.n_components),
+        )
         self.n_features_in_ = src.n_features
         self.n_iter_ = 0
         self._fitted = True
+        # centring offsets (Melchior et al. 2016): the items' mean spin and a running mean of the hidden units
+        self._o = torch.from_numpy((2.0 * p - 1.0).astype(np.float32)).to(self.device_)
+        self._lam = torch.full((self.n_components,), 0.5, device=self.device_)
+        if not self.centered:
+            self._o.zero_()
+            self._lam.zero_()
 
-    def _set_params(self, P: torch.Tensor, Q: torch.Tensor) -> None:
-        """W, the visible biases b and the visible context weights e are the rows of one (n_components + 2,
-        n_features) matrix P; the hidden biases c and context weights d the rows of Q (2, n_components)."""
+    def _set_params(
+        self, WT: torch.Tensor, b: torch.Tensor, e: torch.Tensor, c: torch.Tensor, d: torch.Tensor
+    ) -> None:
+        """The weights, stored items-major: WT (n_features, n_components) so that a user's observed items
+        are contiguous rows; b the visible biases, e the visible context weights, c the hidden biases, d the
+        hidden context weights. `_W` is the (n_components, n_features) view scikit-learn's names expect."""
         import torch
 
-        self._P = P.to(self.device_).contiguous()
-        self._W, self._b, self._e = self._P[:-2], self._P[-2], self._P[-1]
-        self._Q = Q.to(self.device_).contiguous()
-        self._c, self._d = self._Q[0], self._Q[1]
-        self._vP = torch.zeros_like(self._P)
-        self._vQ = torch.zeros_like(self._Q)
-        self._bufs: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
+        dev = self.device_
+
+        def put(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().to(dev, torch.float32).contiguous()
+
+        self._WT, self._b, self._e, self._c, self._d = put(WT), put(b), put(e), put(c), put(d)
+        self._W = self._WT.t()
+        self._vel = [torch.zeros_like(t) for t in (self._WT, self._b, self._e, self._c, self._d)]
 
     def _k_for(self, epoch: int) -> int:
         if self.k_schedule:
             return int(self.k_schedule[min(epoch, len(self.k_schedule) - 1)])
         return int(self.k)
 
+    # --- the passes -----------------------------------------------------------------------------
+    def _hidden_pre(self, bt: Batch, values: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
+        """Hidden pre-activations c + W s + r d of a sparse batch whose observed entries hold `values`
+        (weighted spins); unseen entries are 0, or -fill in implicit mode (one column sum of W)."""
+        if bt.fill:
+            pre = bt.csr(values + bt.fill) @ self._WT
+            pre.sub_(self._WT.sum(0), alpha=bt.fill).add_(self._c)
+        else:
+            pre = (bt.csr(values) @ self._WT).add_(self._c)
+        if r is not None:
+            pre.addr_(r, self._d)
+        return pre
+
+    def _hidden(self, bt: Batch) -> torch.Tensor:
+        """P(h = 1 | the batch's spins, context): sparse or dense batch."""
+        r = bt.r if self.user_rate else None
+        if bt.dense is not None:
+            return self._up(bt.dense, r)
+        assert bt.s0 is not None
+        return self._hidden_pre(bt, bt.s0, r).sigmoid_()
+
+    def _up(self, s: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
+        """P(h = 1 | dense spins s, context r)."""
+        import torch
+
+        pre = torch.addmm(self._c, s, self._WT)
+        if r is not None and self.user_rate:
+            pre.addr_(r, self._d)
+        return pre.sigmoid_()
+
+    def _half_logits(self, h: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
+        """W'h + b + r e, dense (n_rows, n_features): P(v = 1 | h) = sigmoid(2 x this)."""
+        import torch
+
+        z = torch.addmm(self._b, h, self._W)
+        if r is not None and self.user_rate:
+            z.addr_(r, self._e)
+        return z
+
+    def _down(self, h: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
+        """P(v = 1 | h, context r) = sigmoid(2 (W'h + b + r e))."""
+        return self._half_logits(h, r).mul_(2.0).sigmoid_()
+
+    def _visible_layer(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        e = self._e if self.user_rate else self._e.new_zeros(self._e.shape)
+        return self._W, self._b, e
+
+    def _up_batch(self, bt: Batch) -> torch.Tensor:
+        return self._hidden(bt)
+
+    # --- training -----------------------------------------------------------------------------
     def _cd_step(self, bt: Batch, k: int) -> tuple[float, float]:
-        """One masked CD-k update on a batch of spins; returns (sum of |v - p| on observed entries, weight).
+        """One CD-k update on a batch; returns (sum of |v - p| over the modelled entries, their weight).
 
         Visible units are spins s = 2v - 1 (E[s | h] = tanh(W'h + b + r e)), so a skip pushes the hidden units
         the other way from a listen while an unseen entry (s = 0) does not push at all. r, the user's mean
         observed spin, is a conditioning input (a conditional RBM): a user's overall listen tendency reaches
-        every hidden unit (d) and visible unit (e) directly. W, b and e are rows of one matrix P, so one
-        matmul with [h, 1, r] yields all three gradients."""
-        import torch
-
-        W = self._W
-        s0 = bt.s0
-        n = s0.shape[0]
+        every hidden unit (d) and visible unit (e) directly."""
         r = bt.r if self.user_rate else None
-        h0 = self._up(s0, r)
-        hk, sk = self._gibbs_chain(bt, h0, r, k)
-        lr = self.learning_rate / n
-        ones = torch.ones(n, 1, dtype=s0.dtype, device=s0.device)
-        rc = r[:, None] if r is not None else torch.zeros_like(ones)
-        self._vP.addmm_(torch.cat([h0, ones, rc], 1).t(), s0, beta=self.momentum, alpha=lr)
-        self._vP.addmm_(torch.cat([hk, ones, rc], 1).t(), sk, alpha=-lr)
-        self._vP[:-2].add_(W, alpha=-self.learning_rate * self.weight_decay)
-        dh = h0 - hk
-        self._vQ.mul_(self.momentum).add_(torch.cat([ones, rc], 1).t() @ dh, alpha=lr)
-        self._P.add_(self._vP)
-        self._Q.add_(self._vQ)
-        if bt.flat is not None:
-            err = float((s0.view(-1)[bt.flat] - sk.view(-1)[bt.flat]).abs_().sum()) / 2.0
+        if bt.dense is not None or bt.fill:
+            grads, err, h0 = self._dense_negative_step(bt, r, k)
         else:
-            err = float((s0 - sk).abs_().sum()) / 2.0
+            grads, err, h0 = self._masked_step(bt, r, k)
+        if self.centered:  # the centred gradient mapped back onto the plain parameters
+            gW, gb, gc = grads[0], grads[1], grads[3]
+            assert gW is not None and gb is not None and gc is not None
+            gb.sub_(gW @ self._lam)
+            gc.sub_(self._o @ gW)
+            self._lam.mul_(1.0 - LAMBDA_RATE).add_(h0.mean(0), alpha=LAMBDA_RATE)
+        lr = self.learning_rate / bt.n
+        for i, (p, v, g) in enumerate(zip(self._params(), self._vel, grads, strict=True)):
+            v.mul_(self.momentum)
+            if g is not None:
+                v.add_(g, alpha=lr)
+            if i == 0 and self.weight_decay:
+                v.add_(p, alpha=-self.learning_rate * self.weight_decay)
+            p.add_(v)
         return err, bt.weight
 
-    def _gibbs_chain(
-        self, bt: Batch, h0: torch.Tensor, r: torch.Tensor | None, k: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The negative phase: k Gibbs steps from h0, each visible reconstruction restricted to the observed
-        entries (dense weights for implicit data); returns (hidden probabilities, spins) of the last step."""
+    def _params(self) -> tuple[torch.Tensor, ...]:
+        return self._WT, self._b, self._e, self._c, self._d
+
+    def _masked_step(
+        self, bt: Batch, r: torch.Tensor | None, k: int
+    ) -> tuple[list[torch.Tensor | None], float, torch.Tensor]:
+        """Gradients of a masked batch, every product over the observed entries only; also returns h0."""
         import torch
 
-        W, b, s0 = self._W, self._b, bt.s0
+        assert bt.s0 is not None and bt.col is not None and bt.row is not None
+        s0, col, row = bt.s0, bt.col, bt.row
+        h0 = self._hidden_pre(bt, s0, r).sigmoid_()
+        # the visible biases (and context) of each observed entry: the sampled product adds W'h to them
+        base = self._b[col] if r is None else torch.addcmul(self._b[col], r[row], self._e[col])
+        h = torch.bernoulli(h0, generator=self._gen)
+        hk, sk = h0, s0
+        for step in range(k):
+            z = torch.sparse.sampled_addmm(bt.csr(base), h, self._W).values()
+            sk = z.tanh_() if bt.m is None else z.tanh_().mul_(bt.m)
+            hk = self._hidden_pre(bt, sk, r).sigmoid_()
+            if step < k - 1:
+                h = torch.bernoulli(hk, generator=self._gen)
+        ds = s0 - sk
+        if self.centered:
+            off = self._o[col] if bt.m is None else self._o[col] * bt.m
+            gW = self._transposed_products(bt, [(s0 - off, h0 - self._lam), (off - sk, hk - self._lam)])
+        else:
+            gW = self._transposed_products(bt, [(s0, h0), (sk.neg(), hk)])
+        gb = torch.zeros_like(self._b).index_add_(0, col, ds)
+        ge = None if r is None else torch.zeros_like(self._e).index_add_(0, col, ds * r[row])
+        dh = h0 - hk
+        gc = dh.sum(0)
+        gd = None if r is None else r @ dh
+        err = float(ds.abs_().sum()) / 2.0
+        return [gW, gb, ge, gc, gd], err, h0
+
+    def _dense_negative_step(
+        self, bt: Batch, r: torch.Tensor | None, k: int
+    ) -> tuple[list[torch.Tensor | None], float, torch.Tensor]:
+        """Gradients when every entry is modelled (implicit mode or a fully observed dense batch): the
+        up-pass of the data stays sparse, the reconstruction and the negative phase are dense. With
+        centring, the spins enter the weight gradient as m (s - o) and the hidden units as h - lambda."""
+        import torch
+
+        h0 = self._hidden(bt)
         h = torch.bernoulli(h0, generator=self._gen)
         hk = h0
-        sk = s0
-        recon = self._buf("recon", s0.shape)
+        sk = h0  # set below
+        obs_sk: torch.Tensor | None = None
         for step in range(k):
-            torch.addmm(b, h, W, out=recon)
-            if r is not None:
-                recon.addr_(r, self._e)
-            recon.tanh_()
-            if bt.flat is not None:  # unseen units are not part of this user's RBM
-                sk = self._buf("sk", s0.shape).zero_()
-                sk.view(-1)[bt.flat] = recon.view(-1)[bt.flat]
-            elif bt.m is not None:
-                sk = recon.mul_(bt.m)
-            else:
-                sk = recon
+            sk = self._half_logits(h, r).tanh_()
+            if bt.dense is None:
+                assert bt.row is not None and bt.col is not None
+                obs = sk[bt.row, bt.col]  # observed entries keep their own weight, unseen ones weigh w
+                obs_sk = obs if bt.m is None else obs * bt.m
+                sk.mul_(bt.fill)
+                sk[bt.row, bt.col] = obs_sk
             hk = self._up(sk, r)
             if step < k - 1:
                 h = torch.bernoulli(hk, generator=self._gen)
-        return hk, sk
+        n, centered = bt.n, self.centered
+        o, lam = self._o, self._lam
+        h0c = h0 - lam if centered else h0
+        hkc = hk - lam if centered else hk
+        if bt.dense is not None:
+            s0 = bt.dense
+            gb = s0.sum(0) - sk.sum(0)
+            ge = None if r is None else r @ (s0 - sk)
+            err = float((s0 - sk).abs_().sum()) / 2.0
+            gW = torch.mm((s0 - o).t() if centered else s0.t(), h0c)
+            if centered:
+                sk = sk - o
+        else:
+            assert bt.s0 is not None and bt.col is not None and bt.row is not None and obs_sk is not None
+            w, col, row = bt.fill, bt.col, bt.row
+            m = bt.m
+            # |s0 - sk| = w (1 + tanh z) on unseen entries, the observed ones corrected
+            unseen = float(sk.sum()) + w * sk.numel() - float(obs_sk.sum()) - w * len(obs_sk)
+            err = (unseen + float((bt.s0 - obs_sk).abs().sum())) / 2.0
+            delta = bt.s0 + w  # the observed entries' spins above the unseen level -w
+            gb = torch.zeros_like(self._b).index_add_(0, col, delta).sub_(w * n).sub_(sk.sum(0))
+            ge = None
+            if r is not None:
+                ge = torch.zeros_like(self._e).index_add_(0, col, delta * r[row])
+                ge.sub_(w * float(r.sum())).sub_(r @ sk)
+            if centered:  # unseen: -w (1 + o); observed: m (s - o)
+                off = o[col] if m is None else o[col] * m
+                gW = self._transposed_products(bt, [(delta - off + w * o[col], h0c)])
+                gW.addr_(o + 1.0, h0c.sum(0), alpha=-w)
+                sk.sub_(o, alpha=w)
+                sk[row, col] = obs_sk - off
+            else:
+                gW = self._transposed_products(bt, [(delta, h0c)])
+                gW.sub_(h0c.sum(0), alpha=w)
+        gW.addmm_(sk.t(), hkc, alpha=-1.0)
+        dh = h0 - hk
+        gc = dh.sum(0)
+        gd = None if r is None else r @ dh
+        return [gW, gb, ge, gc, gd], err, h0
 
-    def _buf(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+    def _transposed_products(self, bt: Batch, terms: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """sum over terms of S(values)' h, (n_features, n_components): each observed entry (u, i) adds
+        values[u, i] * h[u] to row i. On the CPU, one scipy product over the entries in column order (torch's
+        transposed sparse products are several times slower there); elsewhere torch CSR tensors."""
         import torch
 
-        key = (name, tuple(shape))
-        buf = self._bufs.get(key)
-        if buf is None:
-            if len(self._bufs) > 4:
-                self._bufs.clear()
-            buf = self._bufs[key] = torch.empty(tuple(shape), dtype=torch.float32, device=self.device_)
-        return buf
+        assert bt.perm is not None and bt.colT is not None and bt.rowT is not None
+        n, n_terms = bt.n, len(terms)
+        nnz = len(bt.perm)
+        ptr = bt.colT * n_terms
+        idx = np.empty(nnz * n_terms, np.int64)
+        for t in range(n_terms):
+            idx[t::n_terms] = bt.rowT + t * n
+        h = torch.cat([hh for _, hh in terms])
+        if h.device.type == "cpu":
+            data = np.empty(nnz * n_terms, np.float32)
+            for t, (vals, _) in enumerate(terms):
+                data[t::n_terms] = vals.numpy()[bt.perm]
+            T = sp.csr_matrix((data, idx, ptr), shape=(bt.n_features, n * n_terms))
+            out: torch.Tensor = torch.from_numpy(np.asarray(T @ h.numpy()))
+            return out
+        perm = torch.from_numpy(bt.perm).to(h.device)
+        data_t = torch.stack([vals[perm] for vals, _ in terms], 1).reshape(-1)
+        Tt = torch.sparse_csr_tensor(
+            torch.from_numpy(ptr).to(h.device),
+            torch.from_numpy(idx).to(h.device),
+            data_t,
+            (bt.n_features, n * n_terms),
+            check_invariants=False,
+        )
+        return Tt @ h
 
     def _epoch(self, src: Source, epoch: int, cancel: threading.Event | None) -> float:
         import torch
@@ -162,7 +342,7 @@ class RBM(Network):
             for start in range(0, src.n_rows, self.batch_size):
                 ev.check_cancel(cancel)
                 idx = np.sort(order[start : start + self.batch_size])
-                e, w = self._cd_step(src.batch(idx, self.device_), k)
+                e, w = self._cd_step(src.batch(idx, self.device_, transposed=True), k)
                 err += e
                 wsum += w
         self.n_iter_ += 1
@@ -236,35 +416,12 @@ class RBM(Network):
         self._sync()
         return self
 
-    # --- scoring ------------------------------------------------------------------------------
-    def _up(self, s: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
-        """P(h = 1 | spins s, context r)."""
-        import torch
-
-        pre = torch.addmm(self._c, s, self._W.t())
-        if r is not None and self.user_rate:
-            pre.addr_(r, self._d)
-        return pre.sigmoid_()
-
-    def _down(self, h: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
-        """P(v = 1 | h, context r) = sigmoid(2 (W'h + b + r e))."""
-        import torch
-
-        z = torch.addmm(self._b, h, self._W)
-        if r is not None and self.user_rate:
-            z.addr_(r, self._e)
-        return z.mul_(2.0).sigmoid_()
-
-    def _visible_layer(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        e = self._e if self.user_rate else self._e.new_zeros(self._e.shape)
-        return self._W, self._b, e
-
     # --- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The weights as CPU tensors (scikit-learn names)."""
         self._check_fitted()
         return {
-            "components": self._W.detach().cpu().clone(),
+            "components": self._W.detach().cpu().contiguous().clone(),
             "intercept_hidden": self._c.detach().cpu().clone(),
             "intercept_visible": self._b.detach().cpu().clone(),
             "context_hidden": self._d.detach().cpu().clone(),
@@ -275,6 +432,7 @@ class RBM(Network):
         """Restore weights from `state_dict()` output (onto this RBM's device)."""
         import torch
 
+        _quiet_sparse()
         W, c, b = state["components"], state["intercept_hidden"], state["intercept_visible"]
         if W.ndim != 2 or c.shape != (W.shape[0],) or b.shape != (W.shape[1],):
             raise ValueError("inconsistent RBM weight shapes")
@@ -283,7 +441,7 @@ class RBM(Network):
         d = state.get("context_hidden", torch.zeros_like(c))
         if e.shape != b.shape or d.shape != c.shape:
             raise ValueError("inconsistent RBM context weight shapes")
-        self._set_params(torch.cat([W, b[None, :], e[None, :]]).float(), torch.stack([c, d]).float())
+        self._set_params(W.t(), b, e, c, d)
         self.n_components = int(W.shape[0])
         self.n_features_in_ = int(W.shape[1])
         self.n_iter_ = getattr(self, "n_iter_", 0)

@@ -4,7 +4,8 @@
 probability of that user for that media; an unknown media falls back to the user's smoothed listen rate,
 an unknown user to the media's smoothed listen rate (the population rate when both are unknown).
 Their parameters are `RBMParams`/`DBNParams` (`rbm_params.py`). Nothing here imports torch at module
-import (registering the models stays cheap). The LightGBM + RBM hybrid is `flowtui.core.flow.hybrid`.
+import (registering the models stays cheap). The LightGBM + RBM hybrid is `flowtui.core.flow.hybrid`;
+the same networks as recommenders are `flowtui.core.recs.rbm_recommender`.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from flowtui.cli import app
+from flowtui.cli.cluster_opts import (
+    ClusterOpt,
+    NprocOpt,
+    check_placement,
+    cluster_or_none,
+    run_on_cluster,
+    run_with_nproc,
+)
 from flowtui.cli.common import console, err_console, fail, fail_data, print_json, progress_events
 from flowtui.core import events as ev
 from flowtui.core import paths, registry, safe_files
@@ -62,6 +71,17 @@ def _load(path: Path | None, kind: str, on_event: ev.EventCallback | None) -> pd
     return ds.frame
 
 
+def _dispatch(
+    data: Path | None, config: RunConfig, as_json: bool, cluster: str | None, nproc: int
+) -> RunResult:
+    """The run on one machine, on a Dask cluster (--cluster) or with the rbm on N processes (--nproc)."""
+    if cluster is not None:
+        return run_on_cluster(data, config, cluster, as_json)
+    if nproc > 1:
+        return run_with_nproc(lambda cancel: _run(data, config, as_json, cancel), nproc)
+    return _run(data, config, as_json)
+
+
 def _fmt(x: float | None, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -99,11 +119,13 @@ def _config(
         fail(str(exc))
 
 
-def _run(data: Path | None, config: RunConfig, as_json: bool) -> RunResult:
+def _run(
+    data: Path | None, config: RunConfig, as_json: bool, cancel: threading.Event | None = None
+) -> RunResult:
     with progress_events(as_json) as on_event:
         frame = _load(data, "train", on_event)
         try:
-            return run(frame, config, on_event=on_event)
+            return run(frame, config, on_event=on_event, cancel=cancel)
         except DataError as err:
             fail_data(err)
         except (ValueError, OSError) as exc:
@@ -121,13 +143,19 @@ def evaluate_cmd(
     smoothing: SmoothingOpt = 10.0,
     flow_only: FlowOnlyOpt = False,
     target_context: TargetContextOpt = None,
+    cluster: ClusterOpt = None,
+    nproc: NprocOpt = 1,
     as_json: JsonOpt = False,
 ) -> None:
-    """Holdout leaderboard: each user's last Flow row held out, the baselines always shown."""
+    """Holdout leaderboard: each user's last Flow row held out, the baselines always shown.
+
+    With --cluster only lightgbm (and the baselines) run, on Dask; --nproc N trains the rbm on N processes."""
+    where = cluster_or_none(cluster, nproc)
     config = _config(
         model or [], set_, preset, rounds, smoothing, flow_only, target_context, top_k, baselines=True
     )
-    board = _run(data, config, as_json).leaderboard
+    check_placement(config, where, nproc)
+    board = _dispatch(data, config, as_json, where, nproc).leaderboard
     assert board is not None  # an evaluate-only run without a holdout raises DataError
     if as_json:
         print_json(board.to_records())
@@ -194,9 +222,15 @@ def train_cmd(
     smoothing: SmoothingOpt = 10.0,
     flow_only: FlowOnlyOpt = False,
     target_context: TargetContextOpt = None,
+    cluster: ClusterOpt = None,
+    nproc: NprocOpt = 1,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score each model on the holdout, then train it on all of TRAIN and save it to OUT/NAME."""
+    """Score each model on the holdout, then train it on all of TRAIN and save it to OUT/NAME.
+
+    With --cluster only lightgbm (and the baselines) train, on Dask; --nproc N trains the rbm on N
+    torch.distributed processes (one model saved, by rank 0)."""
+    where = cluster_or_none(cluster, nproc)
     if not model:
         fail("name at least one model with --model (known: " + ", ".join(registry.model_names()) + ")")
     config = _config(
@@ -211,8 +245,9 @@ def train_cmd(
         baselines=False,
         models_dir=out,
     )
+    check_placement(config, where, nproc)
     with _reserve_targets(out, config.chosen()):
-        result = _run(data, config, as_json)
+        result = _dispatch(data, config, as_json, where, nproc)
     if result.failed:
         fail("; ".join(f"{name}: {why}" for name, why in result.failed.items()))
     results: list[dict[str, Any]] = []
@@ -318,38 +353,13 @@ def predict_cmd(
         )
 
 
-def _read_scored(
-    path: Path, what: str, need: tuple[str, ...], optional: tuple[str, ...] = ()
-) -> pd.DataFrame:
+def _read_scored(path: Path, role: Literal["submission", "answers"]) -> pd.DataFrame:
+    from flowtui.core.data.scored import read_scored
+
     try:
-        safe_files.check_input_file(path, f"{what} file")
+        return read_scored(path, role)
     except DataError as err:
         fail_data(err)
-    try:
-        frame = pd.read_csv(path)
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        fail(f"{path}: unreadable {what} CSV ({' '.join(str(exc).split())})")
-    missing = [c for c in need if c not in frame.columns]
-    if missing:
-        fail(
-            f"{path}: {what} lacks column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns))}"
-        )
-    for col in (*need, *(c for c in optional if c in frame.columns)):
-        values = pd.to_numeric(frame[col], errors="coerce")
-        bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
-        if bad.any():
-            first = int(np.flatnonzero(bad.to_numpy())[0])
-            fail(
-                f"{path}:{first + 2}: {what} column {col!r} expects numbers; found {frame[col].iloc[first]!r}",
-                [f"{int(bad.sum())} bad value(s)"],
-            )
-        frame[col] = values
-    dup = frame["sample_id"].duplicated()
-    if dup.any():
-        fail(
-            f"{path}: {what} repeats sample_id {frame['sample_id'][dup].iloc[0]!r} ({int(dup.sum())} duplicates)"
-        )
-    return frame
 
 
 @app.command("score")
@@ -361,20 +371,20 @@ def score_cmd(
     """ROC AUC of a submission against answers (and the oracle AUC when the answers carry p_true)."""
     from flowtui.core import metrics
 
-    sub = _read_scored(submission, "submission", ("sample_id", "is_listened"))
-    ans = _read_scored(answers, "answers", ("sample_id", "is_listened"), optional=("p_true",))
+    sub = _read_scored(submission, "submission")
+    ans = _read_scored(answers, "answers")
     missing = np.setdiff1d(ans["sample_id"].to_numpy(), sub["sample_id"].to_numpy())
     extra = np.setdiff1d(sub["sample_id"].to_numpy(), ans["sample_id"].to_numpy())
     if missing.size or extra.size:
+        examples = [f"e.g. missing {missing[:5].tolist()}"] if missing.size else []
+        examples += [f"e.g. not in the answers {extra[:5].tolist()}"] if extra.size else []
         fail(
             f"{submission}: sample ids do not match {answers}: "
             f"{missing.size} missing from the submission, {extra.size} not in the answers",
-            [f"e.g. missing {missing[:5].tolist()}", f"e.g. extra {extra[:5].tolist()}"],
+            examples,
         )
     merged = ans.merge(sub, on="sample_id", suffixes=("_true", ""))
     y = merged["is_listened_true"].to_numpy()
-    if not np.isin(y, (0, 1)).all() or len(np.unique(y)) < 2:
-        fail(f"{answers}: is_listened must hold both 0 and 1 (and nothing else) to compute an AUC")
     result: dict[str, Any] = {
         "auc": float(metrics.auc(y, merged["is_listened"].to_numpy())),
         "n": len(merged),

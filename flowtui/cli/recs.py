@@ -4,20 +4,26 @@ recommenders) and `recommenders` (the registered ones and their parameters)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 import typer
+from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from flowtui.cli import app
-from flowtui.cli.common import console, fail, fail_data, print_json, progress_events
+from flowtui.cli.common import console, err_console, fail, fail_data, print_json, progress_events
 from flowtui.core import events as ev
-from flowtui.core import paths, registry
+from flowtui.core import paths, registry, safe_files
 from flowtui.core.data import io
 from flowtui.core.data.schema import DataError
 from flowtui.core.params import ParamError, parse_assignments, show_value
+
+if TYPE_CHECKING:
+    from flowtui.core.data.idmap import IdMap
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
 DataOpt = Annotated[
@@ -105,6 +111,34 @@ def _feedback(feedback: str, max_items: int) -> bool | None:
 
 
 # -- recommend ---------------------------------------------------------------------------------------
+_INT64 = re.compile(r"-?[0-9]+")
+
+
+def _internal_id(kind: str, option: str, text: str, ids: IdMap | None) -> int:
+    """The data's internal id of `text` given with `option`: through the imported log's id map when the
+    data has one (the log's own ids, strings allowed), else a plain integer id (exit 2 otherwise)."""
+    if ids is not None:
+        to = {
+            "user": ids.user_internal,
+            "artist": ids.artist_internal,
+            "genre": ids.genre_internal,
+        }[kind]
+        try:
+            return to(text)
+        except DataError as err:
+            fail(f"{option} {text}: {err.one_line()}", error=err)
+    if not _INT64.fullmatch(text.strip()):
+        fail(f"{option} {text}: expected an integer {kind} id (this data set has no id map)")
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        fail(f"{option} {text}: no such {kind}; ids of this data set are 64-bit integers")
+    return value
+
+
+def _internal_ids(kind: str, option: str, texts: list[str] | None, ids: IdMap | None) -> list[int]:
+    return [_internal_id(kind, option, t, ids) for t in texts or []]
+
+
 @app.command("recommend")
 def recommend_cmd(
     model: Annotated[
@@ -115,35 +149,49 @@ def recommend_cmd(
         ),
     ],
     data: DataOpt = None,
-    user: Annotated[int | None, typer.Option("--user", help="Recommend for this user id.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Recommend for this user id (an imported log's own id).")
+    ] = None,
     all_users: Annotated[bool, typer.Option("--all", help="Recommend for every user of the data.")] = False,
     like_artist: Annotated[
-        list[int] | None, typer.Option("--like-artist", help="New user: an artist id they like (repeat).")
+        list[str] | None, typer.Option("--like-artist", help="New user: an artist id they like (repeat).")
     ] = None,
     like_genre: Annotated[
-        list[int] | None, typer.Option("--like-genre", help="New user: a genre id they like (repeat).")
+        list[str] | None, typer.Option("--like-genre", help="New user: a genre id they like (repeat).")
     ] = None,
-    age: Annotated[int | None, typer.Option("--age", min=0, help="New user: age.")] = None,
+    age: Annotated[int | None, typer.Option("--age", min=0, max=150, help="New user: age.")] = None,
     gender: Annotated[
         int | None, typer.Option("--gender", min=0, max=1, help="New user: gender (0/1).")
     ] = None,
-    n: Annotated[int, typer.Option("--n", min=1, help="Number of tracks per user.")] = 10,
+    n: Annotated[int, typer.Option("--n", min=1, max=100_000, help="Number of tracks per user.")] = 10,
     genre: Annotated[
-        list[int] | None, typer.Option("--genre", help="Only tracks of this genre (repeat).")
+        list[str] | None, typer.Option("--genre", help="Only tracks of this genre (repeat).")
     ] = None,
     artist: Annotated[
-        list[int] | None, typer.Option("--artist", help="Only tracks of this artist (repeat).")
+        list[str] | None, typer.Option("--artist", help="Only tracks of this artist (repeat).")
     ] = None,
     max_per_artist: Annotated[
         int | None, typer.Option("--max-per-artist", min=1, help="At most this many tracks per artist.")
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="With --all: CSV file to write (atomic).")] = None,
+    allow_other_data: Annotated[
+        bool,
+        typer.Option(
+            "--allow-other-data",
+            help="Recommend even when the data shares few users and media with the model's training data.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Top-N tracks for a user (--user), every user (--all) or a new user (--like-artist/--like-genre/--age/--gender).
 
-    --genre and --artist filter before ranking: every track they match is a candidate."""
-    from flowtui.core.recs.recommend import Recommender, open_model
+    --genre and --artist filter before ranking: every track they match is a candidate. On a log imported
+    with `flowtui data import`, ids given and shown are the log's own (kept in DATA.ids.json). The model
+    must meet its own training data, or data whose users and media it mostly knows (a warning gives the
+    shares); other data is refused unless --allow-other-data."""
+    from flowtui.core.data.idmap import IdMap
+    from flowtui.core.flow.data_match import DataMismatchError
+    from flowtui.core.recs.recommend import Recommender, check_model_data, open_model
 
     new_user = bool(like_artist or like_genre) or age is not None or gender is not None
     modes = [
@@ -158,6 +206,18 @@ def recommend_cmd(
         fail("--out goes with --all")
     if all_users and (genre or artist or max_per_artist):
         fail("--genre, --artist and --max-per-artist go with --user or a new user, not --all")
+    data_path = data or paths.sample_train()
+    try:
+        if out is not None:
+            safe_files.check_output_path(out, make_parents=True)
+        ids = IdMap.for_dataset(data_path)
+    except DataError as err:
+        fail_data(err)
+    user_id = _internal_id("user", "--user", user, ids) if user is not None else None
+    liked_a = _internal_ids("artist", "--like-artist", like_artist, ids)
+    liked_g = _internal_ids("genre", "--like-genre", like_genre, ids)
+    genres = _internal_ids("genre", "--genre", genre, ids) or None
+    artists = _internal_ids("artist", "--artist", artist, ids) or None
     with progress_events(True) as on_event:
         try:
             rec_model = open_model(model)
@@ -167,30 +227,39 @@ def recommend_cmd(
             fail(f"{model}: {exc}")
         frame = _load_train(data, on_event)
         try:
-            rec = Recommender(rec_model, frame)
+            match = check_model_data(rec_model, frame, source=str(data_path), allow_other=allow_other_data)
+        except DataMismatchError as err:
+            fail(f"{err.one_line()}; pass --allow-other-data to use it anyway", error=err)
+        try:
+            rec = Recommender(rec_model, frame, ids=ids)
             if all_users:
                 table = rec.all_users(n)
-            elif user is not None:
+            elif user_id is not None:
                 table = rec.for_user(
-                    user, n, genres=genre or None, artists=artist or None, max_per_artist=max_per_artist
+                    user_id, n, genres=genres, artists=artists, max_per_artist=max_per_artist
                 )
             else:
                 table = rec.for_new_user(
-                    like_artist or (),
-                    like_genre or (),
+                    liked_a,
+                    liked_g,
                     age=age,
                     gender=gender,
                     n=n,
                     max_per_artist=max_per_artist,
-                    genres=genre or None,
-                    artists=artist or None,
+                    genres=genres,
+                    artists=artists,
                 )
         except DataError as err:
             fail_data(err)
         except ValueError as exc:
-            fail(str(exc))
+            msg = str(exc)
+            if user_id is not None and msg.startswith("unknown user"):
+                msg = f"unknown user {user}: not in the data (use the new-user options for cold start)"
+            fail(msg)
+    if match.warning:
+        err_console.print(f"[yellow]warning:[/] {escape(match.warning)}", highlight=False)
     if all_users:
-        _print_all(table, out, as_json)
+        _print_all(table, out, as_json, match.warning)
         return
     if as_json:
         print_json(table.to_dict(orient="records"))
@@ -207,17 +276,20 @@ def recommend_cmd(
     console.print(t)
 
 
-def _print_all(table: pd.DataFrame, out: Path | None, as_json: bool) -> None:
+def _print_all(table: pd.DataFrame, out: Path | None, as_json: bool, warning: str | None = None) -> None:
     if out is not None:
         try:
-            io.write_csv(table, out)
+            safe_files.write_csv(table, out, make_parents=True)
         except DataError as err:
             fail_data(err)
         except OSError as exc:
             fail(f"{out}: cannot write ({exc.strerror or exc})")
         users = int(table["user_id"].nunique())
         if as_json:
-            print_json({"out": str(out), "rows": len(table), "users": users})
+            doc: dict[str, Any] = {"out": str(out), "rows": len(table), "users": users}
+            if warning:
+                doc["data_warning"] = warning
+            print_json(doc)
         else:
             console.print(f"wrote {len(table):,} recommendations for {users:,} users to {out}")
     elif as_json:
@@ -289,43 +361,73 @@ def evaluate_recs_cmd(
             fail_data(err)
         except (ValueError, TypeError) as exc:
             fail(" ".join(str(exc).split()))
+    from flowtui.core.recs.store import data_fingerprint
+
+    board.setup["data"] = {
+        "source": str((data or paths.sample_train()).absolute()),
+        "rows": len(frame),
+        "fingerprint": data_fingerprint(frame),
+    }
     if as_json:
         print_json(board.to_dict())
         return
     _print_board(board.to_dict(), k)
 
 
-def _cell(row: dict[str, Any], key: str, digits: int = 4) -> str:
-    mean, std = row.get(key), row.get(f"{key}_std")
+def _num(x: float, digits: int) -> str:
+    """A compact number: 0.1322 -> ".132" (no leading zero), 12.34 -> "12.3" for digits=1."""
+    text = f"{x:.{digits}f}"
+    return text.replace("0.", ".", 1) if text.startswith(("0.", "-0.")) else text
+
+
+def _cell(row: dict[str, Any], key: str, digits: int = 3, std: bool = True) -> str:
+    mean, sd = row.get(key), row.get(f"{key}_std")
     if mean is None:
         return "-"
-    text = f"{mean:.{digits}f}"
-    return text + (f" ± {std:.{digits}f}" if std else "")
+    return _num(mean, digits) + (f"±{_num(sd, digits)}" if std and sd is not None else "")
 
 
 def _print_board(doc: dict[str, Any], k: int) -> None:
+    """The leaderboard in 80 columns: NDCG, AUC, MAE as mean±std over the seeds, P/R/coverage/fit means
+    (their std is in --json), and the paired NDCG difference to the best model."""
     s = doc["setup"]
-    kind = "plays (implicit)" if s["implicit"] else "listen/skip labels"
+    kind = "implicit plays" if s["implicit"] else "listen/skip labels"
     split = "validation split of TRAIN" if s["validation"] else "test split"
+    rows = doc["leaderboard"]
+    labels = not s["implicit"]
     t = Table(
-        title=f"recommenders: {s['n_users']:,} users, {s['n_items']:,} items, {s['n_entries']:,} entries "
-        f"({kind}); {s['holdout']} {s['fraction']:.0%} {split}, seeds {s['seeds']}"
+        title=f"{s['n_users']:,} users x {s['n_items']:,} items, {kind}",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0),
     )
     cols = [
-        ("model", None, 0),
-        (f"P@{k}", "precision_at_k", 4),
-        (f"R@{k}", "recall_at_k", 4),
-        (f"NDCG@{k}", "ndcg_at_k", 4),
-        ("AUC", "auc", 3),
-        ("MAE", "mae", 3),
-        ("coverage", "coverage", 3),
-        ("fit s", "fit_seconds", 1),
+        (f"P@{k}", "precision_at_k", 3, False),
+        (f"R@{k}", "recall_at_k", 3, False),
+        (f"NDCG@{k}", "ndcg_at_k", 3, True),
+        ("vs best", "ndcg_at_k_vs_best", 3, True),
+        *((("AUC", "auc", 3, True), ("MAE", "mae", 3, True)) if labels else ()),
+        ("cov", "coverage", 3, False),
+        ("fit s", "fit_seconds", 1, False),
     ]
-    for label, _, _ in cols:
-        t.add_column(label, justify="left" if label == "model" else "right")
-    for r in doc["leaderboard"]:
-        t.add_row(r["model"], *(_cell(r, key, d) for _, key, d in cols[1:] if key is not None))
-    console.print(t)
+    t.add_column("model", no_wrap=True)
+    for label, *_ in cols:
+        t.add_column(label, justify="right", no_wrap=True)
+    for i, r in enumerate(rows):
+        cells = [_cell(r, key, d, sd) for _, key, d, sd in cols]
+        if i == 0:
+            cells[3] = "best"
+        t.add_row(r["model"], *cells)
+    console.print(t, width=max(console.width, 80))
+    n_seeds = len(s["seeds"])
+    data = s.get("data") or {}
+    console.print(
+        f"{s['holdout']} {s['fraction']:.0%} {split}, seeds {s['seeds'][0]}..{s['seeds'][-1]}: mean±std "
+        f"over {n_seeds} seed{'s' if n_seeds > 1 else ''}; 'vs best': NDCG gap to the best on the same "
+        f"splits (a gap under 2 std is noise). Data: {data.get('source') or '?'} "
+        f"(fingerprint {data.get('fingerprint') or '?'})",
+        highlight=False,
+        soft_wrap=False,
+    )
     for name, why in doc["skipped"].items():
         console.print(f"[dim]{name}: left out ({why})[/]", highlight=False)
 
@@ -343,6 +445,7 @@ def train_recs_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train recommenders on all of TRAIN and save each to OUT/NAME (read by `flowtui recommend --model`)."""
+    from flowtui.core.flow.data_match import describe_data
     from flowtui.core.recs.store import (
         check_recommender_target,
         data_fingerprint,
@@ -362,6 +465,7 @@ def train_recs_cmd(
     with progress_events(as_json) as on_event:
         frame = _load_train(data, on_event)
         fingerprint = data_fingerprint(frame)
+        described = describe_data(frame, fingerprint, source=str(data or paths.sample_train()))
         for name in names:
             try:
                 rec = train_recommender(
@@ -373,7 +477,7 @@ def train_recs_cmd(
                     max_items=max_items,
                     on_event=on_event,
                 )
-                folder = save_recommender(rec, out / name, fingerprint=fingerprint)
+                folder = save_recommender(rec, out / name, fingerprint=fingerprint, data=described)
             except DataError as err:
                 fail_data(err)
             except (ValueError, TypeError) as exc:

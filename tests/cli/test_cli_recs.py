@@ -151,6 +151,29 @@ def test_evaluate_recs_table(trained: tuple[Path, Path]) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "NDCG@10" in res.stdout and "ease" in res.stdout and "±" in res.stdout
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80, res.stdout  # an 80-column terminal
+    rows = {line.split()[0]: line.split() for line in res.stdout.splitlines() if line.strip()}
+    assert "best" in rows[next(m for m in ("ease", "popularity") if "best" in rows[m])]
+    assert str(data.absolute()) in res.stdout.replace("\n", "")
+
+
+def test_leaderboard_json_has_paired_differences_and_names_its_data(trained: tuple[Path, Path]) -> None:
+    data, _ = trained
+    res = runner.invoke(
+        app,
+        ["evaluate-recs", "--data", str(data), "-m", "popularity", "-m", "ease", "--seeds", "3", "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["setup"]["data"]["source"] == str(data.absolute())
+    assert doc["setup"]["data"]["fingerprint"].startswith(f"{len(pd.read_csv(data))}:")
+    best, other = doc["leaderboard"]
+    assert best["ndcg_at_k_vs_best"] == 0.0
+    diffs = [
+        a["ndcg_at_k"] - b["ndcg_at_k"] for a, b in zip(other["per_seed"], best["per_seed"], strict=True)
+    ]
+    assert other["ndcg_at_k_vs_best"] == pytest.approx(sum(diffs) / 3)
+    assert other["ndcg_at_k_vs_best_std"] == pytest.approx(pd.Series(diffs).std(ddof=1))
 
 
 @pytest.mark.parametrize(
@@ -299,3 +322,192 @@ def test_recommenders_lists_models_and_parameters() -> None:
     assert {"factors", "regularization", "alpha", "iterations", "skip_weight"} <= keys
     res = runner.invoke(app, ["recommenders", "svd"])
     assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+
+
+# -- trust: the model meets its data, ids the user can read, safe outputs --------------------------------
+
+
+def one_line(res: object) -> str:
+    out = res.output.strip()  # type: ignore[attr-defined]
+    assert res.exit_code == 2, out  # type: ignore[attr-defined]
+    assert "Traceback" not in out and len(out.splitlines()) == 1, out
+    return out
+
+
+@pytest.fixture(scope="module")
+def saved_ease(trained: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data, _ = trained
+    out = tmp_path_factory.mktemp("ease")
+    res = runner.invoke(app, ["train-recs", "-m", "ease", "--data", str(data), "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    return out / "ease"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--user", "99999999999999999999"],  # beyond int64: no OverflowError
+        ["--user", "-99999999999999999999"],
+        ["--user", "abc"],
+        ["--user", "0x16"],
+        ["--like-artist", "1e400"],
+        ["--like-genre", "99999999999999999999"],
+        ["--user", "3", "--artist", "99999999999999999999"],
+        ["--user", "3", "--genre", "two"],
+    ],
+)
+def test_recommend_bad_ids_give_one_line_and_a_json_object(
+    saved_ease: Path, trained: tuple[Path, Path], args: list[str]
+) -> None:
+    data, _ = trained
+    base = ["recommend", "--model", str(saved_ease), "--data", str(data), *args]
+    line = one_line(runner.invoke(app, base))
+    assert f"{args[-2]} {args[-1]}" in line
+    res = runner.invoke(app, [*base, "--json"])
+    assert res.exit_code == 2
+    assert args[-1] in json.loads(res.stdout)["error"]["message"]
+
+
+def test_recommend_refuses_other_data_unless_allowed(
+    saved_ease: Path, trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, _ = trained
+    other = tmp_path / "other.csv"
+    frame = planted_frame(n_users=150, seed=7)
+    frame["media_id"] += 50_000  # none of its media is known to the model
+    frame.to_csv(other, index=False)
+    args = ["recommend", "--model", str(saved_ease), "--data", str(other), "--user", "3"]
+    line = one_line(runner.invoke(app, args))
+    assert str(other) in line and str(data) in line and "--allow-other-data" in line
+    assert "0% of its media" in line
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 2 and str(other) in json.loads(res.stdout)["error"]["message"]
+    res = runner.invoke(app, [*args, "--allow-other-data", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "used anyway" in res.stderr and len(json.loads(res.stdout)) == 10
+    # a flow model folder (`flowtui train --model rbm`) is checked the same way
+    _, rbm = trained
+    line = one_line(
+        runner.invoke(app, ["recommend", "--model", str(rbm), "--data", str(other), "--user", "3"])
+    )
+    assert str(other) in line
+    # its own data: no warning
+    res = runner.invoke(app, ["recommend", "--model", str(saved_ease), "--data", str(data), "--user", "3"])
+    assert res.exit_code == 0 and "warning" not in res.stderr
+
+
+def test_recommend_all_out_never_writes_through_links_pipes_or_read_only_folders(
+    saved_ease: Path, trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from flowtui.core import safe_files
+
+    data, _ = trained
+    real = tmp_path / "real.csv"
+    real.write_text("keep\n")
+    (tmp_path / "link.csv").symlink_to(real)
+    os.mkfifo(tmp_path / "fifo.csv")
+    (tmp_path / "dir.csv").mkdir()
+    base = ["recommend", "--model", str(saved_ease), "--data", str(data), "--all", "--out"]
+    for name, word in (("link.csv", "symbolic link"), ("fifo.csv", "named pipe"), ("dir.csv", "folder")):
+        line = one_line(runner.invoke(app, [*base, str(tmp_path / name)]))
+        assert word in line and name in line, line
+    if Path("/dev/full").exists():
+        assert "device" in one_line(runner.invoke(app, [*base, "/dev/full"]))
+    assert real.read_text() == "keep\n" and (tmp_path / "link.csv").is_symlink()
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    monkeypatch.setattr(safe_files, "_writable", lambda p: Path(p) != ro)  # root ignores chmod 0o555
+    line = one_line(runner.invoke(app, [*base, str(ro / "recs.csv")]))
+    assert "read-only" in line and str(ro) in line
+    res = runner.invoke(app, [*base, str(ro / "recs.csv"), "--json"])
+    assert res.exit_code == 2 and "read-only" in json.loads(res.stdout)["error"]["message"]
+    assert not list(ro.iterdir()) and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_imported_log_ids_round_trip(tmp_path: Path) -> None:
+    """Import a log with string ids, train, recommend: every id shown or written is one of the log's."""
+    frame = planted_frame(n_users=120, seed=3)
+    log = pd.DataFrame(
+        {
+            "who": "user-" + frame["user_id"].astype(str) + "@x",
+            "song": "song:" + (frame["media_id"] * 7).astype(str),
+            "band": "band " + frame["artist_id"].astype(str),
+            "style": "style-" + frame["genre_id"].astype(str),
+            "heard": frame["is_listened"],
+            "at": frame["ts_listen"],
+        }
+    )
+    log.to_csv(tmp_path / "log.csv", index=False)
+    data = tmp_path / "train.csv"
+    res = runner.invoke(
+        app,
+        ["data", "import", str(tmp_path / "log.csv"), "--user", "who", "--item", "song", "--artist", "band",
+         "--genre", "style", "--label", "heard", "--time", "at", "--out", str(data)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    models = tmp_path / "models"
+    res = runner.invoke(
+        app, ["train-recs", "-m", "ease", "-m", "popularity", "--data", str(data), "--out", str(models)]
+    )
+    assert res.exit_code == 0, res.output
+    users, songs = set(log["who"]), set(log["song"])
+    bands, styles = set(log["band"]), set(log["style"])
+    who = log["who"].iloc[0]
+    for name in ("ease", "popularity"):
+        res = runner.invoke(
+            app, ["recommend", "--model", str(models / name), "--data", str(data), "--user", who, "--json"]
+        )
+        assert res.exit_code == 0, res.output
+        recs = json.loads(res.stdout)
+        assert len(recs) == 10
+        assert {r["media_id"] for r in recs} <= songs and {r["artist_id"] for r in recs} <= bands
+        assert {r["genre_id"] for r in recs} <= styles
+        assert not {r["media_id"] for r in recs} & set(log.loc[log["who"] == who, "song"])
+        for r in recs:  # reasons name the log's ids
+            named = r["reason"].split(" you ")[0].removeprefix("artist ").removeprefix("genre ")
+            named = named.removeprefix("listeners of media ")
+            assert named in bands | styles | songs or r["reason"].startswith(("ranked", "popular")), r
+    out = tmp_path / "all.csv"
+    res = runner.invoke(
+        app, ["recommend", "--model", str(models / "ease"), "--data", str(data), "--all", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    written = pd.read_csv(out, dtype=str)
+    assert set(written["user_id"]) == users and set(written["media_id"]) <= songs
+    band = log["band"].iloc[0]
+    res = runner.invoke(
+        app,
+        ["recommend", "--model", str(models / "ease"), "--data", str(data), "--like-artist", band, "--n", "3",
+         "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    first = json.loads(res.stdout)[0]
+    assert first["artist_id"] == band and first["reason"] == f"by artist {band} (you chose it)"
+    res = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--model",
+            str(models / "ease"),
+            "--data",
+            str(data),
+            "--user",
+            who,
+            "--artist",
+            band,
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0 and {r["artist_id"] for r in json.loads(res.stdout)} <= {band}
+    for args in (
+        ["--user", "3"],
+        ["--user", "user-99999@x"],
+        ["--like-artist", "nobody"],
+        ["--user", who, "--genre", "jazz"],
+    ):
+        line = one_line(
+            runner.invoke(app, ["recommend", "--model", str(models / "ease"), "--data", str(data), *args])
+        )
+        assert "imported log" in line or "not in" in line, line

@@ -149,3 +149,28 @@ def test_recommender_matrix_detects_plays_only_logs() -> None:
     assert not has_labels(plays) and recommender_matrix(plays).is_implicit
     assert not recommender_matrix(plays, implicit=False).is_implicit
     assert recommender_matrix(f, max_items=2).shape[1] == 2
+
+
+def test_played_without_skips_leaves_the_matrix_whole() -> None:
+    """played(0) drops skipped entries into NEW arrays: the labels and mask keep every entry (an in-place
+    eliminate_zeros once corrupted the matrix every later model of a leaderboard learnt)."""
+    from flowtui.core.recs.evaluation import planted_frame
+    from flowtui.core.recs.interactions import recommender_matrix
+
+    m = recommender_matrix(planted_frame(n_users=60, seed=2))
+    before = (m.labels.indptr.copy(), m.labels.indices.copy(), m.mask.indptr.copy())
+    X = m.played(0.0)
+    assert X.nnz == int((m.labels.data == 1).sum()) < m.nnz
+    assert all(
+        np_equal(a, b)
+        for a, b in zip(before, (m.labels.indptr, m.labels.indices, m.mask.indptr), strict=True)
+    )
+    assert m.labels.has_canonical_format and m.labels.nnz == len(m.labels.data)
+    dense = m.labels.toarray()
+    assert np_equal(X.toarray() > 0, dense == 1)
+
+
+def np_equal(a: object, b: object) -> bool:
+    import numpy as np
+
+    return bool(np.array_equal(a, b))  # type: ignore[arg-type]

@@ -12,8 +12,11 @@ they have no training entry for:
 - `mae`: mean |P(listened | played) - label| on held-out entries (labels, and models with a probability);
 - `coverage`: share of the items that appear in at least one user's top k;
 - `fit_seconds`: training time.
-Each metric is reported as the mean and standard deviation over the seeds (`seeds`, from `seed` on), so a
-difference can be told from the split's noise. `validation=True` carves a second held-out set from the
+Each metric is reported as the mean and sample standard deviation (ddof=1) over the seeds (`seeds`, from
+`seed` on), so a difference can be told from the split's noise. As every model meets the same splits,
+each row also has its paired difference to the best row's NDCG@k, seed by seed (`ndcg_at_k_vs_best`, with
+its standard deviation `ndcg_at_k_vs_best_std`): a gap of less than about two of those standard deviations
+is not told from noise. `validation=True` carves a second held-out set from the
 TRAINING entries of each split and scores on it: hyper-parameters are tuned there, never on the test
 entries.
 """
@@ -265,7 +268,23 @@ def leaderboard(
         (_aggregate(n, runs[n]) for n in runnable),
         key=lambda r: -(r["ndcg_at_k"] if r["ndcg_at_k"] is not None else -1.0),
     )
+    _paired_to_best(board.rows)
     return board
+
+
+def _paired_to_best(rows: list[dict[str, Any]]) -> None:
+    """Add each row's per-seed NDCG@k difference to the first (best) row: mean and sample std."""
+    if not rows:
+        return
+    best = [r["ndcg_at_k"] for r in rows[0]["per_seed"]]
+    for row in rows:
+        d = [
+            a - b
+            for a, b in zip((r["ndcg_at_k"] for r in row["per_seed"]), best, strict=True)
+            if a is not None and b is not None
+        ]
+        row["ndcg_at_k_vs_best"] = float(np.mean(d)) if d else None
+        row["ndcg_at_k_vs_best_std"] = float(np.std(d, ddof=1)) if len(d) > 1 else (0.0 if d else None)
 
 
 def evaluate_recs(

@@ -64,10 +64,14 @@ class InteractionMatrix:
         else:
             y = self.labels.data.astype(np.float32)
             data = y + np.float32(skip_weight) * (1.0 - y)
-        out = sp.csr_matrix((data, self.labels.indices, self.labels.indptr), shape=self.shape)
-        if not skip_weight:
-            out.eliminate_zeros()
-        return out
+        if not skip_weight and not self.is_implicit:
+            # filter into new arrays: eliminate_zeros() works in place and would corrupt the structure
+            # that `labels` and `mask` share with the result
+            keep = data != 0
+            indptr = np.zeros(self.shape[0] + 1, np.int64)
+            np.cumsum(np.bincount(self.entry_rows()[keep], minlength=self.shape[0]), out=indptr[1:])
+            return sp.csr_matrix((data[keep], self.labels.indices[keep], indptr), shape=self.shape)
+        return sp.csr_matrix((data, self.labels.indices.copy(), self.labels.indptr.copy()), shape=self.shape)
 
     @classmethod
     def from_entries(

@@ -9,20 +9,29 @@ did or chose, or say plainly why ("listeners of media 12 you listened to also pl
 
 `open_model(folder)` reads a recommender folder (`flowtui train-recs`) or a Flow model folder holding an
 rbm, dbn or hybrid (`flowtui train`); `as_recommender` turns such a fitted Flow model into a recommender.
+`check_model_data(model, frame)` tells whether an opened model meets the data it was trained on (the
+same rule as `flow.data_match.check_data`). With `ids` (the `IdMap` kept beside an imported log), every
+id a list shows or writes (user, media, artist, genre, and those named in reasons) is the log's own.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 
+from flowtui.core.data.schema import DataError
 from flowtui.core.recs.interactions import _lookup, recommender_matrix
 from flowtui.core.recs.recommender import RecommenderBase, top_n
-from flowtui.core.recs.store import is_recommender_folder, load_recommender
+from flowtui.core.recs.store import data_fingerprint, is_recommender_folder, load_recommender
+
+if TYPE_CHECKING:
+    from flowtui.core.data.idmap import IdMap
+    from flowtui.core.flow.data_match import DataMatch
 
 REC_COLUMNS = ["media_id", "score", "artist_id", "genre_id", "reason"]
 ALL_COLUMNS = ["user_id", "rank", "media_id", "score"]
@@ -62,17 +71,79 @@ def open_model(folder: str | Path) -> RecommenderBase:
         return load_recommender(folder)
     from flowtui.core.flow import store
 
-    return as_recommender(store.load_model(folder))
+    trained = store.load_model(folder)
+    model = as_recommender(trained)
+    model.trained_on = trained.data
+    model.trained_fingerprint = trained.fingerprint or ""
+    return model
+
+
+def _pct(share: float | None) -> str:
+    return "?" if share is None else f"{100 * share:.0f}%"
+
+
+def check_model_data(
+    model: RecommenderBase, frame: pd.DataFrame, *, source: str | None = None, allow_other: bool = False
+) -> DataMatch:
+    """May `model` recommend over `frame`? The rule of `flow.data_match.check_data`: the same data (by
+    fingerprint) is fine; other data is fine with a warning when at least `MIN_KNOWN` of its distinct users
+    and media are known to the model; otherwise `DataMismatchError` naming both data sets, unless
+    `allow_other` (then a warning with the shares). A model that records no training data is compared by
+    its item vocabulary. `source` names `frame` in messages."""
+    from flowtui.core.flow.data_match import MIN_KNOWN, DataMatch, DataMismatchError, IdSketch
+
+    given = source or "the given data"
+    if model.trained_fingerprint and data_fingerprint(frame) == model.trained_fingerprint:
+        return DataMatch(same=True, user_known=1.0, item_known=1.0)
+    desc = model.trained_on
+    users: IdSketch | None = desc.users if desc is not None else None
+    items: IdSketch | None = desc.items if desc is not None else None
+    if items is None and len(model.item_ids_):
+        items = IdSketch.of(model.item_ids_, size=len(model.item_ids_))
+    trained_on = (
+        desc.label() if desc is not None else f"data with fingerprint {model.trained_fingerprint or '?'}"
+    )
+    shares = [
+        None if sketch is None or col not in frame.columns else sketch.known_share(frame[col].to_numpy())
+        for sketch, col in ((users, "user_id"), (items, "media_id"))
+    ]
+    u, i = shares
+    known = [x for x in shares if x is not None]
+    head = f"not the data this {model.name} model was trained on ({trained_on})"
+    if not known:
+        if not allow_other:
+            raise DataMismatchError(given, f"{head}, and too few of its ids can be compared")
+        return DataMatch(False, u, i, f"{given}: {head}; used anyway")
+    text = f"{_pct(u)} of its users and {_pct(i)} of its media are known to the model"
+    if min(known) >= MIN_KNOWN:
+        return DataMatch(False, u, i, f"{given}: {head}; {text}")
+    if not allow_other:
+        raise DataMismatchError(given, f"{head}: only {text} (at least {MIN_KNOWN:.0%} of each needed)")
+    return DataMatch(False, u, i, f"{given}: {head}; only {text}; used anyway")
 
 
 class Recommender:
     """Top-N lists of a fitted recommender (or a Flow model holding an rbm/dbn) over a train frame."""
 
-    def __init__(self, model: object, data: object, *, batch_size: int = 1024, precompute: int = 0) -> None:
+    def __init__(
+        self,
+        model: object,
+        data: object,
+        *,
+        batch_size: int = 1024,
+        precompute: int = 0,
+        ids: IdMap | None = None,
+    ) -> None:
         """`model`: a fitted recommender, or a TrainedModel / rbm / dbn / hybrid Flow model; `data`: a train
         frame (or a Dataset with `.frame`). `precompute` > 0 ranks every user's top `precompute` unheard
-        items at once (batched), so a plain `for_user(u, n <= precompute)` is a lookup; filters score live."""
+        items at once (batched), so a plain `for_user(u, n <= precompute)` is a lookup; filters score live.
+        `ids`: the imported log's id map: the lists then show the log's own ids (strings) in every id
+        column and reason; the arguments (user, artist, genre ids) stay the data's internal ids."""
         self.model = as_recommender(model)
+        self.ids = ids
+        self._labels: dict[tuple[str, int], str] = {}
+        #: An imported log without a genre column gives every track genre 0: no reason can name it.
+        self._genre_known = ids is None or ids.columns.get("genre") is not None
         frame = cast(pd.DataFrame, getattr(data, "frame", data))
         self.frame = frame
         self.batch_size = batch_size
@@ -141,14 +212,43 @@ class Recommender:
     def _frame(self, items: np.ndarray, scores: np.ndarray, reasons: Sequence[str]) -> pd.DataFrame:
         return pd.DataFrame(
             {
-                "media_id": self.item_ids[items].astype(np.int64),
+                "media_id": self.shown("item", self.item_ids[items].astype(np.int64)),
                 "score": np.asarray(scores, np.float64),
-                "artist_id": self.item_artist[items],
-                "genre_id": self.item_genre[items],
+                "artist_id": self.shown("artist", self.item_artist[items]),
+                "genre_id": self.shown("genre", self.item_genre[items]),
                 "reason": list(reasons),
             },
             columns=REC_COLUMNS,
         )
+
+    def label(self, kind: str, internal: int) -> str:
+        """How id `internal` of `kind` ("user", "item", "artist", "genre") is shown: the log's own id with
+        an id map, else the number (an id the map does not hold, e.g. -1 for unknown, stays a number)."""
+        key = (kind, int(internal))
+        text = self._labels.get(key)
+        if text is None:
+            text = str(int(internal))
+            if self.ids is not None:
+                to = {
+                    "user": self.ids.user_ids,
+                    "item": self.ids.item_ids,
+                    "artist": self.ids.artist_ids,
+                    "genre": self.ids.genre_ids,
+                }[kind]
+                with contextlib.suppress(DataError):
+                    text = str(to(int(internal)))
+            self._labels[key] = text
+        return text
+
+    def shown(self, kind: str, internal: np.ndarray) -> Any:
+        """`internal` ids as shown (see `label`): the array itself without an id map, else an object array
+        of the log's ids."""
+        arr = np.asarray(internal, np.int64)
+        if self.ids is None:
+            return arr
+        uniq, inv = np.unique(arr, return_inverse=True)
+        names = np.array([self.label(kind, v) for v in uniq.tolist()], dtype=object)
+        return names[inv.reshape(-1)] if len(arr) else np.zeros(0, object)
 
     def _co_plays(self, items: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         """(len(items), len(seeds)): users who played both the item and the seed item."""
@@ -207,7 +307,7 @@ class Recommender:
         play it most, else the model's score."""
         art, gen = self.item_artist[items], self.item_genre[items]
         by_artist = np.isin(art, self.item_artist[heard]) & (art >= 0)
-        by_genre = ~by_artist & np.isin(gen, self.item_genre[heard]) & (gen >= 0)
+        by_genre = ~by_artist & np.isin(gen, self.item_genre[heard]) & (gen >= 0) & self._genre_known
         rest = np.flatnonzero(~by_artist & ~by_genre)
         near = np.full(len(items), -1, np.int64)
         if len(rest) and len(heard):
@@ -216,11 +316,11 @@ class Recommender:
             near[rest] = np.where(co[np.arange(len(rest)), best] > 0, self.item_ids[heard[best]], -1)
         fallback = self.model.plain_reason or f"ranked high by {self.model.name} for you"
         return [
-            f"artist {a} you listen to"
+            f"artist {self.label('artist', a)} you listen to"
             if ba
-            else f"genre {g} you listen to"
+            else f"genre {self.label('genre', g)} you listen to"
             if bg
-            else f"listeners of media {c} you listened to also play it"
+            else f"listeners of media {self.label('item', c)} you listened to also play it"
             if c >= 0
             else fallback
             for a, g, ba, bg, c in zip(
@@ -301,12 +401,13 @@ class Recommender:
         ):
             for i in ids.tolist():
                 items = np.flatnonzero(key == i)
+                name = f"{label} {self.label(label, i)}"
                 if len(items) == 0:
-                    unknown.append(f"{label} {i}")
+                    unknown.append(name)
                     continue
                 top = items[np.argsort(-self.item_plays[items], kind="stable")[:per]]
                 seeds.extend(top.tolist())
-                choice.extend([f"{label} {i}"] * len(top))
+                choice.extend([name] * len(top))
         if unknown:
             raise ValueError(f"no track of {', '.join(unknown)} in the model's vocabulary")
         return np.asarray(seeds, np.int64), choice
@@ -324,9 +425,9 @@ class Recommender:
         out = []
         for j, it in enumerate(items.tolist()):
             if tier[it] == 0:
-                out.append(f"by artist {self.item_artist[it]} (you chose it)")
+                out.append(f"by artist {self.label('artist', self.item_artist[it])} (you chose it)")
             elif tier[it] == 1:
-                out.append(f"in genre {self.item_genre[it]} (you chose it)")
+                out.append(f"in genre {self.label('genre', self.item_genre[it])} (you chose it)")
             elif len(choices) and by_choice[j].max() > 0:
                 out.append(f"listeners of {choices[int(np.argmax(by_choice[j]))]} also play it")
             else:
@@ -370,9 +471,9 @@ class Recommender:
         k = idx.shape[1]
         return pd.DataFrame(
             {
-                "user_id": np.repeat(self.matrix.user_ids, k).reshape(-1, k)[keep].astype(np.int64),
+                "user_id": self.shown("user", np.repeat(self.matrix.user_ids, k).reshape(-1, k)[keep]),
                 "rank": np.tile(np.arange(1, k + 1), (len(idx), 1))[keep].astype(np.int64),
-                "media_id": self.item_ids[np.where(keep, idx, 0)][keep].astype(np.int64),
+                "media_id": self.shown("item", self.item_ids[np.where(keep, idx, 0)][keep]),
                 "score": val[keep].astype(np.float64),
             },
             columns=ALL_COLUMNS,
@@ -390,4 +491,4 @@ def _cap_per_group(ranked: np.ndarray, group: np.ndarray, cap: int) -> np.ndarra
     return ranked[(rank < cap) | (group < 0)]
 
 
-__all__ = ["ALL_COLUMNS", "REC_COLUMNS", "Recommender", "as_recommender", "open_model"]
+__all__ = ["ALL_COLUMNS", "REC_COLUMNS", "Recommender", "as_recommender", "check_model_data", "open_model"]

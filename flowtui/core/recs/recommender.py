@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,6 +40,9 @@ from sklearn.exceptions import NotFittedError
 from flowtui.core import events as ev
 from flowtui.core.params import param
 from flowtui.core.recs.interactions import InteractionMatrix
+
+if TYPE_CHECKING:
+    from flowtui.core.flow.data_match import DataDescription
 
 __all__ = ["SCORE_CELLS", "PlayedParams", "RecommenderBase", "played_rows", "top_n"]
 
@@ -86,6 +89,10 @@ class RecommenderBase(ABC):
             raise TypeError(f"{self.name} takes {self.params_cls.__name__}, got {type(params).__name__}")
         self.notes: list[str] = []
         self._t0 = 0.0
+        #: What the model was trained on, when it was opened from a folder that records it (see
+        #: `recommend.check_model_data`): the data's description and its content fingerprint.
+        self.trained_on: DataDescription | None = None
+        self.trained_fingerprint = ""
 
     # -- fitting ---------------------------------------------------------------------------------
     def fit(
@@ -286,7 +293,9 @@ def played_rows(
         counts = np.bincount(np.repeat(np.arange(len(rows)), np.diff(indptr))[keep], minlength=len(rows))
         indptr = np.r_[0, np.cumsum(counts)]
         indices, data, width = new[keep], data[keep], int((columns >= 0).sum())
-    out = sp.csr_matrix((data, indices.astype(np.int32), indptr), shape=(len(rows), width))
+    out = sp.csr_matrix(
+        (data, indices.astype(np.int32), np.array(indptr, copy=True)), shape=(len(rows), width)
+    )
     if not skip_weight:
         out.eliminate_zeros()
     return out

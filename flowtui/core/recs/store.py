@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -31,6 +31,10 @@ from flowtui.core import events as ev
 from flowtui.core.data.schema import DataError
 from flowtui.core.recs.interactions import MAX_ITEMS, recommender_matrix
 from flowtui.core.recs.recommender import RecommenderBase
+
+if TYPE_CHECKING:
+    from flowtui.core.flow.data_match import DataDescription
+
 from flowtui.core.safe_files import (
     check_output_dir,
     describe,
@@ -128,11 +132,19 @@ def _complete(folder: Path) -> bool:
 
 
 def save_recommender(
-    model: RecommenderBase, folder: str | Path, *, fingerprint: str = "", extra: dict[str, Any] | None = None
+    model: RecommenderBase,
+    folder: str | Path,
+    *,
+    fingerprint: str = "",
+    extra: dict[str, Any] | None = None,
+    data: DataDescription | None = None,
 ) -> Path:
     """Write the fitted `model` and its meta.json into `folder` (see the module docstring): refused
     (RecommenderFileError) when `folder` is something other than a model folder, FolderBusyError when
-    another writer holds it; the previous model survives any failure."""
+    another writer holds it; the previous model survives any failure. `data` (`describe_data` of the
+    training frame) is kept as meta.json "data" plus `data_sketch.json`, so the model can tell later
+    whether it meets its own data (`recommend.check_model_data`)."""
+    from flowtui.core.flow.data_match import SKETCH_FILE
     from flowtui.core.params import schema_of
 
     model.check_fitted()
@@ -147,6 +159,9 @@ def save_recommender(
         old: Path | None = None
         try:
             model.save(tmp)
+            if data is not None:
+                (tmp / SKETCH_FILE).write_text(json.dumps(data.sketch_doc()))
+                fingerprint = fingerprint or data.fingerprint
             names = sorted(p.name for p in tmp.iterdir())
             params = schema_of(model.params_cls).flatten(model.params)
             meta = {
@@ -159,6 +174,7 @@ def save_recommender(
                 "n_items": len(model.item_ids_),
                 "n_users": model.n_users_,
                 "data_fingerprint": fingerprint,
+                **({"data": data.summary()} if data is not None else {}),
                 "fit_seconds": round(model.fit_seconds_, 3),
                 "notes": model.notes,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -249,7 +265,28 @@ def load_recommender(folder: str | Path) -> RecommenderBase:
         raise RecommenderFileError(
             folder, f"cannot load {meta['model']} recommender: {type(exc).__name__}: {detail}"
         ) from None
+    model.trained_on = _training_data(folder, meta)
+    fp = meta.get("data_fingerprint")
+    model.trained_fingerprint = fp if isinstance(fp, str) else ""
     return model
+
+
+def _training_data(folder: Path, meta: dict[str, Any]) -> DataDescription | None:
+    """The training data recorded in a recommender folder (None for folders saved before it was kept)."""
+    from flowtui.core.flow.data_match import SKETCH_FILE, DataDescription
+
+    summary = meta.get("data")
+    if summary is None:
+        return None
+    if not isinstance(summary, dict) or SKETCH_FILE not in meta["files"]:
+        raise RecommenderFileError(
+            folder / META_FILE, f"meta.json: 'data' does not name a listed {SKETCH_FILE}"
+        )
+    try:
+        doc = json.loads((folder / SKETCH_FILE).read_text(encoding="utf-8"))
+        return DataDescription.from_docs(summary, doc)
+    except (OSError, UnicodeError, ValueError, TypeError) as exc:
+        raise RecommenderFileError(folder / SKETCH_FILE, f"damaged data sketch ({exc})") from None
 
 
 def train_recommender(

@@ -83,6 +83,18 @@ def test_two_processes_equal_one(matrix: InteractionMatrix, extra: dict[str, Any
     assert not torch.distributed.is_initialized()  # the group is gone; another run may start
 
 
+def test_without_the_update_seam_too(matrix: InteractionMatrix, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other reduction (each rank steps, velocities averaged by row share) gives the same model: it is
+    the path taken with an RBM that has no compute_update/apply_update."""
+    from flowtui.core.cluster import rbm_ddp
+
+    monkeypatch.setattr(rbm_ddp, "_has_update_seam", lambda net: False)
+    one = RBM(**SMALL).fit(matrix)
+    two = fit_data_parallel(RBM(**SMALL), matrix, nproc=2)
+    diffs = _max_diff(one, two)
+    assert max(diffs.values()) < 2e-5, diffs
+
+
 def test_other_seeds_differ(matrix: InteractionMatrix) -> None:
     """The equality above is not an accident of a model that does not move: another seed differs."""
     a = RBM(**SMALL).fit(matrix)

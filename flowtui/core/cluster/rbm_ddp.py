@@ -109,6 +109,7 @@ class _Job:
     backend: str
     address: str
     threads: int
+    seam: bool  # rank 0's choice of update path (`_has_update_seam`), the same on every rank
 
 
 def _init_state(net: RBM) -> dict[str, np.ndarray]:
@@ -175,6 +176,12 @@ def _check_alive(procs: list[Any], errors: Any) -> None:
             raise DistributedError(f"training process {rank} stopped (exit code {p.exitcode}){why}")
 
 
+def _has_update_seam(net: RBM) -> bool:
+    """Whether the RBM splits its step into `compute_update` (sums over a batch's rows, nothing applied)
+    and `apply_update` (the summed statistics applied): then the ranks all-reduce those sums."""
+    return callable(getattr(net, "compute_update", None)) and callable(getattr(net, "apply_update", None))
+
+
 def _train(
     net: RBM,
     shard: Source,
@@ -186,15 +193,27 @@ def _train(
     on_epoch: Any = None,
     cancel: threading.Event | None = None,
 ) -> None:
-    """The epochs of one rank (rank 0 passes `on_epoch(epoch, loss)` and `cancel`)."""
+    """The epochs of one rank (rank 0 passes `on_epoch(epoch, loss)` and `cancel`).
+
+    With the RBM's update seam, each rank's `compute_update` sums are all-reduced and applied by every
+    rank. Without it, each rank applies its own step (`_cd_step`, the learning rate over its own rows)
+    and the ranks' new velocities, weighted by their share of the batch's rows, are all-reduced: the
+    same update, since the velocity is linear in the gradient sum and the rest is the same on every rank."""
     import torch
 
     dev = net.device_
     H = int(net.n_components)
     size = int(net.batch_size)
     params = net._params()
-    n_state = sum(p.numel() for p in params) + net._lam.numel()
-    buf = torch.zeros(n_state + 3, device=dev)
+    seam = job.seam
+    api: Any = net  # the seam is new in RBM: typed loosely so that this module checks against either version
+    if seam:
+        shapes = [tuple(p.shape) for p in params] + [tuple(net._lam.shape), (3,)]
+    else:
+        shapes = [tuple(v.shape) for v in net._vel] + [tuple(net._lam.shape), (2,)]
+    sizes = [int(np.prod(s)) for s in shapes]
+    n_buf = sum(sizes)
+    buf = torch.zeros(n_buf + 1, device=dev)  # the last entry: rank 0's stop flag
     with torch.no_grad():
         for epoch in range(job.n_iter):
             k = net._k_for(epoch)
@@ -203,31 +222,38 @@ def _train(
             for start in range(0, job.n_rows, size):
                 idx = np.sort(order[start : start + size])
                 a, b = int(np.searchsorted(idx, lo)), int(np.searchsorted(idx, hi))
-                share = (b - a) / len(idx)
-                old = [p.clone() for p in params]
-                _skip_draws(net._gen, a * H, dev)
-                err = w = 0.0
-                if b > a:
-                    err, w = net._cd_step(shard.batch(idx[a:b] - lo, dev, transposed=True), k)
-                _skip_draws(net._gen, (len(idx) - b) * H, dev)
+                old = None if seam else [p.clone() for p in params]
                 buf.zero_()
+                _skip_draws(net._gen, a * H, dev)
                 if b > a:
-                    torch.cat([v.reshape(-1) for v in net._vel] + [net._lam.reshape(-1)], out=buf[:n_state])
-                    buf[:n_state].mul_(share)
-                buf[n_state] = err
-                buf[n_state + 1] = w
-                buf[n_state + 2] = 1.0 if cancel is not None and cancel.is_set() else 0.0
+                    bt = shard.batch(idx[a:b] - lo, dev, transposed=True)
+                    if seam:
+                        ups = api.compute_update(bt, k)
+                        torch.cat([u.reshape(-1) for u in ups], out=buf[:n_buf])
+                    else:
+                        err, w = net._cd_step(bt, k)
+                        stats = torch.tensor([err, w], device=dev)
+                        flat = [v.reshape(-1) for v in net._vel] + [net._lam.reshape(-1), stats]
+                        torch.cat(flat, out=buf[:n_buf])
+                        buf[: n_buf - 2].mul_((b - a) / len(idx))
+                _skip_draws(net._gen, (len(idx) - b) * H, dev)
+                buf[n_buf] = 1.0 if cancel is not None and cancel.is_set() else 0.0
                 reduce(buf)
-                if float(buf[n_state + 2]) > 0:
+                if float(buf[n_buf]) > 0:
                     raise ev.Cancelled("cancelled by the user")
-                at = 0
-                for p, v, p0 in zip(params, net._vel, old, strict=True):
-                    v.copy_(buf[at : at + v.numel()].view_as(v))
-                    p.copy_(p0).add_(v)
-                    at += v.numel()
-                net._lam.copy_(buf[at:n_state].view_as(net._lam))
-                err_sum += float(buf[n_state])
-                w_sum += float(buf[n_state + 1])
+                parts = [t.view(s) for t, s in zip(torch.split(buf[:n_buf], sizes), shapes, strict=True)]
+                if seam:
+                    api.apply_update(parts)
+                    err, w = float(parts[-1][1]), float(parts[-1][2])
+                else:
+                    assert old is not None
+                    for p, v, p0, t in zip(params, net._vel, old, parts, strict=False):
+                        v.copy_(t)
+                        p.copy_(p0).add_(v)
+                    net._lam.copy_(parts[-2])
+                    err, w = float(parts[-1][0]), float(parts[-1][1])
+                err_sum += err
+                w_sum += w
             net.n_iter_ += 1
             if on_epoch is not None:
                 on_epoch(epoch, err_sum / max(w_sum, 1.0))
@@ -347,6 +373,7 @@ def fit_data_parallel(
         backend=backend,
         address=f"tcp://127.0.0.1:{_free_port()}",
         threads=threads,
+        seam=_has_update_seam(net),
     )
     ctx = _context()
     errors = ctx.SimpleQueue()

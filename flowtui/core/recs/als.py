@@ -21,7 +21,7 @@ import numpy as np
 from flowtui.core import events as ev
 from flowtui.core.params import param
 from flowtui.core.recs.interactions import InteractionMatrix
-from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, played_rows
+from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, one_blas_thread, played_rows
 from flowtui.core.registry import RecommenderSpec, register_recommender
 
 #: Users solved on one thread (see `ALS.user_factors`).
@@ -116,8 +116,13 @@ class ALS(RecommenderBase):
         return out
 
     def _score(self, history: InteractionMatrix, rows: np.ndarray) -> np.ndarray:
-        scores: np.ndarray = self.user_factors(history, rows) @ self.item_factors_.T
-        return scores
+        uf = self.user_factors(history, rows)
+        if len(rows) > SMALL_BATCH:
+            scores: np.ndarray = uf @ self.item_factors_.T
+            return scores
+        with one_blas_thread():
+            small: np.ndarray = uf @ self.item_factors_.T
+        return small
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_factors": self.item_factors_}

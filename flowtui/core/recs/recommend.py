@@ -218,8 +218,7 @@ class Recommender:
                 "genre_id": self.shown("genre", self.item_genre[items]),
                 "reason": list(reasons),
             },
-            columns=REC_COLUMNS,
-        )
+        )  # the dict's order is REC_COLUMNS (a columns= argument would cost a reindex)
 
     def label(self, kind: str, internal: int) -> str:
         """How id `internal` of `kind` ("user", "item", "artist", "genre") is shown: the log's own id with

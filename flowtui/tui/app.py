@@ -1,4 +1,4 @@
-"""The flowtui terminal app: a shell of six screens over one shared state.
+"""The flowtui terminal app: a shell of seven screens over one shared state.
 
 `make_app(...)` builds it (tests pass tiny data and a MockClock). Heavy libraries (torch, sklearn,
 lightgbm, the engine's model modules) are imported only inside workers, so the first frame is fast.
@@ -211,6 +211,16 @@ class FlowApp(App[None]):
             "Write a submission…",
             "With the model highlighted on the Results screen; asks for the file",
             partial(self.on_page, "results", "submission"),
+        )
+        yield SystemCommand(
+            "Recommendation leaderboard",
+            "The ticked recommenders on the loaded data, as `flowtui evaluate-recs` (screen 7, key e)",
+            partial(self.on_page, "recs", "evaluate"),
+        )
+        yield SystemCommand(
+            "Train the ticked recommenders",
+            "Fit them on all of the loaded data, saved to MODELS/recs (screen 7, key t)",
+            partial(self.on_page, "recs", "train"),
         )
         yield SystemCommand(
             "Recommend for a user…",

@@ -38,9 +38,13 @@ class ConfirmDialog(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No", show=False),
     ]
 
-    def __init__(self, question: str, *, yes: str = "Yes", no: str = "No", tag: str = "") -> None:
+    def __init__(
+        self, question: str, *, yes: str = "Yes", no: str = "No", tag: str = "", default: bool = True
+    ) -> None:
         super().__init__(classes="dialog")
         self.question = question
+        #: The button focused at first (enter presses it): "no" for a question whose yes carries a risk.
+        self.default = default
         self.yes, self.no = yes, no
         #: What the question is about (the app tells its quit question from the others by it).
         self.tag = tag
@@ -53,7 +57,7 @@ class ConfirmDialog(ModalScreen[bool]):
                 yield Button(f"{self.no} (n)", id="no")
 
     def on_mount(self) -> None:
-        self.query_one("#yes", Button).focus()
+        self.query_one("#yes" if self.default else "#no", Button).focus()
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:

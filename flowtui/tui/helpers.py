@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     import pandas as pd
     from textual.app import App
 
-    from flowtui.core.flow.store import TrainedModel
     from flowtui.core.recs.recommend import Recommender
     from flowtui.tui.state import AppState
 
@@ -36,15 +35,36 @@ REC_COLUMNS = [("#", 2), ("media", 8), ("artist", 7), ("genre", 5), ("score", 5)
 TOP_N = 10
 
 
+#: Where the app saves the recommenders it trains, inside the models folder (`flowtui train-recs --out
+#: MODELS/recs` writes the same folders): apart from the Flow models, whose rbm and dbn share their names.
+RECS_DIR = "recs"
+
+
+def recommender_folders(models_dir: Path) -> list[str]:
+    """The recommender folders (`flowtui train-recs`) in `models_dir` and in `models_dir/recs`, as names
+    relative to `models_dir` ("ease", "recs/als"), in name order. Reads only each meta.json's format."""
+    from flowtui.core.recs.store import is_recommender_folder
+
+    found: list[str] = []
+    for base, prefix in ((models_dir, ""), (models_dir / RECS_DIR, f"{RECS_DIR}/")):
+        try:
+            folders = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except OSError:
+            continue
+        found += [prefix + p.name for p in folders if is_recommender_folder(p)]
+    return found
+
+
 def scan_models(models_dir: Path) -> tuple[list[str], list[str]]:
-    """Saved model folders in `models_dir`: (those that can recommend, all of them by holdout AUC, best first).
+    """Saved models in `models_dir`: (those that can recommend: Flow rbm/dbn/hybrid folders and every
+    recommender folder, see `recommender_folders`; the Flow models by holdout AUC, best first).
 
     Loads the registry (scikit-learn, LightGBM): call it in a worker.
     """
     from flowtui.core.flow import store
 
     saved = store.list_models(models_dir)  # by folder name, so equal AUCs stay in name order
-    recommenders = [m.name for m in saved if m.can_recommend]
+    recommenders = [m.name for m in saved if m.can_recommend] + recommender_folders(models_dir)
     return recommenders, [m.name for m in sorted(saved, key=lambda m: -(m.auc or 0.0))]
 
 
@@ -59,24 +79,92 @@ def parse_ids(text: str) -> list[int]:
 
 
 class RecommenderCache:
-    """One Recommender per (model folder, data) pair, built in a worker thread and reused."""
+    """One Recommender per (model folder, data) pair, built in a worker thread and reused; a model trained on
+    other data than the frame is used only once the person said yes (`OtherData` until then)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: tuple[str, int, int] | None = None
         self._rec: Recommender | None = None
 
-    def get(self, folder: Path, frame: pd.DataFrame) -> Recommender:
-        """The recommender of the model in `folder` over `frame` (built on first use; call it in a worker)."""
-        from flowtui.core.flow import store
+    def get(self, folder: Path, frame: pd.DataFrame, allowed: set[str] | None = None) -> Recommender:
+        """The recommender of the model in `folder` (a `flowtui train-recs` folder, or an rbm, dbn or hybrid
+        Flow model) over `frame`, built on first use; call it in a worker. Raises `OtherData` when the model
+        was trained on other data and `data_key(folder, frame)` is not in `allowed`; DataError (one line)
+        for a damaged folder, ValueError for a model that cannot recommend."""
         from flowtui.core.recs import recommend
 
         key = (str(folder), (folder / "meta.json").stat().st_mtime_ns, id(frame))
         with self._lock:
             if self._rec is None or self._key != key:
-                self._rec = recommend.Recommender(store.load_model(folder), frame)
+                model = recommend.open_model(folder)
+                question = other_data_question(model, frame, folder.name)
+                if question and data_key(folder, frame) not in (allowed or set()):
+                    raise OtherData(folder, question)
+                self._rec = recommend.Recommender(model, frame)
                 self._key = key
             return self._rec
+
+
+class OtherData(Exception):
+    """A model meets other data than it was trained on: `question` says which and how much is unknown."""
+
+    def __init__(self, folder: Path, question: str) -> None:
+        super().__init__(question)
+        self.folder = folder
+        self.question = question
+
+
+def data_key(folder: Path, frame: pd.DataFrame) -> str:
+    """What a person's "use it anyway" is about: this model folder with these data (by fingerprint)."""
+    return f"{folder.resolve()}|{fingerprint(frame)}"
+
+
+def _unknown(share: float | None) -> str:
+    return "an unknown share" if share is None else f"{1 - share:.0%}"
+
+
+def data_label(frame: pd.DataFrame) -> str:
+    """The loaded data as named in questions: its file (or "the loaded data"), rows and fingerprint."""
+    from flowtui.core.flow.data_match import frame_source
+
+    source = frame_source(frame)
+    name = short_path(source) if source else "the loaded data"
+    return f"{name} ({len(frame):,} rows, fingerprint {fingerprint(frame)})"
+
+
+def other_data_question(
+    model: object, frame: pd.DataFrame, name: str, rows: pd.DataFrame | None = None
+) -> str:
+    """Empty when `model` (a recommender, or a Flow `TrainedModel`) was trained on `frame`; else the question
+    to ask before using it: both data sets named, and the shares of `rows`' (default `frame`'s) users and
+    media the model does not know. Call it in a worker."""
+    from flowtui.core.flow.data_match import MIN_KNOWN, check_data
+    from flowtui.core.flow.store import TrainedModel
+    from flowtui.core.recs import recommend
+
+    if isinstance(model, TrainedModel):
+        match = check_data(model, frame, rows=rows, source="x", allow_other=True)
+        desc = model.data
+        trained_on = desc.label() if desc is not None else f"data with fingerprint {model.fingerprint or '?'}"
+    else:
+        rec = recommend.as_recommender(model)
+        match = recommend.check_model_data(rec, frame if rows is None else rows, source="x", allow_other=True)
+        desc = rec.trained_on
+        trained_on = (
+            desc.label() if desc is not None else f"data with fingerprint {rec.trained_fingerprint or '?'}"
+        )
+    if match.same:
+        return ""
+    known = [s for s in (match.user_known, match.item_known) if s is not None]
+    low = not known or min(known) < MIN_KNOWN
+    what = "test file" if rows is not None else "loaded data"
+    return (
+        f"{name} was trained on {trained_on},\nnot on the loaded data: {data_label(frame)}.\n"
+        f"Unknown to the model: {_unknown(match.user_known)} of the {what}'s users and "
+        f"{_unknown(match.item_known)} of its media"
+        + (f" (under {MIN_KNOWN:.0%} known: the CLI refuses it without --allow-other-data)." if low else ".")
+    )
 
 
 class PerFrame:
@@ -172,15 +260,6 @@ def check_output(text: str) -> Path:
         return safe_files.check_output_path(Path(text).expanduser(), make_parents=True)
     except safe_files.UnsafePathError as err:
         raise ValueError(err.one_line()) from None
-
-
-def check_model_data(trained: TrainedModel, frame: pd.DataFrame, *, allow_other: bool = False) -> None:
-    """Refuse (ValueError) a model trained on other data than `frame`, unless `allow_other`: its
-    fingerprint (meta.json) against the frame's. Call it in a worker."""
-    if allow_other or not trained.fingerprint:
-        return
-    if trained.fingerprint != fingerprint(frame):
-        raise ValueError(f"{trained.name} was trained on other data than the loaded train file")
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:

@@ -11,6 +11,7 @@ from flowtui.tui.screens.base import Page
 from flowtui.tui.screens.data import DataScreen
 from flowtui.tui.screens.models import ModelsScreen
 from flowtui.tui.screens.newuser import NewUserScreen
+from flowtui.tui.screens.recs import RecsScreen
 from flowtui.tui.screens.results import ResultsScreen
 from flowtui.tui.screens.training import TrainingScreen
 from flowtui.tui.screens.users import UsersScreen
@@ -22,4 +23,5 @@ PAGES: tuple[Page, ...] = (
     Page("results", "4", "Results", ResultsScreen),
     Page("users", "5", "Users", UsersScreen),
     Page("newuser", "6", "New user", NewUserScreen),
+    Page("recs", "7", "Recommenders", RecsScreen),
 )

@@ -142,3 +142,57 @@ class RecModelsFound(Message):
 
     names: list[str]  # those that can recommend (rbm, dbn, hybrid)
     predictors: list[str] = field(default_factory=list)  # every loadable one
+
+
+@dataclass
+class RecBoardReady(Message):
+    """The recommendation leaderboard of the loaded data (None when it was cancelled or failed: `error`)."""
+
+    board: Any  # recs.evaluation.Leaderboard (typed loosely: the engine's modules load torch)
+    frame: pd.DataFrame  # the data it was computed on
+    error: str = ""
+
+
+@dataclass
+class RecTrained(Message):
+    """One recommender of a training run was saved (`folder`), or failed (`error`)."""
+
+    name: str
+    folder: Path | None
+    frame: pd.DataFrame  # the data it was trained on
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class RecTrainingEnded(Message):
+    """A recommender training run ended (all saved, some failed, or cancelled)."""
+
+    cancelled: bool = False
+
+
+@dataclass
+class SavedRecsRead(Message):
+    """The recommender folders of the models folder, each with its meta.json (or the reason it is unreadable),
+    and the loaded data's fingerprint."""
+
+    fingerprint: str
+    folders: list[tuple[str, dict[str, Any] | None, str]]  # (name relative to the models folder, meta, error)
+
+
+@dataclass
+class RecNamesRead(Message):
+    """The registered recommenders: (name, one-line description), in registry order."""
+
+    names: list[tuple[str, str]]
+
+
+@dataclass
+class OtherDataQuestion(Message):
+    """A model meets other data than it was trained on: ask before using it (`question` names both data
+    sets and the unknown shares); `key` is what a yes allows (`helpers.data_key`), `out` the file to write."""
+
+    folder: Path
+    question: str
+    key: str
+    out: Path | None = None

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the engine's modules load pandas, pyarrow...: not before th
     from flowtui.core.data.schema import DataWarning
     from flowtui.core.flow.evaluate import Leaderboard
     from flowtui.core.params import Value
+    from flowtui.core.recs.evaluation import Leaderboard as RecBoard
     from flowtui.core.registry import ModelSpec
     from flowtui.core.run_config import RunConfig
 
@@ -91,6 +92,14 @@ class AppState:
     #: the holdout leaderboard of this session's last run on the loaded data (None after a new load)
     leaderboard: Leaderboard | None = None
     saved: dict[str, Path] = field(default_factory=dict)  # model name -> saved folder
+    #: the recommendation leaderboard (`recs.evaluation.leaderboard`) of the loaded data (None after a load)
+    rec_board: RecBoard | None = None
+    #: the recommenders ticked on the Recommenders screen (evaluated and trained there)
+    rec_selected: list[str] = field(default_factory=list)
+    #: recommenders trained this session on the loaded data: name -> saved folder
+    rec_saved: dict[str, Path] = field(default_factory=dict)
+    #: `helpers.data_key`s of models the person chose to use on other data than they were trained on
+    other_data_ok: set[str] = field(default_factory=set)
     cancelled: list[str] = field(default_factory=list)
     train_requested: bool = False  # set by the models screen's `t`, consumed by the training screen
     #: every registered model's spec, read once in a worker at start-up (None until then)

@@ -516,15 +516,29 @@ async def test_saved_models_make_the_leaderboard_and_submissions_confirm_overwri
         assert app.state.last_written == str(out) and "sub.csv" in _status(app)
         assert f"wrote submission {out}" in app.state.activity[-1]
 
-        # a model of other data writes too, after a warning in the dialog
+        # a model of other data: a warning in the dialog, then a question naming both data sets and the
+        # unknown shares; no (the default, enter) writes nothing, yes writes
         board.move_cursor(row=1)
-        await pilot.press("s")
-        await pilot.pause()
-        assert "other data" in str(app.screen.query_one(".dialog-note", Static).content)
-        app.screen.query_one("#path-field", Input).value = str(tmp_path / "other.csv")
-        await pilot.press("enter")
-        await _settle(app, pilot)
+        for answer in ("enter", "y"):
+            await pilot.press("s")
+            await pilot.pause()
+            assert "other data" in str(app.screen.query_one(".dialog-note", Static).content)
+            app.screen.query_one("#path-field", Input).value = str(tmp_path / "other.csv")
+            await pilot.press("enter")
+            await _settle(app, pilot)
+            question = app.screen
+            assert isinstance(question, ConfirmDialog) and question.tag == "other-data"
+            assert "user_flow_rate was trained on" in question.question
+            assert str(tiny[0]) in question.question and question.question.count("fingerprint") == 2
+            assert (
+                "Unknown to the model: " in question.question
+                and "of the test file's users" in question.question
+            )
+            assert not (tmp_path / "other.csv").exists()
+            await pilot.press(answer)
+            await _settle(app, pilot)
         assert (tmp_path / "other.csv").is_file()
+        assert "used on other data" in " ".join(app.state.activity)
 
         # a folder, or a path under a file, is refused in the dialog with a sentence
         await pilot.press("s")

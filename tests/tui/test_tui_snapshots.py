@@ -265,3 +265,76 @@ def test_help_keys(snap_compare, app: FlowApp) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def _rec_board() -> object:
+    """A hand-made recommendation leaderboard (real fit times would vary)."""
+    from flowtui.core.recs.evaluation import Leaderboard
+
+    def row(model: str, ndcg: float, sd: float, auc: float | None, fit: float) -> dict[str, object]:
+        seeds = [{"ndcg_at_k": ndcg - sd, "n_users": 30}, {"ndcg_at_k": ndcg + sd, "n_users": 30}]
+        return {
+            "model": model,
+            "precision_at_k": ndcg * 0.8,
+            "recall_at_k": ndcg * 0.45,
+            "ndcg_at_k": ndcg,
+            "ndcg_at_k_std": sd,
+            "ndcg_at_k_vs_best": ndcg - 0.194,
+            "ndcg_at_k_vs_best_std": 0.01 if model != "ease" else 0.0,
+            "auc": auc,
+            "auc_std": 0.012 if auc is not None else None,
+            "mae": 0.435 if model in ("rbm", "dbn") else None,
+            "coverage": 0.06,
+            "fit_seconds": fit,
+            "per_seed": seeds,
+        }
+
+    setup = {
+        "k": 10, "seeds": [0, 1, 2], "fraction": 0.2, "holdout": "random", "validation": False,
+        "preset": "quick", "implicit": False, "n_users": 30, "n_items": 300, "n_entries": 1800,
+        "data": {"source": "train.csv (1,766 rows, fingerprint 1766:0123456789abcdef)"},
+    }  # fmt: skip
+    rows = [
+        row("ease", 0.194, 0.022, 0.515, 5.1),
+        row("item_knn", 0.150, 0.012, 0.506, 0.5),
+        row("popularity", 0.132, 0.006, 0.489, 0.0),
+        row("rbm", 0.093, 0.001, 0.616, 2.7),
+    ]
+    return Leaderboard(setup=setup, rows=rows, skipped={})
+
+
+@SIZES
+def test_recs_leaderboard(snap_compare, app: FlowApp, size: tuple[int, int]) -> None:
+    """Screen 7: the recommendation leaderboard (mean±std over seeds), the recommenders, the saved ones."""
+
+    async def run_before(pilot: Pilot) -> None:
+        await _loaded(pilot)
+        pilot.app.state.rec_board = _rec_board()  # type: ignore[attr-defined]
+        await pilot.press("7")
+        await _loaded(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_other_data_question(snap_compare, app: FlowApp) -> None:
+    """A recommender trained on other data is used on screen 5 only after a yes; the question names both."""
+    from flowtui.core.data.io import load_dataset
+    from flowtui.core.flow.data_match import DataDescription, IdSketch
+    from flowtui.core.recs.store import data_fingerprint, save_recommender, train_recommender
+
+    async def run_before(pilot: Pilot) -> None:
+        Path("other").mkdir()
+        write_tiny(Path("other"), n_users=20, seed=3)
+        frame = load_dataset(Path("other/train.csv"), kind="train").frame
+        fp = data_fingerprint(frame)
+        users, items = IdSketch.of(frame["user_id"].to_numpy()), IdSketch.of(frame["media_id"].to_numpy())
+        rec = train_recommender(frame, "popularity", None, "quick")
+        data = DataDescription("other/train.csv", len(frame), fp, users, items)
+        save_recommender(rec, Path("models/recs/popularity"), fingerprint=fp, data=data)
+        await _loaded(pilot)
+        await pilot.press("5")
+        await pilot.pause()
+        await pilot.press("enter")
+        await _loaded(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -205,8 +205,11 @@ class DataScreen(FlowScreen):
             message.distributions,
             message.warnings,
         )
-        # The leaderboard and the models of this session belong to the data they were computed on.
+        # Models and reasons name the file the frame came from (`data_match.frame_source`).
+        message.train.frame.attrs["source"] = str(state.train_path)
+        # The leaderboards and the models of this session belong to the data they were computed on.
         state.leaderboard, state.saved, state.cancelled = None, {}, []
+        state.rec_board, state.rec_saved = None, {}
         self.end_work("data")
         bar = self.query_one("#load-bar", ProgressBar)
         bar.update(total=1, progress=1)

@@ -11,9 +11,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Select
 
-from flowtui.tui.dialogs import PickerDialog
+from flowtui.core.data.schema import DataError
+from flowtui.tui import helpers
+from flowtui.tui.dialogs import ConfirmDialog, PickerDialog
 from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids
-from flowtui.tui.messages import NewUserReady, RecModelsFound
+from flowtui.tui.messages import NewUserReady, OtherDataQuestion, RecModelsFound
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
 
@@ -27,7 +29,8 @@ class NewUserScreen(FlowScreen):
     AUTO_FOCUS = "#nu-recs"
     HELP = (
         "a and g pick liked artists and genres from lists of the data's (or type ids, comma or space "
-        "separated); recommendations follow each change."
+        "separated); recommendations follow each change, from the model picked (any saved recommender, or "
+        "rbm, dbn, hybrid; one trained on other data only after a yes)."
     )
     BINDINGS = [  # noqa: RUF012
         Binding("a", "pick('artist')", "Artists"),
@@ -39,6 +42,8 @@ class NewUserScreen(FlowScreen):
     def __init__(self) -> None:
         super().__init__()
         self.cache = RecommenderCache()
+        self._declined: set[str] = set()  # models said no to on these data (`helpers.data_key`)
+        self._asking: set[str] = set()
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="newuser-form"):
@@ -159,7 +164,9 @@ class NewUserScreen(FlowScreen):
         age_field.remove_class("-invalid")
         model = self.query_one("#nu-model", Select).value
         if model == Select.NULL:
-            note.update("no recommendation model yet: train rbm, dbn or hybrid (screens 2-3)")
+            note.update(
+                "no recommendation model yet: train recommenders (screen 7) or rbm, dbn, hybrid (screens 2-3)"
+            )
             return
         gender = self.query_one("#nu-gender", Select).value
         note.update("recommending…")
@@ -170,6 +177,7 @@ class NewUserScreen(FlowScreen):
             genres,
             age,
             None if gender == Select.NULL else int(gender),  # type: ignore[arg-type]
+            (set(state.other_data_ok), set(self._declined)),
         )
 
     def _age(self, text: str) -> int | None:
@@ -193,8 +201,23 @@ class NewUserScreen(FlowScreen):
         genres: list[int],
         age: int | None,
         gender: int | None,
+        answers: tuple[set[str], set[str]],
     ) -> None:
-        rec = self.cache.get(folder, frame)
+        allowed, declined = answers
+        name = self._model_name(folder)
+        try:
+            rec = self.cache.get(folder, frame, allowed)
+        except helpers.OtherData as other:
+            key = helpers.data_key(folder, frame)
+            if key not in declined:
+                self.post_result(OtherDataQuestion(folder, other.question, key))
+            self.post_result(
+                NewUserReady(None, f"✗ {name} not used: trained on other data (pick another model)")
+            )
+            return
+        except (DataError, ValueError) as err:
+            self.post_result(NewUserReady(None, f"✗ {name}: {err}"))
+            return
         try:
             recs = rec.for_new_user(artists, genres, age=age, gender=gender, n=TOP_N)
         except ValueError as err:  # an artist or genre id the model does not know
@@ -205,6 +228,40 @@ class NewUserScreen(FlowScreen):
         )
         self.post_result(
             NewUserReady(recs, f"for {what}" if what else "no preferences: popular in the segment")
+        )
+
+    def _model_name(self, folder: Path) -> str:
+        """A model folder as the picker names it (relative to the models folder)."""
+        try:
+            return str(folder.relative_to(self.state.models_dir))
+        except ValueError:
+            return folder.name
+
+    def on_other_data_question(self, message: OtherDataQuestion) -> None:
+        """Ask before recommending with a model of other data (yes: used on these data from now on)."""
+        if message.key in self._asking:
+            return
+        self._asking.add(message.key)
+        name = self._model_name(message.folder)
+
+        def answer(yes: bool | None) -> None:
+            self._asking.discard(message.key)
+            if not yes:
+                self._declined.add(message.key)
+                return
+            self.state.other_data_ok.add(message.key)
+            self.state.record(f"[yellow]{name} used on other data[/] (confirmed): {message.question}")
+            self.action_recommend(quiet=True)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"{message.question}\nRecommend with it anyway?",
+                yes="Use anyway",
+                no="Don't",
+                tag="other-data",
+                default=False,
+            ),
+            answer,
         )
 
     def on_new_user_ready(self, message: NewUserReady) -> None:

@@ -21,8 +21,8 @@ from textual.widgets import DataTable, Label
 from textual_plotext import PlotextPlot
 
 from flowtui.tui import helpers
-from flowtui.tui.dialogs import PathDialog
-from flowtui.tui.messages import FileWritten, SavedModelsRead
+from flowtui.tui.dialogs import ConfirmDialog, PathDialog
+from flowtui.tui.messages import FileWritten, OtherDataQuestion, SavedModelsRead
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
 from flowtui.tui.widgets.barchart import BarChart
@@ -283,19 +283,20 @@ class ResultsScreen(FlowScreen):
         note = ""
         if row.source == "other":
             note = (
-                f"⚠ {row.name} was trained on other data than the loaded train file; "
-                "its features will come from the loaded file."
+                f"⚠ {row.name} was trained on other data than the loaded train file: you will be asked "
+                "before anything is written."
             )
         default = state.out_dir / f"submission_{row.name}.csv"
         dialog = PathDialog(f"Write a submission with {row.name}", default, note)
-        self.app.push_screen(dialog, partial(self._write_to, folder, row.source == "other"))
+        self.app.push_screen(dialog, partial(self._write_to, folder))
 
-    def _write_to(self, folder: Path, other_data: bool, path: Path | None) -> None:
+    def _write_to(self, folder: Path, path: Path | None) -> None:
         state = self.state
         if path is None or state.train is None or state.test is None:
             return
         self.begin_work("submission", f"writing {path.name}")
-        self._write(folder, state.train.frame, state.test.frame, path, other_data, state.quitting)
+        allowed = set(state.other_data_ok)
+        self._write(folder, state.train.frame, state.test.frame, path, allowed, state.quitting)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="submission")
     def _write(
@@ -304,23 +305,50 @@ class ResultsScreen(FlowScreen):
         train: pd.DataFrame,
         test: pd.DataFrame,
         out: Path,
-        other_data: bool,
+        allowed: set[str],
         quitting: threading.Event,
     ) -> None:
+        """Load the model, check its data (a model of other data waits for a yes), predict and write."""
         from flowtui.core.flow import evaluate, store
 
-        def write() -> int:
+        def write() -> OtherDataQuestion | int:
             trained = store.load_model(folder)
-            helpers.check_model_data(trained, train, allow_other=other_data)
+            key = helpers.data_key(folder, train)
+            question = helpers.other_data_question(trained, train, trained.name, rows=test)
+            if question and key not in allowed:
+                return OtherDataQuestion(folder, question, key, out)
             sub = evaluate.predict(trained, train, test)
             helpers.write_table(sub, out)
             return len(sub)
 
         try:
-            rows = helpers.call_abandonable(write, quitting)
+            result = helpers.call_abandonable(write, quitting)
         except helpers.Abandoned:
             return
-        self.post_message(FileWritten(out, rows, "submission"))
+        if isinstance(result, OtherDataQuestion):
+            self.post_message(result)
+        else:
+            self.post_message(FileWritten(out, result, "submission"))
+
+    def on_other_data_question(self, message: OtherDataQuestion) -> None:
+        self.end_work("submission")
+        out = message.out
+
+        def answer(yes: bool | None) -> None:
+            state = self.state
+            if not yes or out is None:
+                self.notify(f"no submission written: {message.folder.name} is not a model of these data")
+                return
+            state.other_data_ok.add(message.key)
+            state.record(
+                f"[yellow]{message.folder.name} used on other data[/] (confirmed): {message.question}"
+            )
+            self._write_to(message.folder, out)
+
+        question = f"{message.question}\nWrite the submission with it anyway?"
+        self.app.push_screen(
+            ConfirmDialog(question, yes="Write anyway", no="Cancel", tag="other-data", default=False), answer
+        )
 
     def on_file_written(self, message: FileWritten) -> None:
         self.end_work("submission")

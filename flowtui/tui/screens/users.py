@@ -15,17 +15,21 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Select, Static
 
 from flowtui.core.data import users as queries
+from flowtui.core.data.schema import DataError
 from flowtui.tui import helpers
-from flowtui.tui.dialogs import PathDialog, PickerDialog
+from flowtui.tui.dialogs import ConfirmDialog, PathDialog, PickerDialog
 from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids
-from flowtui.tui.messages import FileWritten, RecModelsFound, UserReady
+from flowtui.tui.messages import FileWritten, OtherDataQuestion, RecModelsFound, UserReady
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from flowtui.core.recs.recommend import Recommender
+
 HISTORY_ROWS = 8
+NO_MODEL = "no recommendation model yet: train recommenders (screen 7) or rbm, dbn, hybrid (screens 2-3)"
 
 
 class UsersScreen(FlowScreen):
@@ -33,8 +37,9 @@ class UsersScreen(FlowScreen):
 
     AUTO_FOCUS = "#user-list"
     HELP = (
-        "/ searches users, enter opens one; m picks the model; g and a pick genres and artists to keep; "
-        "e exports every user's top 10."
+        "/ searches users, enter opens one; m picks the model (any saved recommender, or rbm, dbn, hybrid); "
+        "g and a pick genres and artists to keep; e exports every user's top 10. A model trained on other "
+        "data is used only after a yes."
     )
     BINDINGS = [  # noqa: RUF012
         Binding("slash", "search", "Search", key_display="/"),
@@ -52,6 +57,9 @@ class UsersScreen(FlowScreen):
         self._user: int | None = None
         self._models: list[str] = []
         self._predictors: list[str] = []
+        #: models the person said no to on these data (`helpers.data_key`): not asked again
+        self._declined: set[str] = set()
+        self._asking: set[str] = set()  # questions on screen, so that a second open does not ask twice
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="users-body"):
@@ -206,9 +214,7 @@ class UsersScreen(FlowScreen):
             self.notify("load a data set first (screen 1)", severity="warning")
             return
         if not isinstance(model, str):
-            self.notify(
-                "no recommendation model yet: train rbm, dbn or hybrid (screens 2-3)", severity="warning"
-            )
+            self.notify(NO_MODEL, severity="warning")
             return
         default = state.out_dir / f"recommendations_{model}.csv"
         dialog = PathDialog(f"Export the top {TOP_N} of every user with {model}", default)
@@ -219,12 +225,14 @@ class UsersScreen(FlowScreen):
         if path is None or state.train is None:
             return
         self.begin_work("export", f"writing {path.name}")
-        self._export(folder, state.train.frame, path, state.quitting)
+        self._export(folder, state.train.frame, path, set(state.other_data_ok), state.quitting)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="export")
-    def _export(self, folder: Path, frame: pd.DataFrame, out: Path, quitting: threading.Event) -> None:
+    def _export(
+        self, folder: Path, frame: pd.DataFrame, out: Path, allowed: set[str], quitting: threading.Event
+    ) -> None:
         def write() -> int:
-            table = self.cache.get(folder, frame).all_users(TOP_N)
+            table = self.cache.get(folder, frame, allowed).all_users(TOP_N)
             helpers.write_table(table, out)
             return len(table)
 
@@ -232,7 +240,53 @@ class UsersScreen(FlowScreen):
             rows = helpers.call_abandonable(write, quitting)
         except helpers.Abandoned:
             return
+        except helpers.OtherData as other:
+            self.post_message(OtherDataQuestion(folder, other.question, helpers.data_key(folder, frame), out))
+            return
         self.post_message(FileWritten(out, rows, "recommendations"))
+
+    def on_other_data_question(self, message: OtherDataQuestion) -> None:
+        """Ask before recommending with a model of other data (yes: used on these data from now on)."""
+        out = message.out
+        if out is not None:
+            self.end_work("export")
+        if message.key in self._asking:
+            return
+        self._asking.add(message.key)
+        name = self._model_name(message.folder)
+
+        def answer(yes: bool | None) -> None:
+            state = self.state
+            self._asking.discard(message.key)
+            if not yes:
+                self._declined.add(message.key)
+                self._fill_recs(None, f"✗ {name} not used: trained on other data (m picks another model)")
+                return
+            state.other_data_ok.add(message.key)
+            state.record(f"[yellow]{name} used on other data[/] (confirmed): {message.question}")
+            if out is not None:
+                self._export_to(message.folder, out)
+            else:
+                self.action_reload()
+
+        what = "Export its recommendations" if out is not None else "Recommend with it"
+        self.app.push_screen(
+            ConfirmDialog(
+                f"{message.question}\n{what} anyway?",
+                yes="Use anyway",
+                no="Don't",
+                tag="other-data",
+                default=False,
+            ),
+            answer,
+        )
+
+    def _model_name(self, folder: Path) -> str:
+        """A model folder as the picker names it (relative to the models folder)."""
+        try:
+            return str(folder.relative_to(self.state.models_dir))
+        except ValueError:
+            return folder.name
 
     def on_file_written(self, message: FileWritten) -> None:
         self.end_work("export")
@@ -253,19 +307,18 @@ class UsersScreen(FlowScreen):
         if self._user is not None:
             self._open(self._user)
 
-    def _predictor(self) -> Path | None:
-        """The model that predicts test rows: the best trained this session, else a saved one."""
+    def _predictors_in_order(self) -> list[Path]:
+        """The models that may predict test rows, best first: those trained this session (by holdout AUC),
+        then saved ones (classifiers such as hybrid and lightgbm before rbm/dbn). The worker uses the first
+        one trained on the loaded data."""
         state = self.state
         board = state.leaderboard
         order = [r.model for r in board.rows] if board is not None else []
-        for name in [*order, *state.saved]:
-            if name in state.saved:
-                return state.saved[name]
-        # Saved in an earlier session: prefer a classifier (hybrid, lightgbm...) over rbm/dbn.
+        now = [state.saved[n] for n in dict.fromkeys([*order, *state.saved]) if n in state.saved]
         ranked = sorted(
             self._predictors, key=lambda n: (n in self._models and n != "hybrid", n != "lightgbm")
         )
-        return state.models_dir / ranked[0] if ranked else None
+        return now + [state.models_dir / n for n in ranked if state.models_dir / n not in now]
 
     def _open(self, user_id: int) -> None:
         state = self.state
@@ -283,7 +336,16 @@ class UsersScreen(FlowScreen):
         folder = state.models_dir / str(model) if model != Select.NULL else None
         test = state.test.frame if state.test is not None else None
         self.query_one("#profile", Static).update(f"user {user_id}: loading…")
-        self._load_user(user_id, state.train.frame, test, folder, genres, artists, self._predictor())
+        self._load_user(
+            user_id,
+            state.train.frame,
+            test,
+            folder,
+            genres,
+            artists,
+            self._predictors_in_order(),
+            (set(state.other_data_ok), set(self._declined)),
+        )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="users")
     def _load_user(
@@ -294,15 +356,28 @@ class UsersScreen(FlowScreen):
         folder: Path | None,
         genres: list[int],
         artists: list[int],
-        predictor: Path | None,
+        predictors: list[Path],
+        answers: tuple[set[str], set[str]],
     ) -> None:
         profile = queries.user_profile(frame, user_id)
         history = queries.user_history(frame, user_id, n=HISTORY_ROWS)
         recs, note = None, ""
+        rec: Recommender | None = None
+        allowed, declined = answers
         if folder is None:
-            note = "no recommendation model yet: train rbm, dbn or hybrid (screens 2-3)"
+            note = NO_MODEL
         else:
-            rec = self.cache.get(folder, frame)
+            name = self._model_name(folder)
+            try:
+                rec = self.cache.get(folder, frame, allowed)
+            except helpers.OtherData as other:
+                key = helpers.data_key(folder, frame)
+                if key not in declined:
+                    self.post_result(OtherDataQuestion(folder, other.question, key))
+                rec, note = None, f"✗ {name} not used: trained on other data (m picks another model)"
+            except (DataError, ValueError) as err:
+                rec, note = None, f"✗ {name}: {err}"
+        if folder is not None and rec is not None:
             try:
                 # for_user filters genres itself; the artist filter keeps the matching part of a longer list.
                 recs = rec.for_user(user_id, TOP_N * 50 if artists else TOP_N, genres=genres or None)
@@ -314,9 +389,25 @@ class UsersScreen(FlowScreen):
                     if recs.empty:
                         note = f"no recommended track by artist(s) {artists}"
         prob = None
+        predictor = self._same_data_predictor(predictors, frame)
         if test is not None and predictor is not None:
             prob = queries.test_probability(predictor, frame, test, user_id)
         self.post_result(UserReady(user_id, profile, history, recs, prob, note))
+
+    @staticmethod
+    def _same_data_predictor(predictors: list[Path], frame: pd.DataFrame) -> Path | None:
+        """The first of `predictors` trained on `frame` (a test-row probability from a model of other data
+        would be a silent guess); call it in a worker."""
+        from flowtui.core.flow import store
+
+        fingerprint = helpers.fingerprint(frame)
+        for folder in predictors:
+            try:
+                if store.read_meta(folder).get("data_fingerprint") == fingerprint:
+                    return folder
+            except (DataError, OSError):
+                continue
+        return None
 
     def on_user_ready(self, message: UserReady) -> None:
         p = message.profile

@@ -39,11 +39,18 @@ class NavBar(Static):
         self.items = tuple(items)
 
     def render(self) -> Text:
-        text = Text(" flowtui ", style="bold reverse")
+        entries = Text()
         for item in self.items:
             if item.mode == self.current:
-                text.append(f"[{item.key} {item.label}]", style="bold reverse")
+                entries.append(f"[{item.key} {item.label}]", style="bold reverse")
             else:
-                text.append(f" {item.key} {item.label} ")
-        text.append(" ? help", style="dim")
-        return text
+                entries.append(f" {item.key} {item.label} ")
+        # On a narrow terminal the brand goes first, then the help hint: the screens stay in view.
+        brand, hint = Text(" flowtui ", style="bold reverse"), Text(" ? help", style="dim")
+        width = self.size.width or 10_000
+        parts = [brand, entries, hint]
+        if sum(p.cell_len for p in parts) > width:
+            parts = [entries, hint]
+        if sum(p.cell_len for p in parts) > width:
+            parts = [entries]
+        return Text("").join(parts)

@@ -351,5 +351,6 @@ def make_app(
         device=device,
         settings_file=path,
         notes=notes,
+        rec_selected=list(remembered.rec_ticked or []),  # unknown names are dropped by screen 7
     )
     return FlowApp(state, remembered)

@@ -71,6 +71,7 @@ class Remembered:
     preset: str | None = None
     run_options: dict[str, Any] = field(default_factory=dict)
     rec_model: str | None = None
+    rec_ticked: list[str] | None = None  # the recommenders ticked on screen 7
     ignored: str = ""  # why the whole file was ignored ("" when it was read or absent)
 
 
@@ -141,6 +142,11 @@ def _fields(doc: Mapping[str, Any]) -> tuple[Remembered, list[str]]:
         notes.append("remembered run options ignored (damaged)")
     if isinstance(doc.get("rec_model"), str):
         out.rec_model = doc["rec_model"]
+    ticked = doc.get("recommenders")
+    if isinstance(ticked, list) and all(isinstance(m, str) for m in ticked):
+        out.rec_ticked = list(dict.fromkeys(ticked))
+    elif ticked is not None:
+        notes.append("remembered recommender ticks ignored (damaged)")
     return out, notes
 
 
@@ -269,6 +275,7 @@ def document(state: AppState, remembered: Remembered) -> dict[str, Any]:
             doc["preset"] = remembered.preset
         doc["run_options"] = remembered.run_options
         doc["rec_model"] = remembered.rec_model
+        doc["recommenders"] = list(state.rec_selected)
         return doc
     options = state.run_options
     doc["models"] = list(state.selected)
@@ -278,6 +285,7 @@ def document(state: AppState, remembered: Remembered) -> dict[str, Any]:
         k: list(v) if isinstance(v := getattr(options, k), tuple) else v for k in RUN_OPTION_KEYS
     }
     doc["rec_model"] = state.rec_model
+    doc["recommenders"] = list(state.rec_selected)
     return doc
 
 

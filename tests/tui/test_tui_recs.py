@@ -256,3 +256,37 @@ def test_other_data_question_names_both_data_sets(
     users = set(other["user_id"])
     unknown = len(users - set(own["user_id"])) / len(users)
     assert f"Unknown to the model: {unknown:.0%} of the loaded data's users" in question
+
+
+async def test_recommender_ticks_and_choice_are_remembered(
+    tiny: tuple[Path, Path], tmp_path: Path, config_dir: Path
+) -> None:
+    import json
+
+    models = tmp_path / "models"
+    _save(tiny[0], models / "recs" / "popularity", "popularity")
+    app = _app(tiny, models)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("7")
+        await _settle(app, pilot)
+        await _tick_only(app, pilot, ("ease", "popularity"))
+        await pilot.press("u")  # the one saved recommender
+        await _settle(app, pilot)
+        assert app.state.rec_model == "recs/popularity"
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+    doc = json.loads((config_dir / "settings.json").read_text())
+    assert doc["recommenders"] == ["ease", "popularity"] and doc["rec_model"] == "recs/popularity"
+
+    again = make_app(models_dir=models, clock=MockClock(), device="CPU")
+    async with again.run_test(size=SIZE) as pilot:
+        await _settle(again, pilot)
+        await pilot.press("7")
+        await _settle(again, pilot)
+        listing = again.screen.query_one("#recs-list", TickList)
+        assert sorted(listing.selected) == ["ease", "popularity"]
+        await pilot.press("5", "enter")
+        await _settle(again, pilot)
+        assert again.screen.query_one("#rec-model", Select).value == "recs/popularity"
+        assert again.screen.query_one("#recs", DataTable).row_count == helpers.TOP_N

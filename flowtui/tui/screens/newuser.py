@@ -215,7 +215,7 @@ class NewUserScreen(FlowScreen):
                 NewUserReady(None, f"✗ {name} not used: trained on other data (pick another model)")
             )
             return
-        except (DataError, ValueError) as err:
+        except (DataError, ValueError, OSError) as err:
             self.post_result(NewUserReady(None, f"✗ {name}: {err}"))
             return
         try:

@@ -375,7 +375,7 @@ class UsersScreen(FlowScreen):
                 if key not in declined:
                     self.post_result(OtherDataQuestion(folder, other.question, key))
                 rec, note = None, f"✗ {name} not used: trained on other data (m picks another model)"
-            except (DataError, ValueError) as err:
+            except (DataError, ValueError, OSError) as err:
                 rec, note = None, f"✗ {name}: {err}"
         if folder is not None and rec is not None:
             try:

@@ -173,7 +173,7 @@ def test_score_errors(files: dict[str, Path]) -> None:
     assert r.exit_code == 2 and "do not match" in r.output
     sub.write_text("sample_id,is_listened\n0,high\n")
     r = invoke("score", sub, "--answers", files["answers"])
-    assert r.exit_code == 2 and "expects numbers" in r.output
+    assert r.exit_code == 2 and "not a number" in r.output and "'high'" in r.output
     r = invoke("score", files["root"] / "nope.csv", "--answers", files["answers"])
     assert r.exit_code == 2 and "not found" in r.output
     r = invoke("score", files["answers"], "--answers", files["answers"], "--json")

@@ -26,7 +26,15 @@ from flowtui.core.registry import RecommenderSpec, register_recommender
 
 @dataclass(frozen=True)
 class ItemKNNParams(PlayedParams):
-    k: int = param(100, "neighbours kept per item", low=1, high=100_000)
+    # k, shrink, skip_weight: the best mean share of the best validation NDCG@10 over synthetic data,
+    # MovieLens 100K implicit and listen/skip (bench/rec_tune.py; docs/RECS.md)
+    skip_weight: float = param(
+        0.0,
+        "weight of a skipped entry as a play (0: skips dropped, 1: every play counts alike)",
+        low=0.0,
+        high=1.0,
+    )
+    k: int = param(200, "neighbours kept per item", low=1, high=100_000)
     shrink: float = param(
         10.0, "added to the cosine's denominator: damps pairs with few co-plays", low=0.0, high=1e9
     )

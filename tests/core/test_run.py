@@ -136,6 +136,25 @@ def test_rounds_pool_more_targets(frame: pd.DataFrame) -> None:
     assert [r.model for r in one.rows] == ["constant"]
 
 
+def test_rounds_are_bounded_by_the_data(frame: pd.DataFrame, tmp_path: Path) -> None:
+    """More rounds than any user has Flow rows to peel off are refused (not silently cut), naming the
+    bound and the data; for train too, before anything is fitted or saved."""
+    from flowtui.core.flow import split
+
+    most = len(split.holdout(frame, rounds=50))
+    assert 1 < most < 50
+    assert evaluate(frame, ["constant"], rounds=most, baselines=False).rounds == most
+    named = frame.copy()
+    named.attrs["source"] = "five-users.csv"
+    for options in ({}, {"models_dir": tmp_path / "m"}):
+        config = RunConfig(models=("constant",), rounds=most + 1, baselines=False, **options)  # type: ignore[arg-type]
+        with pytest.raises(
+            ParamError, match=rf"rounds must be at most {most} for five-users.csv, got {most + 1}"
+        ):
+            run(named, config)
+    assert not (tmp_path / "m").exists()
+
+
 def test_top_k_trains_on_the_selected_features(frame: pd.DataFrame) -> None:
     board = evaluate(frame, ["decision_tree"], preset="quick", top_k=3)
     assert board.selected_features is not None and len(board.selected_features) == 3

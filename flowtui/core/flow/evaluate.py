@@ -28,6 +28,7 @@ from flowtui.core.flow import features, split
 from flowtui.core.flow.data_match import describe_data
 from flowtui.core.flow.features import FeatureSettings
 from flowtui.core.flow.store import TrainedModel, fingerprint, library_versions
+from flowtui.core.params import ParamError
 from flowtui.core.registry import FlowModel
 
 __all__ = [
@@ -207,13 +208,20 @@ def holdout_leaderboard(
     """The holdout leaderboard of `names`, whose `params` (flat, per model) are already resolved.
 
     A model that raises gets a failed row; `events.Cancelled` propagates; a model whose own flag in
-    `model_cancel` is set gets a failed row "cancelled". DataError when no user has a Flow row to hold out.
+    `model_cancel` is set gets a failed row "cancelled". DataError when no user has a Flow row to hold out;
+    ParamError when `rounds` asks for more rounds than any user has Flow rows to hold out.
     The fits of one round run on `executor` (inline by default)."""
     folds = split.holdout(frame, rounds=rounds, contexts=target_contexts)
+    where = f" in contexts {sorted(target_contexts)}" if target_contexts else ""
+    source = frame.attrs.get("source")
     if not folds:
-        where = f" in contexts {sorted(target_contexts)}" if target_contexts else ""
         raise DataError(
-            None, f"no user has a Flow row (listen_type 1){where} after earlier rows: nothing to hold out"
+            source, f"no user has a Flow row (listen_type 1){where} after earlier rows: nothing to hold out"
+        )
+    if len(folds) < rounds:  # each round needs one more Flow row per user: refuse rounds with no targets
+        raise ParamError(
+            f"rounds must be at most {len(folds)} for {source or 'this data'}, got {rounds}: no user has "
+            f"more than {len(folds)} Flow row{'s' if len(folds) > 1 else ''}{where} after earlier rows to hold out"
         )
     run_on = executor or InlineExecutor()
     n_steps = len(folds) * (len(names) + 1)

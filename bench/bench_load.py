@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT = Path("/tmp/flowtui-full/train.csv")
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:  # run as a script from a checkout, flowtui not installed
+    sys.path.insert(0, str(_ROOT))
 
 
 def _child(what: str, path: str) -> None:

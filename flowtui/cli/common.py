@@ -66,8 +66,8 @@ def fail_data(err: DataError) -> NoReturn:
 
 
 class FlowGroup(TyperGroup):
-    """The root command group: with --json anywhere on the line, every error (usage errors included) is one
-    JSON object on stdout and exit status 2; without it, errors are one line on stderr."""
+    """The root command group: every error, usage errors included, exits with status 2 as one line on
+    stderr (`error: ...`), or with --json anywhere on the line as one JSON object on stdout."""
 
     def main(  # type: ignore[override]
         self,
@@ -80,19 +80,26 @@ class FlowGroup(TyperGroup):
         global _json_errors
         argv = list(args) if args is not None else sys.argv[1:]
         _json_errors = "--json" in argv
-        if not _json_errors:
-            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
         try:
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except typer.Exit as exc:
             code = exc.exit_code
         except typer.Abort:
+            err_console.print("aborted", highlight=False)
             code = 130
         except Exception as exc:
-            # a usage error (bad option value, unknown option...): typer's click exceptions carry the text
+            # a usage error (bad option value, unknown option...): click's exceptions carry the text
             if not hasattr(exc, "format_message"):
                 raise
-            print_json({"error": error_record(str(exc.format_message()))})
+            message = " ".join(str(exc.format_message()).split())
+            ctx = getattr(exc, "ctx", None)
+            hint = f"see: {ctx.command_path} --help" if ctx is not None else None
+            if _json_errors:
+                print_json({"error": error_record(message, [hint] if hint else None)})
+            else:
+                err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+                if hint:
+                    err_console.print(f"  {escape(hint)}", highlight=False, soft_wrap=True)
             code = EXIT_BAD_INPUT
         if not standalone_mode:
             return code

@@ -172,7 +172,9 @@ def check_output_path(path: str | Path, *, make_parents: bool = False) -> Path:
     if kind != "a file":
         links = "" if "link" not in kind else " (flowtui does not write through links: give its target)"
         raise UnsafePathError(p, f"is {kind}; flowtui replaces only regular files{links}")
-    if not os.access(p, os.W_OK):
+    # No write bit at all is read-only for everyone, root included (who may write anything): the file
+    # would be replaced by a rename, which file modes do not stop.
+    if not os.access(p, os.W_OK) or not os.stat(p).st_mode & 0o222:
         raise UnsafePathError(p, "is a read-only file; flowtui will not replace it")
     return p
 

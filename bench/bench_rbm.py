@@ -29,6 +29,7 @@ import torch
 
 from flowtui.core.recs.network_files import load_network, save_network
 from flowtui.core.recs.rbm import RBM
+from flowtui.core.recs.rbm_params import RBMParams
 
 
 def synthetic_matrix(n_users: int, n_items: int, per_user: int, seed: int = 0) -> sp.csr_matrix:
@@ -72,8 +73,18 @@ def matmul_rate(batch: int, items: int, hidden: int, reps: int = 3) -> float:
 
 def flowtui_epoch(X: sp.csr_matrix, hidden: int, batch: int, implicit: bool) -> float:
     """Seconds of one CD-1 epoch of flowtui's RBM (masked on X, or implicit on the played matrix)."""
-    kw = {"implicit_weight": 1.0, "centered": True} if implicit else {}
-    rbm = RBM(n_components=hidden, batch_size=batch, n_iter=1, k=1, random_state=0, device="cpu", **kw)
+    # the implicit model as the recommenders train it (exposure network: unseen entries weigh w, no context)
+    w = RBMParams().exposure_weight if implicit else 0.0
+    rbm = RBM(
+        n_components=hidden,
+        batch_size=batch,
+        n_iter=1,
+        k=1,
+        random_state=0,
+        device="cpu",
+        implicit_weight=w,
+        user_rate=not implicit,
+    )
     t0 = time.perf_counter()
     rbm.fit(played(X) if implicit else X)
     return time.perf_counter() - t0

@@ -1,7 +1,8 @@
 """A Deep Belief Network: RBMs stacked and trained greedily, layer by layer.
 
 The first layer learns the (masked) user x item matrix, each next layer the hidden probabilities of the one
-below; rows are scored by an up-pass to the top layer and a down-pass back to the visible units. The
+below; a row is scored from its first-layer hidden probabilities mixed half and half with their
+reconstruction by an up-pass to the top layer and a down-pass back (`_scoring_hidden`). The
 constructor arguments are `Network`'s plus `layers` (defaults from `DBNParams`); every layer is an `RBM`
 with those arguments. torch is imported lazily: importing this module is cheap.
 """
@@ -98,10 +99,7 @@ class DBN(Network):
                 data, data_mask = rbm.transform(data, data_mask), None
 
     def _up_batch(self, bt: Batch) -> torch.Tensor:
-        h = self.rbms_[0]._hidden(bt)
-        for rbm in self.rbms_[1:]:
-            h = rbm._up(h * 2.0 - 1.0)  # each layer sees the one below as spins
-        return h
+        return self._up_from_first(self.rbms_[0]._hidden(bt))
 
     def _down(self, h: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
         for rbm in reversed(self.rbms_[1:]):
@@ -111,6 +109,18 @@ class DBN(Network):
     def _top_down_to_last_hidden(self, h: torch.Tensor) -> torch.Tensor:
         for rbm in reversed(self.rbms_[1:]):
             h = rbm._down(h)
+        return h
+
+    def _scoring_hidden(self, bt: Batch) -> torch.Tensor:
+        """The first layer's hidden probabilities mixed half and half with their reconstruction from the
+        top layer: the top-down pass alone squeezes every row through the narrowest layer and scored below
+        the first layer on its own (validation NDCG@10, MovieLens 100K), the mix scores at least as well."""
+        h1 = self.rbms_[0]._hidden(bt)
+        return h1.add(self._top_down_to_last_hidden(self._up_from_first(h1))).mul_(0.5)
+
+    def _up_from_first(self, h: torch.Tensor) -> torch.Tensor:
+        for rbm in self.rbms_[1:]:
+            h = rbm._up(h * 2.0 - 1.0)  # each layer sees the one below as spins
         return h
 
     def _visible_layer(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

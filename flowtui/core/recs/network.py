@@ -25,6 +25,30 @@ if TYPE_CHECKING:
     import torch
 
 _CD = CDParams()
+_BLAS: Any = None
+
+
+def mix_deep(h1: np.ndarray, upper: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """numpy twin of `DBN._scoring_hidden` for one row: first-layer probabilities `h1` mixed half and half
+    with their reconstruction through the upper layers ((W, c, b) each, bottom first)."""
+    h = h1
+    for W, c, _ in upper:
+        h = 0.5 * (np.tanh(0.5 * (W @ (2.0 * h - 1.0) + c)) + 1.0)
+    for W, _, b in reversed(upper):
+        h = 0.5 * (np.tanh(W.T @ h + b) + 1.0)
+    out: np.ndarray = (0.5 * (h1 + h)).astype(np.float32)
+    return out
+
+
+def one_blas_thread() -> Any:
+    """A context limiting BLAS to one thread: one user's products are too small to share out, and on a
+    busy machine BLAS threads waiting for a core made a 2 ms matrix-vector product take 15-20 ms."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 @dataclass(eq=False, kw_only=True)
@@ -82,6 +106,17 @@ class Network:
         """The hidden layer next to the visible units, from the top hidden layer (identity for an RBM)."""
         return h
 
+    def _scoring_hidden(self, bt: Batch) -> torch.Tensor:
+        """The hidden layer next to the visible units from which a batch's rows are scored (an RBM: its
+        hidden probabilities; a DBN mixes them with their reconstruction from the top layer)."""
+        return self._top_down_to_last_hidden(self._up_batch(bt))
+
+    def _visible_from(self, h: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
+        """P(v = 1) from the hidden layer next to the visible units."""
+        first: Any = self._rbm_layers()[0]
+        out: torch.Tensor = first._down(h, r)
+        return out
+
     def _device(self) -> str:
         fitted: str | None = getattr(self, "device_", None)
         return fitted or resolve_device(self.device)
@@ -112,16 +147,17 @@ class Network:
         src = self._source(X, mask)
         with torch.no_grad():
             for idx, bt in src.batches(batch_size or self.batch_size, self._device()):
-                yield idx, self._down(self._up_batch(bt), bt.r)
+                yield idx, self._visible_from(self._scoring_hidden(bt), bt.r)
 
     def transform(self, X: Any, mask: Any = None) -> np.ndarray:
         """Hidden (top-layer) probabilities of each row, shape (n_rows, n_hidden)."""
         return self._map_rows(X, mask, self._up_batch)
 
     def hidden_next_to_visible(self, X: Any, mask: Any = None) -> np.ndarray:
-        """Each row's hidden probabilities in the layer next to the visible units, after an up-pass to the
-        top and a down-pass back (the top layer itself for an RBM), shape (n_rows, n_hidden_1)."""
-        return self._map_rows(X, mask, lambda bt: self._top_down_to_last_hidden(self._up_batch(bt)))
+        """Each row's hidden probabilities in the layer next to the visible units, from which it is scored
+        (`_scoring_hidden`: the RBM's hidden layer; a DBN's first layer mixed with its reconstruction from
+        the top), shape (n_rows, n_hidden_1)."""
+        return self._map_rows(X, mask, self._scoring_hidden)
 
     def predict_proba(self, X: Any, mask: Any = None) -> np.ndarray:
         """Visible probabilities P(listened) of every (row, item), dense (n_rows, n_items).
@@ -148,7 +184,7 @@ class Network:
             for start in range(0, len(need), self.batch_size):
                 idx = need[start : start + self.batch_size]
                 bt = src.batch(idx, dev)
-                h = self._top_down_to_last_hidden(self._up_batch(bt))
+                h = self._scoring_hidden(bt)
                 sel = np.flatnonzero(np.isin(rows, idx))
                 local = torch.from_numpy(np.searchsorted(idx, rows[sel])).to(dev)
                 c = torch.from_numpy(cols[sel]).to(dev)
@@ -189,6 +225,10 @@ class Network:
             return out
 
         def score(cols: np.ndarray, labels: np.ndarray) -> np.ndarray:
+            with one_blas_thread():
+                return scores(cols, labels)
+
+        def scores(cols: np.ndarray, labels: np.ndarray) -> np.ndarray:
             cols = np.asarray(cols, np.int64)
             spins = 2.0 * np.asarray(labels, np.float32) - 1.0
             pre = (spins + w) @ WT[cols] + c1
@@ -198,10 +238,8 @@ class Network:
             if context:
                 pre += r * d
             h = sigmoid(pre)
-            for W, c, _ in upper:
-                h = sigmoid(W @ (2.0 * h - 1.0) + c)
-            for W, _, b in reversed(upper):
-                h = sigmoid(2.0 * (W.T @ h + b))
+            if upper:
+                h = mix_deep(h, upper)
             z: np.ndarray = WT @ h.astype(np.float32)
             z += b1
             if context and r:
@@ -218,7 +256,7 @@ class Network:
         err, wsum = 0.0, 0.0
         with torch.no_grad():
             for _, bt in src.batches(self.batch_size, self._device()):
-                p = self._down(self._up_batch(bt), bt.r)
+                p = self._visible_from(self._scoring_hidden(bt), bt.r)
                 if bt.dense is not None:  # |s0 - s| = 2 |v - p| on each entry
                     err += float((bt.dense - p.mul_(2.0).sub_(1.0)).abs_().sum()) / 2.0
                 else:

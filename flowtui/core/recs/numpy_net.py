@@ -10,6 +10,7 @@ import numpy as np
 from scipy.special import expit
 
 from flowtui.core.recs.dbn import DBN
+from flowtui.core.recs.network import mix_deep, one_blas_thread
 from flowtui.core.recs.rbm import RBM
 
 
@@ -34,6 +35,10 @@ class NumpyNet:
 
     def half_logits(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
         """z with P(v = 1) = sigmoid(2 z) for every item, from one user's observed entries only."""
+        with one_blas_thread():
+            return self._half_logits(cols, values)
+
+    def _half_logits(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
         _, c1, b1 = self.layers[0]
         spins = 2.0 * values.astype(np.float32) - 1.0
         w = self.implicit
@@ -43,10 +48,8 @@ class NumpyNet:
         r = float(spins.mean()) if self.context and len(spins) else 0.0  # the user's listen tendency
         h_in += r * self.d
         h = _sigmoid(h_in)
-        for W, c, _ in self.layers[1:]:
-            h = _sigmoid(W @ (2.0 * h - 1.0) + c)
-        for W, _, b in reversed(self.layers[1:]):
-            h = _sigmoid(2.0 * (W.T @ h + b))
+        if len(self.layers) > 1:  # a DBN: the first layer mixed with its reconstruction from the top
+            h = mix_deep(h, self.layers[1:])
         z: np.ndarray = self.WT @ h
         z += b1
         if r:

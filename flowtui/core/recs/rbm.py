@@ -173,15 +173,35 @@ class RBM(Network):
 
     # --- training -----------------------------------------------------------------------------
     def _cd_step(self, bt: Batch, k: int) -> tuple[float, float]:
-        """One CD-k update on a batch; returns (sum of |v - p| over the modelled entries, their weight).
+        """One CD-k update on a batch; returns (sum of |v - p| over the modelled entries, their weight)."""
+        updates = self.compute_update(bt, k)
+        self.apply_update(updates)
+        return float(updates[-1][1]), float(updates[-1][2])
 
-        Visible units are spins s = 2v - 1 (E[s | h] = tanh(W'h + b + r e)), so a skip pushes the hidden units
-        the other way from a listen while an unseen entry (s = 0) does not push at all. r, the user's mean
-        observed spin, is a conditioning input (a conditional RBM): a user's overall listen tendency reaches
-        every hidden unit (d) and visible unit (e) directly."""
+    def compute_update(self, bt: Batch, k: int | None = None) -> list[torch.Tensor]:
+        """The CD-k statistics of one batch, every tensor a SUM over the batch's rows, nothing applied.
+
+        Returns [gW (n_features, n_components), gb, ge (n_features), gc, gd (n_components), hsum
+        (n_components, the summed hidden probabilities), stats ([rows, reconstruction error, weight])]. The
+        data-parallel seam: each worker calls this on its shard of a batch, a wrapper sums the lists over
+        the workers (e.g. `torch.distributed.all_reduce(t, SUM)` on each tensor, or one flat buffer), and
+        every worker then calls `apply_update` with the summed list, so all replicas stay identical. `bt`
+        comes from `rbm_source.Source(X).batch(rows, device, transposed=True)`; `k` defaults to the
+        epoch's (`k_schedule`) k.
+
+        Visible units are spins s = 2v - 1 (E[s | h] = tanh(W'h + b + r e)), so a skip pushes the hidden
+        units the other way from a listen while an unseen entry (s = 0) does not push at all. r, the user's
+        mean observed spin, is a conditioning input (a conditional RBM): a user's overall listen tendency
+        reaches every hidden unit (d) and visible unit (e) directly."""
+        import torch
+
+        if k is None:
+            k = self._k_for(self.n_iter_)
         r = bt.r if self.user_rate else None
-        if bt.dense is not None or bt.fill:
+        if bt.dense is not None:
             grads, err, h0 = self._dense_negative_step(bt, r, k)
+        elif bt.fill:
+            grads, err, h0 = self._implicit_step(bt, r, k)
         else:
             grads, err, h0 = self._masked_step(bt, r, k)
         if self.centered:  # the centred gradient mapped back onto the plain parameters
@@ -189,16 +209,26 @@ class RBM(Network):
             assert gW is not None and gb is not None and gc is not None
             gb.sub_(gW @ self._lam)
             gc.sub_(self._o @ gW)
-            self._lam.mul_(1.0 - LAMBDA_RATE).add_(h0.mean(0), alpha=LAMBDA_RATE)
-        lr = self.learning_rate / bt.n
-        for i, (p, v, g) in enumerate(zip(self._params(), self._vel, grads, strict=True)):
+        out = [
+            g if g is not None else torch.zeros_like(p) for g, p in zip(grads, self._params(), strict=True)
+        ]
+        out.append(h0.sum(0))
+        out.append(torch.tensor([float(bt.n), err, bt.weight], device=h0.device))
+        return out
+
+    def apply_update(self, updates: list[torch.Tensor]) -> None:
+        """Apply `compute_update`'s statistics (summed over every worker's shard of the batch): momentum,
+        weight decay and the learning rate divided by the summed row count; moves the hidden offsets."""
+        n = max(float(updates[-1][0]), 1.0)
+        if self.centered:
+            self._lam.mul_(1.0 - LAMBDA_RATE).add_(updates[-2], alpha=LAMBDA_RATE / n)
+        lr = self.learning_rate / n
+        for i, (p, v, g) in enumerate(zip(self._params(), self._vel, updates[:-2], strict=True)):
             v.mul_(self.momentum)
-            if g is not None:
-                v.add_(g, alpha=lr)
+            v.add_(g, alpha=lr)
             if i == 0 and self.weight_decay:
                 v.add_(p, alpha=-self.learning_rate * self.weight_decay)
             p.add_(v)
-        return err, bt.weight
 
     def _params(self) -> tuple[torch.Tensor, ...]:
         return self._WT, self._b, self._e, self._c, self._d
@@ -234,6 +264,64 @@ class RBM(Network):
         gc = dh.sum(0)
         gd = None if r is None else r @ dh
         err = float(ds.abs_().sum()) / 2.0
+        return [gW, gb, ge, gc, gd], err, h0
+
+    def _implicit_step(
+        self, bt: Batch, r: torch.Tensor | None, k: int
+    ) -> tuple[list[torch.Tensor | None], float, torch.Tensor]:
+        """Gradients of a sparse batch in implicit mode (every unseen entry a negative of weight w).
+
+        The reconstruction T = tanh(W'h + b + r e) is the one dense array: the weighted negative spins
+        are w T on unseen entries and m T on observed ones, so every product with them is w times a dense
+        product with T plus a sparse correction over the observed entries (m T - w T there). Nothing dense
+        is rescaled, scattered or centred, and the weight gradient is one dense product plus one
+        transposed sparse product."""
+        import torch
+
+        assert bt.s0 is not None and bt.col is not None and bt.row is not None
+        w, col, row, n = bt.fill, bt.col, bt.row, bt.n
+        centered = self.centered
+        h0 = self._hidden_pre(bt, bt.s0, r).sigmoid_()
+        h = torch.bernoulli(h0, generator=self._gen)
+        for step in range(k):
+            T = self._half_logits(h, r).tanh_()
+            t_obs = T[row, col]
+            obs_sk = t_obs if bt.m is None else t_obs * bt.m
+            corr = obs_sk - w * t_obs  # observed entries: m T, counted above as w T
+            pre = torch.mm(T, self._WT).mul_(w).add_(bt.csr(corr) @ self._WT).add_(self._c)
+            if r is not None:
+                pre.addr_(r, self._d)
+            hk = pre.sigmoid_()
+            if step < k - 1:
+                h = torch.bernoulli(hk, generator=self._gen)
+        t_colsum = T.sum(0)
+        t_sum = float(t_colsum.sum())
+        unseen = w * (t_sum + n * bt.n_features) - w * (float(t_obs.sum()) + len(t_obs))
+        err = (unseen + float((bt.s0 - obs_sk).abs().sum())) / 2.0
+        delta = bt.s0 + w  # the observed entries' spins above the unseen level -w
+        gb = torch.zeros_like(self._b).index_add_(0, col, delta - corr).sub_(w * n).sub_(t_colsum, alpha=w)
+        ge = None
+        if r is not None:
+            ge = torch.zeros_like(self._e).index_add_(0, col, (delta - corr) * r[row])
+            ge.sub_(w * float(r.sum())).sub_(r @ T, alpha=w)
+        if centered:
+            o, lam = self._o, self._lam
+            h0c, hkc = h0 - lam, hk - lam
+            off = o[col] if bt.m is None else o[col] * bt.m
+            # positive: unseen -w (1 + o), observed m (s - o); negative: unseen w (T - o), observed m T - off
+            gW = self._transposed_products(
+                bt, [(delta - off + w * o[col], h0c), (-(corr - off + w * o[col]), hkc)]
+            )
+            gW.addr_(o + 1.0, h0c.sum(0), alpha=-w)
+            gW.addr_(o, hkc.sum(0), alpha=w)
+        else:
+            hkc = hk
+            gW = self._transposed_products(bt, [(delta, h0), (-corr, hk)])
+            gW.sub_(h0.sum(0), alpha=w)
+        gW.addmm_(T.t(), hkc, alpha=-w)
+        dh = h0 - hk
+        gc = dh.sum(0)
+        gd = None if r is None else r @ dh
         return [gW, gb, ge, gc, gd], err, h0
 
     def _dense_negative_step(

@@ -88,7 +88,8 @@ def fit_exposure(
     (`recommend` and `rec_eval` rank by their product, the expected listens)."""
     kind = kind_of(params)
     w = float(params.exposure_weight or 0.0)
-    sized: dict[str, Any] = {"implicit_weight": w, "n_iter": params.exposure_n_iter}
+    # every played entry is a 1, so each user's mean spin (the context input) is the constant 1: no context
+    sized: dict[str, Any] = {"implicit_weight": w, "n_iter": params.exposure_n_iter, "user_rate": False}
     if isinstance(params, RBMParams):
         sized["n_components"] = params.exposure_n_components
     net = build_network(params, **sized)

@@ -89,3 +89,33 @@ def test_damage_is_one_clear_error(fitted: RecommenderBase, tmp_path: Path) -> N
     meta_path.write_text("{not json")
     with pytest.raises(RecommenderFileError, match=r"unreadable meta\.json"):
         load_recommender(folder)
+
+
+def test_a_saved_recommender_knows_its_data(
+    fitted: RecommenderBase, blocks: pd.DataFrame, tmp_path: Path
+) -> None:
+    from flowtui.core.flow.data_match import SKETCH_FILE, DataMismatchError, describe_data
+    from flowtui.core.recs.recommend import check_model_data
+
+    desc = describe_data(blocks, data_fingerprint(blocks), source="/data/blocks.csv")
+    folder = save_recommender(fitted, tmp_path / "knn", data=desc)
+    meta = read_recommender_meta(folder)
+    assert meta["data"]["source"] == "/data/blocks.csv" and SKETCH_FILE in meta["files"]
+    model = load_recommender(folder)
+    assert model.trained_fingerprint == desc.fingerprint and model.trained_on is not None
+    assert check_model_data(model, blocks).same
+    later = blocks[blocks["user_id"] < 120]  # a part of the same data: works, with the shares
+    match = check_model_data(model, later, source="later.csv")
+    assert not match.same and match.user_known == 1.0 and "later.csv" in (match.warning or "")
+    other = blocks.assign(media_id=blocks["media_id"] + 10_000, user_id=blocks["user_id"] + 10_000)
+    with pytest.raises(DataMismatchError, match=r"other\.csv.*/data/blocks\.csv.*0% of its users"):
+        check_model_data(model, other, source="other.csv")
+    allowed = check_model_data(model, other, source="other.csv", allow_other=True)
+    assert allowed.item_known == 0.0 and "used anyway" in (allowed.warning or "")
+    bare = load_recommender(save_recommender(fitted, tmp_path / "bare"))  # no description: its vocabulary
+    assert bare.trained_on is None
+    with pytest.raises(DataMismatchError, match="0% of its media"):
+        check_model_data(bare, other)
+    (folder / SKETCH_FILE).write_text("{}")
+    with pytest.raises(RecommenderFileError):
+        load_recommender(folder)

@@ -151,6 +151,7 @@ class RecBoardReady(Message):
     board: Any  # recs.evaluation.Leaderboard (typed loosely: the engine's modules load torch)
     frame: pd.DataFrame  # the data it was computed on
     error: str = ""
+    restored: bool = False  # read back from the models folder (computed in an earlier session)
 
 
 @dataclass

@@ -121,7 +121,7 @@ async def test_leaderboard_train_and_other_data_clears_it(
         assert saved.row_count == len(FAST)
         assert all(str(saved.get_row_at(i)[1]) == "these data" for i in range(saved.row_count))
         assert {f"recs/{n}" for n in FAST} <= set(app.state.rec_models)
-        assert app.state.rec_model in {f"recs/{n}" for n in FAST}
+        assert app.state.rec_model == f"recs/{expected.rows[0]['model']}"  # the best on the leaderboard
         saved.move_cursor(row=1)
         await pilot.press("u")
         await _settle(app, pilot)
@@ -142,6 +142,21 @@ async def test_leaderboard_train_and_other_data_clears_it(
         assert "No recommendation leaderboard" in str(app.screen.query_one("#recs-info", Static).content)
         saved = app.screen.query_one("#recs-saved", DataTable)
         assert all(str(saved.get_row_at(i)[1]).startswith("other: ") for i in range(saved.row_count))
+        assert (models / "recs" / "leaderboard.json").is_file()  # kept, but it belongs to the first data
+
+        # the first data again: the kept leaderboard is theirs (same fingerprint) and shows again
+        await pilot.press("1")
+        await pilot.pause()
+        field = app.screen.query_one("#train-path", Input)
+        field.value = str(tiny[0])
+        field.focus()
+        await pilot.press("enter")
+        await _settle(app, pilot)
+        await pilot.press("escape", "7")
+        await _settle(app, pilot)
+        table = app.screen.query_one("#recs-board", DataTable)
+        assert [table.get_row_at(i)[0] for i in range(table.row_count)] == [r["model"] for r in expected.rows]
+        assert "computed 20" in str(app.screen.query_one("#recs-info", Static).content)
 
 
 def _slow_leaderboard(started: threading.Event) -> Callable[..., Any]:

@@ -307,7 +307,17 @@ def _rec_board() -> object:
 def test_recs_leaderboard(snap_compare, app: FlowApp, size: tuple[int, int]) -> None:
     """Screen 7: the recommendation leaderboard (mean±std over seeds), the recommenders, the saved ones."""
 
+    from flowtui.core.data.io import load_dataset
+    from flowtui.core.flow.data_match import describe_data
+    from flowtui.core.recs.store import data_fingerprint, save_recommender, train_recommender
+
     async def run_before(pilot: Pilot) -> None:
+        frame = load_dataset(Path("train.csv"), kind="train").frame
+        fp = data_fingerprint(frame)
+        rec = train_recommender(frame, "popularity", None, "quick")
+        save_recommender(
+            rec, Path("models/recs/popularity"), data=describe_data(frame, fp, source="train.csv")
+        )
         await _loaded(pilot)
         pilot.app.state.rec_board = _rec_board()  # type: ignore[attr-defined]
         await pilot.press("7")

@@ -9,6 +9,7 @@ computed on: loading other data clears it (screen 1).
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,9 @@ from flowtui.tui.widgets.ticklist import TickList
 if TYPE_CHECKING:
     import pandas as pd
 
+#: The last leaderboard is kept here, inside the models folder's recs/ (with its data's fingerprint), and
+#: shown again in a later session on the same data.
+BOARD_FILE = "leaderboard.json"
 #: The leaderboard's cut-off and number of held-out splits (seeds 0..SEEDS-1), as `flowtui evaluate-recs`.
 K = 10
 SEEDS = 3
@@ -63,7 +67,7 @@ DETAIL = [
     ("coverage", "coverage", 3),
     ("fit s", "fit_seconds", 2),
 ]
-SAVED_COLUMNS = [("folder", 16), ("data", 18), ("model", 9), ("items", 6), ("fit s", 5), ("created", 16)]
+SAVED_COLUMNS = [("folder", 16), ("data", 17), ("model", 10), ("items", 6), ("fit s", 5)]
 
 
 def num(x: float, digits: int) -> str:
@@ -119,7 +123,10 @@ class RecsScreen(FlowScreen):
         self._saved: list[tuple[str, dict[str, Any] | None, str]] = []
         self._fingerprint = ""
         self._saved_key: object = None
+        self._restore_key: object = None
         self._done = 0
+        self._trained: list[str] = []  # saved by the training run in progress
+        self._auto_pick = False  # choose the model for screens 5-6 when the run ends (none was chosen)
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="recs-info")
@@ -143,16 +150,22 @@ class RecsScreen(FlowScreen):
         self.hold_keys()  # the list fills from the registry (a worker): keys pressed meanwhile wait
         self._read_names()
         self._show_board()
-        self.refresh_saved()
+        self.refresh_from_state()
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
         self.refresh_from_state()
 
     def refresh_from_state(self) -> None:
-        if self.state.rec_board is not self._board:
+        state = self.state
+        if state.rec_board is not self._board:
             self._show_board()
         self.refresh_saved()
+        if state.rec_board is None and state.train is not None and not self._busy:
+            key = (str(state.models_dir), id(state.train.frame))
+            if key != self._restore_key:
+                self._restore_key = key
+                self._restore_board(state.models_dir, state.train.frame)
 
     # -- the registered recommenders ------------------------------------------------------------------------
 
@@ -259,6 +272,7 @@ class RecsScreen(FlowScreen):
                 "source": helpers.data_label(frame),
                 "fingerprint": helpers.fingerprint(frame),
             }
+            board.setup["computed"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
             return board
 
         try:
@@ -277,8 +291,13 @@ class RecsScreen(FlowScreen):
         self.post_message(RecBoardReady(board, frame))
 
     def on_rec_board_ready(self, message: RecBoardReady) -> None:
-        self._stop()
         state = self.state
+        if message.restored:
+            if state.rec_board is None and state.train is not None and message.frame is state.train.frame:
+                state.rec_board = message.board
+                self._show_board()
+            return
+        self._stop()
         if message.board is None:
             self.notify(message.error, title="leaderboard", severity="warning")
             self.query_one("#recs-info", Static).update(f"✗ {message.error}")
@@ -290,6 +309,40 @@ class RecsScreen(FlowScreen):
         best = message.board.rows[0]["model"] if message.board.rows else "?"
         state.record(f"recommendation leaderboard on {helpers.data_label(message.frame)}: best {best}")
         self._show_board()
+        self._store_board(state.models_dir / helpers.RECS_DIR / BOARD_FILE, message.board.to_dict())
+
+    @work(thread=True, exit_on_error=False, group="recs-board-file")
+    def _store_board(self, path: Path, doc: dict[str, Any]) -> None:
+        """Keep the leaderboard for a later session on the same data (a failure to write is told)."""
+        import json
+
+        from flowtui.core import safe_files
+
+        try:
+            with safe_files.atomic_write(path, make_parents=True) as fh:
+                fh.write(json.dumps(doc, indent=1, default=float))
+        except (OSError, safe_files.UnsafePathError) as exc:
+            self.app.call_from_thread(
+                self.notify, f"leaderboard not kept in {path}: {exc}", severity="warning", timeout=6
+            )
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="recs-board-read")
+    def _restore_board(self, models_dir: Path, frame: pd.DataFrame) -> None:
+        """Show the kept leaderboard again when it was computed on these data (same fingerprint)."""
+        import json
+
+        from flowtui.core.recs.evaluation import Leaderboard
+
+        path = models_dir / helpers.RECS_DIR / BOARD_FILE
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            setup, rows, skipped = doc["setup"], doc["leaderboard"], doc.get("skipped", {})
+            fingerprint = setup["data"]["fingerprint"]
+            ok = all(isinstance(r, dict) and isinstance(r.get("model"), str) for r in rows)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return  # none kept, or damaged: nothing to show
+        if ok and isinstance(skipped, dict) and fingerprint == helpers.fingerprint(frame):
+            self.post_result(RecBoardReady(Leaderboard(setup, list(rows), skipped), frame, restored=True))
 
     def _show_board(self) -> None:
         board = self._board = self.state.rec_board
@@ -325,7 +378,8 @@ class RecsScreen(FlowScreen):
             )
         else:
             data = board.setup.get("data") or {}
-            info.update(f"{board_setup(board.setup)} · data: {data.get('source', '?')}")
+            when = f" · computed {board.setup['computed']}" if board.setup.get("computed") else ""
+            info.update(f"{board_setup(board.setup)} · data: {data.get('source', '?')}{when}")
 
     @on(DataTable.RowHighlighted, "#recs-board")
     def _board_row(self) -> None:
@@ -356,6 +410,7 @@ class RecsScreen(FlowScreen):
         if names is None or state.train is None:
             return
         cancel = self._start("training", f"training {len(names)} recommenders…", len(names))
+        self._trained, self._auto_pick = [], state.rec_model is None
         folder = state.models_dir / helpers.RECS_DIR
         self._train(state.train.frame, names, folder, state.preset, cancel, state.quitting)
 
@@ -411,13 +466,22 @@ class RecsScreen(FlowScreen):
         name = f"{helpers.RECS_DIR}/{message.name}"
         if state.train is not None and message.frame is state.train.frame:
             state.rec_saved[message.name] = message.folder
-        state.rec_model = state.rec_model or name
+        self._trained.append(message.name)
         state.record(f"recommender {message.name} saved to {message.folder} (fit {message.seconds:.1f}s)")
         self.query_one("#recs-phase", Label).update(f"saved {name}")
         self.refresh_saved(force=True)
 
     def on_rec_training_ended(self, message: RecTrainingEnded) -> None:
         self._stop()
+        state = self.state
+        if self._auto_pick and self._trained and state.rec_model is None:
+            # the best of the leaderboard among those just trained, else the first trained
+            order = [r["model"] for r in state.rec_board.rows] if state.rec_board is not None else []
+            best = next((n for n in order if n in self._trained), self._trained[0])
+            state.rec_model = f"{helpers.RECS_DIR}/{best}"
+            why = " (best NDCG on the leaderboard)" if best in order else ""
+            self.notify(f"screens 5 and 6 now recommend with {state.rec_model}{why}", timeout=5)
+            self.refresh_saved(force=True)
         if message.cancelled:
             self.notify("recommender training cancelled: what was saved before stays", severity="warning")
         else:
@@ -454,7 +518,7 @@ class RecsScreen(FlowScreen):
         table.clear()
         for name, meta, error in self._saved:
             if meta is None:
-                table.add_row(name, f"✗ {error}", "?", "", "", "", key=name)
+                table.add_row(name, f"✗ {error}", "?", "", "", key=name)
                 continue
             table.add_row(
                 name + (" ◀" if name == self.state.rec_model else ""),
@@ -462,7 +526,6 @@ class RecsScreen(FlowScreen):
                 str(meta.get("model", "?")),
                 f"{meta.get('n_items', 0):,}",
                 f"{float(meta.get('fit_seconds', 0.0)):.1f}",
-                str(meta.get("created", ""))[:16].replace("T", " "),
                 key=name,
             )
         if self._saved:

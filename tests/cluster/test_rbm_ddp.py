@@ -169,3 +169,23 @@ def test_cuda_nccl_equals_one_process(matrix: InteractionMatrix) -> None:
         fit_data_parallel(RBM(**params), matrix, nproc=n, on_event=events.append)
         losses = [e.loss for e in events if isinstance(e, ev.AfterEpoch)]
         assert len(losses) == 3 and all(np.isfinite(losses))  # type: ignore[arg-type]
+
+
+def test_a_rank_that_dies_stops_the_fit_in_one_line(matrix: InteractionMatrix) -> None:
+    """Rank 1 killed between two epochs: rank 0 does not hang on the next all-reduce; DistributedError."""
+    psutil = pytest.importorskip("psutil")
+    killed: list[int] = []
+
+    def on_event(e: ev.Event) -> None:
+        if isinstance(e, ev.AfterEpoch) and not killed:
+            me = psutil.Process()
+            ranks = [p for p in me.children(recursive=True) if p.ppid() != me.pid]
+            for p in ranks:
+                p.kill()
+                killed.append(p.pid)
+
+    t0 = time.monotonic()
+    with pytest.raises(DistributedError, match="training process 1 stopped"):
+        fit_data_parallel(RBM(**(SMALL | {"n_iter": 50})), matrix, nproc=2, on_event=on_event)
+    assert killed and time.monotonic() - t0 < 60
+    assert not torch.distributed.is_initialized()

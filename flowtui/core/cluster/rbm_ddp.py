@@ -162,7 +162,13 @@ class _Reducer:
                 _check_alive(self.procs, self.errors)
                 if now > deadline:
                     raise DistributedError(f"the other processes did not answer within {TIMEOUT:.0f} s")
-        work.wait()
+        try:
+            work.wait()
+        except RuntimeError as exc:  # gloo's own report of a lost peer: name the rank when it is gone
+            for _ in range(20):
+                _check_alive(self.procs, self.errors)
+                time.sleep(0.05)
+            raise DistributedError(f"the all-reduce failed: {str(exc).splitlines()[0][:200]}") from None
 
 
 def _check_alive(procs: list[Any], errors: Any) -> None:
@@ -508,8 +514,13 @@ class DistributedRBMModel(RBMModel):
         self.exposure_ = None
         if p.exposure_weight:
             w = float(p.exposure_weight)
+            # sized as `rbm_models.fit_exposure` sizes it (every entry a play: no context input)
             expo = build_network(
-                p, implicit_weight=w, n_iter=p.exposure_n_iter, n_components=p.exposure_n_components
+                p,
+                implicit_weight=w,
+                n_iter=p.exposure_n_iter,
+                n_components=p.exposure_n_components,
+                user_rate=False,
             )
             assert isinstance(expo, RBM)
             self.exposure_ = fit_data_parallel(

@@ -48,6 +48,7 @@ __all__ = [
     "FolderBusyError",
     "FolderLock",
     "UnsafePathError",
+    "WriteError",
     "atomic_path",
     "atomic_write",
     "check_input_file",
@@ -61,6 +62,7 @@ __all__ = [
     "swap_in",
     "temp_folder",
     "write_csv",
+    "write_error",
 ]
 
 
@@ -73,6 +75,19 @@ class UnsafePathError(DataError):
 
 class FolderBusyError(UnsafePathError):
     """Another writer (process or thread) holds the folder's lock."""
+
+
+class WriteError(DataError):
+    """An output that could not be written (disk full, I/O error...): names the output, never the
+    temporary file it was being written to; the output is left as it was."""
+
+    def __init__(self, path: str | Path, message: str) -> None:
+        super().__init__(path, message)
+
+
+def write_error(target: Path, temporary: Path, exc: OSError) -> WriteError:
+    """`exc`, raised while writing `temporary` for `target`, as a WriteError naming `target` only."""
+    return WriteError(target, "cannot write: " + _os_reason(exc).replace(str(temporary), str(target)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -253,7 +268,8 @@ def atomic_path(path: str | Path, *, make_parents: bool = False) -> Iterator[Pat
     The path is checked first (`check_output_path`: no links, pipes, devices, folders, read-only files).
     On success the temporary file is fsynced, given the replaced file's permissions (or those of a new
     file), checked again against a link or pipe put there meanwhile, and renamed over `path`. On an
-    exception (a crash, a cancel) it is removed and `path` is untouched. `make_parents` creates a missing
+    exception (a crash, a cancel) it is removed and `path` is untouched; an OSError while writing (a full
+    disk) becomes a WriteError naming `path`. `make_parents` creates a missing
     folder (and its parents).
     """
     target = check_output_path(path, make_parents=make_parents)
@@ -262,12 +278,18 @@ def atomic_path(path: str | Path, *, make_parents: bool = False) -> Iterator[Pat
     mode = stat.S_IMODE(os.stat(target).st_mode) if describe(target) == "a file" else None
     tmp = _create_temp(target)
     try:
-        yield tmp
-        _fsync_file(tmp)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        try:
+            yield tmp
+            _fsync_file(tmp)
+            if mode is not None:
+                os.chmod(tmp, mode)
+        except OSError as exc:  # a full disk, an I/O error: say so about the output, not the temporary file
+            raise write_error(target, tmp, exc) from None
         check_output_path(target)  # a link or pipe may have appeared while we wrote
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise write_error(target, tmp, exc) from None
         fsync_dir(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):

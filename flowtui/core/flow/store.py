@@ -330,8 +330,9 @@ def _fsync_tree(folder: Path, names: list[str]) -> None:
 def save_model(trained: TrainedModel, folder: str | Path) -> Path:
     """Write `trained` into `folder` atomically and return it (see the module docstring).
 
-    Raises ModelFileError when `folder` is something other than a flowtui model folder, FolderBusyError
-    when another writer holds it, and whatever the model's writer raises (the previous model survives).
+    Raises ModelFileError when `folder` is something other than a flowtui model folder or cannot be
+    written (a full disk), FolderBusyError when another writer holds it, and whatever else the model's
+    writer raises (the previous model survives).
     """
     target = Path(folder)
     check_model_target(target)
@@ -367,10 +368,13 @@ def save_model(trained: TrainedModel, folder: str | Path) -> Path:
             old = swap_in(tmp, target, _step)
             fsync_dir(target.parent)
             _step("swapped")
-        except BaseException:
+        except BaseException as exc:
             for leftover in (tmp, old):
                 if leftover is not None and leftover != target and os.path.lexists(leftover):
                     _remove_tree(leftover)
+            if isinstance(exc, OSError):  # a full disk: name the model folder, not the temporary one
+                reason = (exc.strerror or str(exc)).replace(str(tmp), str(target))
+                raise ModelFileError(target, f"cannot save the model: {reason}") from None
             raise
         if old is not None:
             _remove_tree(old)

@@ -103,10 +103,13 @@ def bench_implicit(frame: pd.DataFrame, users: np.ndarray) -> float:
         rows = matrix.user_index(users)
         als.recommend(int(rows[0]), X[int(rows[0])], N=10)  # warm-up
         ms = timed(lambda r: als.recommend(r, X[r], N=10, filter_already_liked_items=True), rows)
+        again = timed(lambda r: als.recommend(r, X[r], N=10, recalculate_user=True), rows)
     med = float(np.median(ms))
     print(
         f"{'implicit ALS':14s} fit {fit_s:6.1f}s  recommend top-10 {med:6.2f} ms "
-        f"(p90 {np.percentile(ms, 90):6.2f})  <- the peer reference"
+        f"(p90 {np.percentile(ms, 90):6.2f}; stored user factors)  <- the peer reference; "
+        f"with recalculate_user=True (as flowtui's als: factors solved from the history) "
+        f"{np.median(again):6.2f} ms"
     )
     return med
 

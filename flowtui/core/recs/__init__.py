@@ -1,10 +1,13 @@
-"""Recommenders: interaction matrix, RBM/DBN, recommendation lists, cold start, evaluation.
+"""Recommenders: one interface, the registered models, recommendation lists, cold start, evaluation.
 
-- `interactions`: the sparse user x item matrix (1 listened, 0 skipped, unseen masked);
-- `rbm_params`: the RBM/DBN parameters, declared once (the estimators' defaults and the registry's);
-- `rbm_source`, `network`, `rbm`, `dbn`, `network_files`: the torch estimators (`RBM`, `DBN`), the
-  mini-batches they read and their files;
-- `rbm_models`: `rbm` and `dbn` as registered Flow models;
-- `recommend` (with `numpy_net`): top-N lists, artists, genres, playlists, cold start;
-- `evaluation`: held-out metrics of the recommenders and their baselines.
+- `interactions`: the sparse user x item matrix (1 listened, 0 skipped, unseen masked; or implicit plays);
+- `recommender`: `RecommenderBase`, the one interface (fit, score, top-N with filters, fold-in, save/load);
+- `ease`, `als`, `item_knn`, `popularity`: the peers and baselines; `rbm_recommender` (with `rbm_params`,
+  `rbm_source`, `network`, `rbm`, `dbn`, `network_files`, `rbm_models`): the RBM and DBN;
+- `store`: recommender folders (atomic, checked, with the training data's description);
+- `recommend` (with `numpy_net`): top-N lists, artists, genres, playlists, cold start, reasons, the log's
+  own ids, the model-meets-its-data check;
+- `evaluation`: held-out splits, metrics and the leaderboard over seeds.
+
+See docs/RECS.md.
 """

@@ -267,22 +267,29 @@ class FlowApp(App[None]):
     # -- quitting -----------------------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        """Quit; while a training run is going, ask first (ctrl+q again, or y, confirms)."""
+        """Quit; while training or the recommenders' work is going, ask first (ctrl+q again, or y, confirms)."""
         if isinstance(self.screen, ConfirmDialog) and self.screen.tag == "quit":
             self.screen.dismiss(True)
             return
         run = self.state.run
+        recs = self.state.work.get("recs")  # the recommenders' leaderboard or training (screen 7)
         if run is not None and not run.cancel.is_set():
             names = ", ".join(run.running()) or "final fits"
             question = (
                 f"Training is running ({names}).\n"
                 "Quit anyway? The run is cancelled first: nothing half-written is kept."
             )
-            self.push_screen(
-                ConfirmDialog(question, yes="Quit", no="Keep training", tag="quit"), self._quit_answer
+        elif recs is not None and not (recs.cancel is not None and recs.cancel.is_set()):
+            question = (
+                f"Recommenders are at work ({recs.label.rstrip('…')}).\n"
+                "Quit anyway? The work is cancelled first: nothing half-written is kept."
             )
+        else:
+            await self.shut_down()
             return
-        await self.shut_down()
+        self.push_screen(
+            ConfirmDialog(question, yes="Quit", no="Keep working", tag="quit"), self._quit_answer
+        )
 
     async def _quit_answer(self, yes: bool | None) -> None:
         if yes:

@@ -201,6 +201,20 @@ async def test_leaderboard_runs_in_a_worker_and_cancels(
         assert app.state.rec_board is None
         assert "cancelled" in str(app.screen.query_one("#recs-info", Static).content)
 
+        # quitting while it runs asks first; no keeps working, yes cancels it and leaves
+        started.clear()
+        await pilot.press("e")
+        await _until(pilot, started.is_set)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog) and app.screen.tag == "quit"
+        assert "Recommenders are at work (leaderboard" in app.screen.question
+        await pilot.press("n")
+        await pilot.pause()
+        assert "recs" in app.state.work
+        await pilot.press("ctrl+q", "y")
+        await _until(pilot, lambda: not app.is_running, seconds=5)
+
 
 async def test_users_and_new_user_use_any_recommender_and_ask_about_other_data(
     tiny: tuple[Path, Path], other_tiny: tuple[Path, Path], tmp_path: Path

@@ -143,3 +143,59 @@ def test_cancelled_nproc_run_exits_130(small_csv: Path) -> None:
     with pytest.raises(typer.Exit) as info:
         run_with_nproc(cancelled_run, 2)
     assert info.value.exit_code == EXIT_CANCELLED
+
+
+@pytest.mark.slow  # a fresh `python -m flowtui` process: ~10-20 s of imports and start-up
+def test_ctrl_c_in_the_terminal_cancels_every_rank(small_csv: Path, tmp_path: Path) -> None:
+    """SIGINT to the whole process group (what a terminal's ctrl-c sends) while the ranks train: exit 130,
+    one line, no traceback from any process, no model folder, no process left."""
+    psutil = pytest.importorskip("psutil")
+    import os
+    import signal
+    import subprocess
+    import time
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "flowtui",
+        "train",
+        "-m",
+        "rbm",
+        "--nproc",
+        "2",
+        "--out",
+        str(tmp_path / "m"),
+    ]
+    cmd += ["--data", str(small_csv), "--preset", "quick", "--set", "rbm.n_iter=100000"]
+    p = subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # wait until a rank (a fork server's child) runs
+            me = psutil.Process(p.pid)
+            if any(c.ppid() != p.pid for c in me.children(recursive=True)):
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, err
+    assert "cancelled by the user: nothing was saved" in err and "Traceback" not in err
+    assert not (tmp_path / "m" / "rbm").exists()
+    time.sleep(1.0)
+    left = [q for q in psutil.process_iter(["pid"]) if _group(q) == p.pid and q.status() != "zombie"]
+    assert left == []
+
+
+def _group(q: Any) -> int:
+    import os
+
+    try:
+        return os.getpgid(q.pid)
+    except OSError:
+        return -1

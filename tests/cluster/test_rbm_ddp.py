@@ -156,6 +156,7 @@ def test_registry_swap_is_undone() -> None:
         pass
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_nccl_equals_one_process(matrix: InteractionMatrix) -> None:
     """On CUDA (nccl): one process equals RBM.fit; N = the GPUs trains and gives a close loss."""

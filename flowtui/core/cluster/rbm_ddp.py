@@ -44,6 +44,7 @@ import scipy.sparse as sp
 
 from flowtui.core import events as ev
 from flowtui.core import registry
+from flowtui.core.cluster.spec import children_ignore_ctrl_c
 from flowtui.core.events import EventCallback
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.rbm import RBM
@@ -396,8 +397,9 @@ def fit_data_parallel(
     threads_before = torch.get_num_threads()
     joined = False
     try:
-        for p in procs:
-            p.start()
+        with children_ignore_ctrl_c():  # the fork server and the ranks: ctrl-c is rank 0's to handle
+            for p in procs:
+                p.start()
         torch.set_num_threads(threads)
         _join_group(job, procs, errors, cancel)
         joined = True

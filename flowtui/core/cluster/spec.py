@@ -18,6 +18,9 @@ import importlib.util
 import logging
 import os
 import re
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, cast
@@ -25,7 +28,14 @@ from typing import Any, Literal, cast
 from flowtui.core.cluster.lazy import DaskClient, distributed
 from flowtui.core.params import ParamError
 
-__all__ = ["CLUSTER_EXTRA", "ClusterError", "ClusterSession", "ClusterSpec", "require_dask"]
+__all__ = [
+    "CLUSTER_EXTRA",
+    "ClusterError",
+    "ClusterSession",
+    "ClusterSpec",
+    "children_ignore_ctrl_c",
+    "require_dask",
+]
 
 CLUSTER_EXTRA = 'pip install -e ".[cluster]"'
 #: Most workers a `local:N` cluster may start (far above any one machine's useful count; refuses typos).
@@ -89,13 +99,14 @@ class ClusterSpec:
 
         if self.kind == "local":
             try:
-                cluster = LocalCluster(
-                    n_workers=self.n_workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=":0",
-                    silence_logs=logging.CRITICAL,
-                )
+                with children_ignore_ctrl_c():
+                    cluster = LocalCluster(
+                        n_workers=self.n_workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=":0",
+                        silence_logs=logging.CRITICAL,
+                    )
             except Exception as exc:
                 raise ClusterError(
                     f"could not start a local cluster of {self.n_workers} workers: {exc}"
@@ -114,6 +125,21 @@ class ClusterSpec:
         except Exception as exc:
             raise ClusterError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from exc
         return ClusterSession(client, None)
+
+
+@contextlib.contextmanager
+def children_ignore_ctrl_c() -> Iterator[None]:
+    """SIGINT ignored while child processes start (a local cluster's, the RBM's ranks): they inherit it
+    (Python and asyncio keep an inherited SIG_IGN), so a ctrl-c in the terminal reaches only the caller,
+    which cancels the run and closes what it started, instead of every child dying with a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _has_bokeh() -> bool:

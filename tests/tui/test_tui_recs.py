@@ -319,3 +319,21 @@ async def test_recommender_ticks_and_choice_are_remembered(
         await _settle(again, pilot)
         assert again.screen.query_one("#rec-model", Select).value == "recs/popularity"
         assert again.screen.query_one("#recs", DataTable).row_count == helpers.TOP_N
+
+
+async def test_screen_opened_before_the_data_follows_the_load(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    app = _app(tiny, tmp_path / "models")
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        loaded, app.state.train = app.state.train, None  # as if screen 7 opened while the data load
+        await pilot.press("7")
+        await _settle(app, pilot)
+        assert "Load a data set first" in str(app.screen.query_one("#recs-info", Static).content)
+        await pilot.press("1")
+        app.state.train = loaded  # the load ends while another screen is in view
+        await pilot.press("7")
+        await _settle(app, pilot)
+        info = str(app.screen.query_one("#recs-info", Static).content)
+        assert "No recommendation leaderboard on these data yet" in info

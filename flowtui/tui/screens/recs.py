@@ -160,6 +160,8 @@ class RecsScreen(FlowScreen):
         state = self.state
         if state.rec_board is not self._board:
             self._show_board()
+        else:
+            self._show_info()  # the data may have been loaded since
         self.refresh_saved()
         if state.rec_board is None and state.train is not None and not self._busy:
             key = (str(state.models_dir), id(state.train.frame))

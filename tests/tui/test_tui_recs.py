@@ -266,6 +266,17 @@ async def test_users_and_new_user_use_any_recommender_and_ask_about_other_data(
         await _settle(app, pilot)
         assert app.screen is screen and recs.row_count == helpers.TOP_N
 
+        # and for the export of every user's top 10 with it
+        out = tmp_path / "recs.csv"
+        await pilot.press("e")
+        await pilot.pause()
+        app.screen.query_one("#path-field", Input).value = str(out)
+        await pilot.press("enter")
+        await _settle(app, pilot)
+        written = out.read_text().splitlines()
+        n_users = app.state.train.frame["user_id"].nunique()  # type: ignore[union-attr]
+        assert len(written) == 1 + helpers.TOP_N * n_users
+
 
 def test_other_data_question_names_both_data_sets(
     tiny: tuple[Path, Path], other_tiny: tuple[Path, Path], tmp_path: Path

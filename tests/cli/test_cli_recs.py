@@ -200,6 +200,8 @@ def test_evaluate_recs_bad_input_exits_2_with_one_line(trained: tuple[Path, Path
     assert res.exit_code == 2, res.output
     assert "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1, res.output
+    res = runner.invoke(app, ["evaluate-recs", "--data", str(data), "-m", "popularity", *args, "--json"])
+    assert res.exit_code == 2 and json.loads(res.stdout)["error"]["message"], res.output
 
 
 def test_train_recs_then_recommend_with_any_recommender(trained: tuple[Path, Path], tmp_path: Path) -> None:

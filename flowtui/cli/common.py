@@ -34,7 +34,10 @@ _json_errors = False
 
 def fail(message: str, details: list[str] | None = None, *, error: DataError | None = None) -> NoReturn:
     """Report bad input (no traceback) and exit with status 2: one line on stderr, or under --json one
-    object `{"error": {"message", "file", "line", "column", "expected", "found", "count", "details"}}` on stdout."""
+    object `{"error": {"message", "file", "line", "column", "expected", "found", "count", "details"}}` on stdout.
+    Line breaks and other control characters echoed from the input are shown escaped: one line, always."""
+    message = one_line(message)
+    details = [one_line(d) for d in details or []]
     if _json_errors:
         print_json({"error": error_record(message, details, error)})
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -42,6 +45,14 @@ def fail(message: str, details: list[str] | None = None, *, error: DataError | N
     for line in details or []:
         err_console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_BAD_INPUT)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks and other control characters escaped (`\\n`, `\\x1b`...)."""
+    return text.translate(_CONTROL)
 
 
 def error_record(
@@ -115,6 +126,22 @@ def _json_default(o: Any) -> Any:
     if hasattr(o, "item"):
         return o.item()
     return str(o)
+
+
+def or_warnings(on_event: ev.EventCallback | None, quiet: bool = False) -> ev.EventCallback | None:
+    """`on_event`, or (without a progress bar, when not quiet) a callback that prints the warnings among
+    the events on stderr, so that a warning (a damaged load cache rebuilt, a model that failed) is never
+    lost when the output is not a terminal."""
+    if on_event is not None or quiet:
+        return on_event
+
+    def warn(e: ev.Event) -> None:
+        if isinstance(e, ev.Log) and e.level == "warning":
+            err_console.print(
+                f"[yellow]warning:[/] {escape(one_line(e.message))}", highlight=False, soft_wrap=True
+            )
+
+    return warn
 
 
 def show_progress(quiet: bool = False) -> bool:

@@ -24,8 +24,8 @@ def _load(path: Path, *, no_cache: bool, quiet: bool) -> Dataset:
     from flowtui.core.data.io import load_dataset
 
     try:
-        with common.progress_events(quiet=quiet) as on_event:
-            return load_dataset(path, use_cache=not no_cache, on_event=on_event)
+        with common.progress_events(quiet=quiet) as bar:
+            return load_dataset(path, use_cache=not no_cache, on_event=common.or_warnings(bar, quiet))
     except DataError as err:
         common.fail_data(err)
     except UnicodeError:
@@ -187,7 +187,8 @@ def import_cmd(
     sep = "\t" if sep in ("\\t", "tab", "TAB") else sep
     _check_import_options(label, weight, threshold, sep)
     try:
-        with common.progress_events(quiet=as_json) as on_event:
+        with common.progress_events(quiet=as_json) as bar:
+            on_event = common.or_warnings(bar, as_json)
             imported = import_log_with_ids(
                 file,
                 user=user,

@@ -23,7 +23,15 @@ from flowtui.cli.cluster_opts import (
     run_on_cluster,
     run_with_nproc,
 )
-from flowtui.cli.common import console, err_console, fail, fail_data, print_json, progress_events
+from flowtui.cli.common import (
+    console,
+    err_console,
+    fail,
+    fail_data,
+    or_warnings,
+    print_json,
+    progress_events,
+)
 from flowtui.core import events as ev
 from flowtui.core import paths, registry, safe_files
 from flowtui.core.data import io
@@ -122,7 +130,8 @@ def _config(
 def _run(
     data: Path | None, config: RunConfig, as_json: bool, cancel: threading.Event | None = None
 ) -> RunResult:
-    with progress_events(as_json) as on_event:
+    with progress_events(as_json) as bar:
+        on_event = or_warnings(bar, as_json)
         frame = _load(data, "train", on_event)
         try:
             return run(frame, config, on_event=on_event, cancel=cancel)
@@ -313,7 +322,8 @@ def predict_cmd(
         trained = load_model(model)
     except DataError as err:
         fail_data(err)
-    with progress_events(as_json) as on_event:
+    with progress_events(as_json) as bar:
+        on_event = or_warnings(bar, as_json)
         train = _load(data, "train", on_event)
         test_frame = _load(test, "test", on_event)
         try:

@@ -155,6 +155,28 @@ def test_damaged_entry_is_rebuilt_with_a_warning(tmp_path: Path, cache_dir: Path
     assert again.from_cache and again.frame.equals(first.frame)
 
 
+@pytest.mark.parametrize(
+    "command", [["data", "validate"], ["data", "info"], ["evaluate", "-m", "constant", "--data"]]
+)
+def test_the_cli_says_when_it_rebuilds_a_damaged_entry(
+    tmp_path: Path, cache_dir: Path, command: list[str]
+) -> None:
+    """Not on a terminal (a script, a pipe) too: the warning goes to stderr, the output stays clean."""
+    from typer.testing import CliRunner
+
+    from flowtui.cli import app
+
+    p = write(tmp_path, train_frame(200))
+    load_dataset(p)
+    (entry,) = entries(cache_dir)
+    entry.write_bytes(bytes(_flip(0.5)(bytearray(entry.read_bytes()))))  # type: ignore[operator]
+    r = CliRunner().invoke(app, [*command, str(p)])
+    assert r.exit_code == 0, r.output
+    assert "warning:" in r.stderr and "ignoring the load cache (checksum mismatch)" in r.stderr
+    assert "warning" not in r.stdout.replace("warnings", "")
+    assert load_dataset(p).from_cache  # rebuilt
+
+
 def test_a_flip_in_the_values_never_reaches_the_frame(tmp_path: Path, cache_dir: Path) -> None:
     """Flip every 997th byte of the entry in turn: no load may return values other than the file's."""
     p = write(tmp_path, train_frame(50))

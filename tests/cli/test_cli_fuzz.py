@@ -9,10 +9,11 @@ every output slot gets paths it must refuse; every command with `--set` gets gen
 and `recommenders` get generated model names. The in-process runner cannot see an abort, so a last test
 runs each command as a real process on a refused input and checks the exit status itself (134 = abort).
 
-Bad inputs tried here (class F, whole-CLI fuzz): see the module constants; with the default settings
-13 commands, 22 file/output/model slots, 222 fixed cases x 2 (plain and --json), 300 generated contents,
-120 generated --set values, 60 generated model names, 13 real processes, 1 unreadable file per input
-slot (13).
+Bad inputs tried here (class F, whole-CLI fuzz): 13 commands, 20 slots (12 input files, 2 model folders,
+3 output files, 3 output folders); 148 fixed paths a slot cannot take (7 per input slot, 11 per model slot,
+8 per output file, 6 per output folder), each plain and under --json (296 runs); 300 generated file
+contents (150 binary garbage, 150 mangled or truncated good files); 120 generated --set values over the
+4 commands that take --set; 60 generated model names; 12 unreadable inputs; 13 real processes.
 """
 
 from __future__ import annotations

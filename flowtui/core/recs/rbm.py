@@ -10,7 +10,13 @@ observed entries alone: the up-pass is a sparse x dense product, the reconstruct
 observed entries only (a sampled product), and the weight gradient is a transposed sparse product, so an
 epoch costs O(entries x hidden) instead of O(users x items x hidden). In implicit mode (unseen entries
 are weak negatives of weight w) the up-pass stays sparse (the unseen entries' share is one column sum)
-and only the negative phase is dense. torch is imported lazily: importing this module is cheap.
+and only the negative phase is dense: the reconstruction T is the one dense array, and every product with
+the weighted negative spins is w times a dense product with T plus a sparse correction at the observed
+entries (`_implicit_step`), in float32 with mean-field visible units (no visible sampling).
+
+Data-parallel seam: `compute_update(batch)` returns the batch's CD statistics as sums, `apply_update`
+applies them; a wrapper all-reduces (sums) the lists between the two calls (see `compute_update`).
+torch is imported lazily: importing this module is cheap.
 """
 
 from __future__ import annotations

@@ -103,6 +103,15 @@ def test_bad_time(tmp_path: Path) -> None:
     assert info.value.line == 3 and info.value.found == "'yesterday'"
 
 
+def test_bad_value_among_unix_seconds_is_the_only_offender(tmp_path: Path) -> None:
+    p = tmp_path / "log.csv"
+    p.write_text("u,i,y,t\n1,2,1,1480000000\n1,3,0,1480000100\n2,3,1,abc\n")
+    with pytest.raises(DataError, match="bad timestamp") as info:
+        import_log(p, user="u", item="i", label="y", time="t")
+    assert (info.value.line, info.value.found, info.value.count) == (4, "'abc'", 1)
+    assert info.value.expected is not None and "Unix seconds" in info.value.expected
+
+
 def test_label_options_are_required_and_exclusive(log: Path) -> None:
     with pytest.raises(DataError, match="either a label column or a weight"):
         import_log(log, user="user", item="artist", sep="\t")

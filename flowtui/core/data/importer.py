@@ -101,6 +101,9 @@ def _timestamps(path: Path, column: str, s: pd.Series) -> np.ndarray:
         if bad.any():
             raise _locate(path, column, bad, s, f"whole Unix seconds within +-{_MAX_TS}", "bad timestamp")
         return x.astype(np.int64)
+    if as_num.notna().mean() > 0.5:  # mostly Unix seconds: the others are the offenders, not the numbers
+        bad = as_num.isna().to_numpy()
+        raise _locate(path, column, bad, s, "whole Unix seconds (as most of the column)", "bad timestamp")
     parsed = pd.to_datetime(stripped, errors="coerce", utc=True, format="mixed")
     bad = parsed.isna().to_numpy()
     if bad.any():

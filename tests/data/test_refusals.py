@@ -233,6 +233,8 @@ def test_non_utf8_bad_row_is_counted_without_exception_noise(
     err = refused(write_text(tmp_path, text))
     assert err.message == "wrong number of fields" and err.line == 3 and err.count == 1
     assert err.examples and err.examples[0].startswith("line 3: ")
+    if bad == b"1,2,\xff\xfe,3":  # each byte that is not UTF-8 shown once as \xNN, not doubled
+        assert err.examples[0] == "line 3: '1,2,\\xff\\xfe,3'"
     assert unraisable == []  # nothing like "Exception ignored in on_bad_row"
 
 

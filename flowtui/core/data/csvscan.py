@@ -17,6 +17,7 @@ import csv
 import gzip
 import io
 import mmap
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,13 @@ def field_count_offenders(p: Path, expected: int, sep: str = ",") -> FieldCounts
     return out
 
 
+def shown(raw: bytes) -> str:
+    """Raw bytes as a quoted one-line example: text as text, each byte that is not UTF-8 as one `\\xNN`
+    (not doubled, as `repr` of a backslash-replaced text would)."""
+    text = repr(raw.decode("utf-8", "surrogateescape"))
+    return re.sub(r"\\udc([89a-f][0-9a-f])", r"\\x\1", text)
+
+
 def _count_row(out: FieldCounts, line: bytes) -> int:
     """Check one row (rows before it: `out.rows`); 1 when it is a row, 0 when it is blank."""
     body = line.rstrip(b"\r\n")
@@ -141,6 +149,5 @@ def _count_row(out: FieldCounts, line: bytes) -> int:
     if n != out.expected:
         out.count += 1
         if len(out.examples) < 5:
-            text = body.decode("utf-8", "backslashreplace")[:80]
-            out.examples.append((out.rows + 2, n, text))
+            out.examples.append((out.rows + 2, n, shown(body[:80])))
     return 1

@@ -200,7 +200,7 @@ def _field_count_error(p: Path, header: list[str], sep: str) -> DataError:
         line=line,
         expected=f"{found.expected} fields",
         found=f"{n}",
-        examples=[f"line {ln}: {text!r}" for ln, _, text in found.examples],
+        examples=[f"line {ln}: {text}" for ln, _, text in found.examples],
         count=found.count,
     )
 

@@ -68,6 +68,12 @@ def scan_models(models_dir: Path) -> tuple[list[str], list[str]]:
     return recommenders, [m.name for m in sorted(saved, key=lambda m: -(m.auc or 0.0))]
 
 
+def known(value: object) -> str:
+    """An artist or genre id as shown: "?" for -1, the engine's mark for a track the loaded data has no
+    row of (a model of other data recommends such tracks)."""
+    return "?" if str(value) == "-1" else str(value)
+
+
 def parse_ids(text: str) -> list[int]:
     """`"3, 17 42"` -> [3, 17, 42]; ValueError names the bad part."""
     out = []

@@ -77,6 +77,7 @@ class UserReady(Message):
     recs: pd.DataFrame | None  # None when there is no model or it cannot recommend for this user
     test_probability: float | None
     note: str = ""
+    predictor: str = ""  # the saved model that gave `test_probability`
 
 
 @dataclass

@@ -491,7 +491,7 @@ async def test_saved_models_make_the_leaderboard_and_submissions_confirm_overwri
         assert isinstance(app.screen, ResultsScreen)
         board = app.screen.query_one("#leaderboard", DataTable)
         labels = [str(board.get_row_at(i)[1]) for i in range(board.row_count)]
-        assert labels == ["constant (saved)", "user_flow_rate (other data)"]
+        assert labels == ["constant (saved)", "user_flow_rate (other)"]
         assert str(board.get_row_at(0)[2]) != "" and str(board.get_row_at(1)[2]) == ""  # no mixed scores
         assert "trained on other data" in str(app.screen.query_one("#leak-warning", Label).content)
 

@@ -348,3 +348,7 @@ async def test_screen_opened_before_the_data_follows_the_load(
         await _settle(app, pilot)
         info = str(app.screen.query_one("#recs-info", Static).content)
         assert "No recommendation leaderboard on these data yet" in info
+
+
+def test_unknown_artist_and_genre_show_as_a_question_mark() -> None:
+    assert [helpers.known(v) for v in (-1, "-1", 0, 1132)] == ["?", "?", "0", "1132"]

@@ -272,5 +272,10 @@ class NewUserScreen(FlowScreen):
             return
         for i, r in enumerate(message.recs.itertuples(index=False), start=1):
             table.add_row(
-                str(i), str(r.media_id), str(r.artist_id), str(r.genre_id), f"{r.score:.3f}", str(r.reason)
+                str(i),
+                str(r.media_id),
+                helpers.known(r.artist_id),
+                helpers.known(r.genre_id),
+                f"{r.score:.3f}",
+                str(r.reason),
             )

@@ -539,9 +539,10 @@ class RecsScreen(FlowScreen):
             return "these data"
         data = meta.get("data")
         source = data.get("source") if isinstance(data, dict) else None
-        return "other: " + (
-            Path(source).name if isinstance(source, str) else str(meta.get("data_fingerprint"))
-        )
+        if not isinstance(source, str):
+            return f"other: {meta.get('data_fingerprint')}"
+        path = Path(source)  # the parent too: data files are often all called train.csv
+        return f"other: {path.parent.name}/{path.name}" if path.parent.name else f"other: {path.name}"
 
     def action_use(self) -> None:
         """Recommend with the highlighted saved recommender on screens 5 and 6."""

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 COLUMNS = ("auc", "logloss", "accuracy", "fit_seconds", "predict_seconds")
 HEADERS = [
     ("", 1),
-    ("model", 20),
+    ("model", 22),
     ("AUC", 7),
     ("log loss", 8),
     ("accuracy", 8),
@@ -59,7 +59,7 @@ class BoardRow:
     @property
     def label(self) -> str:
         mark = " *" if self.baseline else " ✗" if self.error else ""
-        tag = {"saved": " (saved)", "other": " (other data)"}.get(self.source, "")
+        tag = {"saved": " (saved)", "other": " (other)"}.get(self.source, "")
         return self.name + mark + tag
 
 

@@ -315,9 +315,8 @@ class UsersScreen(FlowScreen):
         board = state.leaderboard
         order = [r.model for r in board.rows] if board is not None else []
         now = [state.saved[n] for n in dict.fromkeys([*order, *state.saved]) if n in state.saved]
-        ranked = sorted(
-            self._predictors, key=lambda n: (n in self._models and n != "hybrid", n != "lightgbm")
-        )
+        # saved earlier: by holdout AUC (the order found), classifiers and hybrid before rbm/dbn
+        ranked = sorted(self._predictors, key=lambda n: n in self._models and n != "hybrid")
         return now + [state.models_dir / n for n in ranked if state.models_dir / n not in now]
 
     def _open(self, user_id: int) -> None:
@@ -392,7 +391,8 @@ class UsersScreen(FlowScreen):
         predictor = self._same_data_predictor(predictors, frame)
         if test is not None and predictor is not None:
             prob = queries.test_probability(predictor, frame, test, user_id)
-        self.post_result(UserReady(user_id, profile, history, recs, prob, note))
+        name = predictor.name if predictor is not None and prob is not None else ""
+        self.post_result(UserReady(user_id, profile, history, recs, prob, note, name))
 
     @staticmethod
     def _same_data_predictor(predictors: list[Path], frame: pd.DataFrame) -> Path | None:
@@ -419,7 +419,10 @@ class UsersScreen(FlowScreen):
             f"{p.get('flow_listen_rate', float('nan')):.2f} on Flow ({p.get('flow_listens', 0):,} Flow rows)",
         ]
         if message.test_probability is not None:
-            lines.append(f"test row: predicted listen probability [b]{message.test_probability:.3f}[/b]")
+            lines.append(
+                f"test row: predicted listen probability [b]{message.test_probability:.3f}[/b] "
+                f"({message.predictor})"
+            )
         self.query_one("#profile", Static).update("\n".join(lines))
         hist = self.query_one("#history", DataTable)
         hist.clear()
@@ -445,5 +448,10 @@ class UsersScreen(FlowScreen):
             return
         for i, r in enumerate(recs.itertuples(index=False), start=1):
             table.add_row(
-                str(i), str(r.media_id), str(r.artist_id), str(r.genre_id), f"{r.score:.3f}", str(r.reason)
+                str(i),
+                str(r.media_id),
+                helpers.known(r.artist_id),
+                helpers.known(r.genre_id),
+                f"{r.score:.3f}",
+                str(r.reason),
             )

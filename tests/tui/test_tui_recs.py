@@ -352,3 +352,30 @@ async def test_screen_opened_before_the_data_follows_the_load(
 
 def test_unknown_artist_and_genre_show_as_a_question_mark() -> None:
     assert [helpers.known(v) for v in (-1, "-1", 0, 1132)] == ["?", "?", "0", "1132"]
+
+
+async def test_a_part_of_a_model_reports_on_its_model_row(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """The rbm's exposure network ("rbm exposure") shows on the rbm's row and in the log, not as a model."""
+    from flowtui.tui.messages import EngineEvent
+    from flowtui.tui.screens.training import TrainingScreen
+
+    app = _app(tiny, tmp_path / "models")
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("3")
+        await _settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, TrainingScreen)
+        row = screen._row("rbm")
+        assert row is not None
+        await pilot.pause()
+        for e in (
+            ev.BeforeFit("rbm exposure", 4),
+            ev.AfterEpoch("rbm exposure", 2, 4),
+            ev.AfterFit("rbm exposure", 0.5),
+        ):
+            screen.post_message(EngineEvent(e))
+            await pilot.pause()
+        assert set(screen._rows) == {"rbm"}
+        assert "exposure 2/4" in str(row._status.content)
+        assert any("rbm exposure" in line for line in map(str, screen.query_one("#train-log").lines))

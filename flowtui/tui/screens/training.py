@@ -256,6 +256,23 @@ class TrainingScreen(FlowScreen):
             self.query_one("#progress-rows", VerticalScroll).mount(row)
         return row
 
+    def _part_of_a_model(self, e: ev.BeforeFit | ev.AfterEpoch | ev.AfterFit) -> bool:
+        """An event of a part of a model ("rbm exposure": the rbm's second network) goes to that model's
+        row status and the log, not to a row of its own; False for any other event."""
+        parent, _, part = e.model.partition(" ")
+        row = self._rows.get(parent)
+        if not part or row is None or e.model in self._rows:
+            return False
+        if isinstance(e, ev.AfterEpoch):
+            row.set_status(f"{part} {e.epoch}/{e.n_epochs}")
+        elif isinstance(e, ev.BeforeFit):
+            self._log(f"{e.model}: {self._phase} fit starts")
+        else:
+            self._log(
+                f"{e.model}: {self._phase} fit {'cancelled' if e.cancelled else 'done'} in {e.seconds:.1f}s"
+            )
+        return True
+
     def on_engine_event(self, message: EngineEvent) -> None:
         e = message.event
         if isinstance(e, ev.Stage):
@@ -267,6 +284,8 @@ class TrainingScreen(FlowScreen):
             self._log(f"saved {e.model} to {e.path}")
             return
         phase = self._phase
+        if isinstance(e, ev.BeforeFit | ev.AfterEpoch | ev.AfterFit) and self._part_of_a_model(e):
+            return
         if isinstance(e, ev.BeforeFit):
             row = self._row(e.model)
             if row is not None:

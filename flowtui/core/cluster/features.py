@@ -6,7 +6,7 @@
 2. Per-user statistics (user counts and rates, Flow rates, session position) and user x item statistics
    (user x genre/artist/media counts, shares, rates): their keys all contain the user, so after ONE
    shuffle of the rows on `user_id` (each partition holds whole users, sorted back into input order by
-   `_row`) the single-machine code (`_Keyed`, `_pair`, `_session_position`) run on a partition sees exactly
+   `_row`) the single-machine code (`_user_features` of flow/features.py) run on a partition sees exactly
    the rows it sees on one machine: same counts, same floats.
 3. Population priors (the overall and Flow listen rates of every STRICTLY earlier row, all users): a
    global prefix over time. Each partition counts (labelled, listened, Flow labelled, Flow listened) per
@@ -40,18 +40,17 @@ import pandas as pd
 
 from flowtui.core.cluster.lazy import DaskFrame, dask_dataframe
 from flowtui.core.cluster.source import ROW, portable_errors
-from flowtui.core.data.schema import LABEL, SECONDS_PER_DAY
+from flowtui.core.data.schema import LABEL
 from flowtui.core.flow import split
 from flowtui.core.flow.features import (
     _BASE_PRIOR,
-    _RAW,
     FEATURE_NAMES,
     _codes,
-    _days_from_civil,
     _Keyed,
-    _pair,
-    _session_position,
+    _label_values,
+    _row_features,
     _smooth,
+    _user_features,
 )
 
 __all__ = [
@@ -225,15 +224,7 @@ def _user_block(part: pd.DataFrame, table: pd.DataFrame, smoothing: float) -> pd
     """`build_features` of the user columns on a partition of whole users, with the global priors."""
     n = len(part)
     ts = part["ts_listen"].to_numpy(np.int64)
-    label = part[LABEL].to_numpy(np.float64, na_value=np.nan)
-    labelled = ~np.isnan(label)
-    flow = part["listen_type"].to_numpy() == 1
-    vals = np.empty((n, 6), dtype=np.int8, order="F")
-    vals[:, 0] = 1
-    vals[:, 1] = labelled
-    vals[:, 2] = labelled & (label == 1)
-    vals[:, 3:6] = vals[:, 0:3] * flow[:, None]
-    del label
+    vals = _label_values(part)
     out: dict[str, np.ndarray] = {}
 
     def put(name: str, value: np.ndarray) -> None:
@@ -241,16 +232,7 @@ def _user_block(part: pd.DataFrame, table: pd.DataFrame, smoothing: float) -> pd
         col[:] = value
         out[name] = col
 
-    day = np.floor_divide(ts, SECONDS_PER_DAY)
-    put("hour", np.floor_divide(ts, 3600) % 24)
-    put("weekday", (day + 3) % 7)
-    rd = part["release_date"].to_numpy(np.int64)
-    ry = rd // 10000
-    rel_day = _days_from_civil(ry, np.clip((rd // 100) % 100, 1, 12), np.clip(rd % 100, 1, 31))
-    put("days_since_release", day - rel_day)
-    put("release_year", ry)
-    for c in _RAW:
-        put(c, part[c].to_numpy())
+    _row_features(put, part, ts)
 
     # Dense timestamp ranks of the partition: only their order matters to `_Keyed`.
     uniq_ts, ts_rank = np.unique(ts, return_inverse=True)
@@ -269,28 +251,9 @@ def _user_block(part: pd.DataFrame, table: pd.DataFrame, smoothing: float) -> pd
     flow_prior = _smooth(g[:, 3], g[:, 2], prior, smoothing)
     del g
 
-    user, n_users = _codes(part["user_id"].to_numpy())
-    uk = _Keyed(user, n_users, ts_rank, n_ts)
-    u = uk.before(vals)
-    user_count = u[:, 0]
-    user_rate = _smooth(u[:, 2], u[:, 1], prior, smoothing)
-    put("user_count", user_count)
-    put("user_rate", user_rate)
-    put("user_flow_count", u[:, 3])
-    put("user_flow_rate", _smooth(u[:, 5], u[:, 4], flow_prior, smoothing))
-    del u, flow_prior
-    position = _session_position(uk, ts)
-    put("session_position", position)
-    put("session_first", position == 0)
-    del uk, position
-
-    for name, column in (("genre", "genre_id"), ("artist", "artist_id"), ("media", "media_id")):
-        codes, n_codes = _codes(part[column].to_numpy())
-        s = _Keyed(*_pair(user, n_users, codes, n_codes, n_ts), ts_rank, n_ts).before(vals[:, :3])
-        put(f"user_{name}_count", s[:, 0])
-        put(f"user_{name}_share", s[:, 0] / np.maximum(user_count, 1.0))
-        put(f"user_{name}_rate", _smooth(s[:, 2], s[:, 1], user_rate, smoothing))
-        del s
+    items = {name: _codes(part[f"{name}_id"].to_numpy()) for name in ("genre", "artist", "media")}
+    _user_features(put, part, ts, ts_rank, n_ts, vals, prior, flow_prior, smoothing, items)
+    del flow_prior, items
 
     base = part.reset_index(drop=True)
     result = base.assign(

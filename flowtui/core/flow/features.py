@@ -13,6 +13,7 @@ group's first row excludes ties.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,37 +157,14 @@ def build_features(frame: pd.DataFrame, *, smoothing: float = 10.0) -> pd.DataFr
     """One float32 row of `FEATURE_NAMES` per row of `frame` (same index), from strictly earlier rows only."""
     n = len(frame)
     ts = frame["ts_listen"].to_numpy(np.int64)
-    if LABEL in frame.columns:
-        label = frame[LABEL].to_numpy(np.float64, na_value=np.nan)
-    else:
-        label = np.full(n, np.nan)
-    labelled = ~np.isnan(label)
-    flow = frame["listen_type"].to_numpy() == 1
-    # Stacked 0/1 values summed per key: play, labelled, listened, and the same on Flow rows only.
-    vals = np.empty((n, 6), dtype=np.int8, order="F")
-    vals[:, 0] = 1
-    vals[:, 1] = labelled
-    vals[:, 2] = labelled & (label == 1)
-    vals[:, 3:6] = vals[:, 0:3] * flow[:, None]
-    del label
+    vals = _label_values(frame)
     X = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32, order="F")
     col = {f: j for j, f in enumerate(FEATURE_NAMES)}
 
     def put(name: str, value: np.ndarray) -> None:
         X[:, col[name]] = value
 
-    # Time and release.
-    day = np.floor_divide(ts, SECONDS_PER_DAY)
-    put("hour", np.floor_divide(ts, 3600) % 24)
-    put("weekday", (day + 3) % 7)  # 1970-01-01 was a Thursday; Monday = 0
-    rd = frame["release_date"].to_numpy(np.int64)
-    ry = rd // 10000
-    rel_day = _days_from_civil(ry, np.clip((rd // 100) % 100, 1, 12), np.clip(rd % 100, 1, 31))
-    put("days_since_release", day - rel_day)
-    put("release_year", ry)
-    del day, rd, ry, rel_day
-    for c in _RAW:
-        put(c, frame[c].to_numpy())
+    _row_features(put, frame, ts)
 
     # Dense timestamp ranks from one sort by time, reused for the population priors.
     ts_order = np.argsort(ts, kind="stable")
@@ -206,22 +184,6 @@ def build_features(frame: pd.DataFrame, *, smoothing: float = 10.0) -> pd.DataFr
     flow_prior = _smooth(g[:, 3], g[:, 2], prior, smoothing)
     del g, ts_order
 
-    # User statistics and session position.
-    user, n_users = _codes(frame["user_id"].to_numpy())
-    uk = _Keyed(user, n_users, ts_rank, n_ts)
-    u = uk.before(vals)
-    user_count = u[:, 0]
-    user_rate = _smooth(u[:, 2], u[:, 1], prior, smoothing)
-    put("user_count", user_count)
-    put("user_rate", user_rate)
-    put("user_flow_count", u[:, 3])
-    put("user_flow_rate", _smooth(u[:, 5], u[:, 4], flow_prior, smoothing))
-    del u, flow_prior
-    position = _session_position(uk, ts)
-    put("session_position", position)
-    put("session_first", position == 0)
-    del uk, position
-
     items = {
         "genre": _codes(frame["genre_id"].to_numpy()),
         "artist": _codes(frame["artist_id"].to_numpy()),
@@ -229,13 +191,8 @@ def build_features(frame: pd.DataFrame, *, smoothing: float = 10.0) -> pd.DataFr
         "album": _codes(frame["album_id"].to_numpy()),
         "context": _codes(frame["context_type"].to_numpy()),
     }
-    # User x item: plays, share of the user's plays, listen rate smoothed toward the user's rate.
-    for name in ("genre", "artist", "media"):
-        s = _Keyed(*_pair(user, n_users, *items[name], n_ts), ts_rank, n_ts).before(vals[:, :3])
-        put(f"user_{name}_count", s[:, 0])
-        put(f"user_{name}_share", s[:, 0] / np.maximum(user_count, 1.0))
-        put(f"user_{name}_rate", _smooth(s[:, 2], s[:, 1], user_rate, smoothing))
-        del s
+    _user_features(put, frame, ts, ts_rank, n_ts, vals, prior, flow_prior, smoothing, items)
+    del flow_prior
 
     # Item target encodings and popularity.
     for name in ("media", "artist", "album", "genre", "context"):
@@ -246,6 +203,76 @@ def build_features(frame: pd.DataFrame, *, smoothing: float = 10.0) -> pd.DataFr
         del s
 
     return pd.DataFrame(X, index=frame.index, columns=list(FEATURE_NAMES), copy=False)
+
+
+def _label_values(frame: pd.DataFrame) -> np.ndarray:
+    """Stacked 0/1 values summed per key: play, labelled, listened, and the same on Flow rows only."""
+    n = len(frame)
+    if LABEL in frame.columns:
+        label = frame[LABEL].to_numpy(np.float64, na_value=np.nan)
+    else:
+        label = np.full(n, np.nan)
+    labelled = ~np.isnan(label)
+    flow = frame["listen_type"].to_numpy() == 1
+    vals = np.empty((n, 6), dtype=np.int8, order="F")
+    vals[:, 0] = 1
+    vals[:, 1] = labelled
+    vals[:, 2] = labelled & (label == 1)
+    vals[:, 3:6] = vals[:, 0:3] * flow[:, None]
+    return vals
+
+
+def _row_features(put: Callable[[str, np.ndarray], None], frame: pd.DataFrame, ts: np.ndarray) -> None:
+    """The row-wise features: time, release and the raw columns."""
+    day = np.floor_divide(ts, SECONDS_PER_DAY)
+    put("hour", np.floor_divide(ts, 3600) % 24)
+    put("weekday", (day + 3) % 7)  # 1970-01-01 was a Thursday; Monday = 0
+    rd = frame["release_date"].to_numpy(np.int64)
+    ry = rd // 10000
+    rel_day = _days_from_civil(ry, np.clip((rd // 100) % 100, 1, 12), np.clip(rd % 100, 1, 31))
+    put("days_since_release", day - rel_day)
+    put("release_year", ry)
+    del day, rd, ry, rel_day
+    for c in _RAW:
+        put(c, frame[c].to_numpy())
+
+
+def _user_features(
+    put: Callable[[str, np.ndarray], None],
+    frame: pd.DataFrame,
+    ts: np.ndarray,
+    ts_rank: np.ndarray,
+    n_ts: int,
+    vals: np.ndarray,
+    prior: np.ndarray,
+    flow_prior: np.ndarray,
+    smoothing: float,
+    items: Mapping[str, tuple[np.ndarray, int]],
+) -> None:
+    """The per-user features (rates, session position) and user x item ones (genre, artist, media codes in
+    `items`) of `frame`, whose rows must hold every row of their users."""
+    user, n_users = _codes(frame["user_id"].to_numpy())
+    uk = _Keyed(user, n_users, ts_rank, n_ts)
+    u = uk.before(vals)
+    user_count = u[:, 0]
+    user_rate = _smooth(u[:, 2], u[:, 1], prior, smoothing)
+    put("user_count", user_count)
+    put("user_rate", user_rate)
+    put("user_flow_count", u[:, 3])
+    put("user_flow_rate", _smooth(u[:, 5], u[:, 4], flow_prior, smoothing))
+    del u
+    position = _session_position(uk, ts)
+    put("session_position", position)
+    put("session_first", position == 0)
+    del uk, position
+
+    # User x item: plays, share of the user's plays, listen rate smoothed toward the user's rate.
+    for name in ("genre", "artist", "media"):
+        s = _Keyed(*_pair(user, n_users, *items[name], n_ts), ts_rank, n_ts).before(vals[:, :3])
+        put(f"user_{name}_count", s[:, 0])
+        put(f"user_{name}_share", s[:, 0] / np.maximum(user_count, 1.0))
+        put(f"user_{name}_rate", _smooth(s[:, 2], s[:, 1], user_rate, smoothing))
+        del s
 
 
 def _session_position(uk: _Keyed, ts: np.ndarray) -> np.ndarray:

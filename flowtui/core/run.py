@@ -60,6 +60,37 @@ def _holdout_scores(board: Leaderboard, name: str) -> dict[str, Any]:
     return scores
 
 
+def _holdout_then_final(
+    config: RunConfig,
+    leaderboard: Callable[[], Leaderboard],
+    final_fits: Callable[[RunResult], None],
+    on_event: EventCallback | None,
+    on_leaderboard: Callable[[Leaderboard], None] | None,
+) -> RunResult:
+    """The stages of a run, on one machine or a cluster: the holdout `leaderboard()` (when asked; its
+    failed models get no final fit), then `final_fits(result)` when the run saves models.
+
+    Without a Flow row to hold out, an evaluate-only run raises DataError and a training run goes on
+    without holdout scores."""
+    result = RunResult(leaderboard=None)
+    if config.holdout:
+        ev.emit(on_event, ev.Stage("holdout"))
+        try:
+            board = leaderboard()
+        except DataError as exc:
+            if config.models_dir is None:
+                raise
+            ev.emit(on_event, ev.Log(f"no holdout scores: {exc.message}", level="warning"))
+        else:
+            result.leaderboard = board
+            result.failed = {r.model: r.error for r in board.rows if r.error is not None}
+            if on_leaderboard is not None:
+                on_leaderboard(board)
+    if config.models_dir is not None:
+        final_fits(result)
+    return result
+
+
 def run(
     frame: pd.DataFrame,
     config: RunConfig,
@@ -81,33 +112,25 @@ def run(
     config.validate()
     params = config.resolved_params()
     executor = executor or InlineExecutor()
-    result = RunResult(leaderboard=None)
-    if config.holdout:
-        ev.emit(on_event, ev.Stage("holdout"))
-        try:
-            board = holdout_leaderboard(
-                frame,
-                config.on_leaderboard(),
-                params,
-                config.features,
-                rounds=config.rounds,
-                target_contexts=config.target_contexts,
-                executor=executor,
-                on_event=on_event,
-                cancel=cancel,
-                model_cancel=model_cancel,
-            )
-        except DataError as exc:
-            if config.models_dir is None:
-                raise
-            ev.emit(on_event, ev.Log(f"no holdout scores: {exc.message}", level="warning"))
-        else:
-            result.leaderboard = board
-            result.failed = {r.model: r.error for r in board.rows if r.error is not None}
-            if on_leaderboard is not None:
-                on_leaderboard(board)
-    if config.models_dir is not None:
+
+    def leaderboard() -> Leaderboard:
+        return holdout_leaderboard(
+            frame,
+            config.on_leaderboard(),
+            params,
+            config.features,
+            rounds=config.rounds,
+            target_contexts=config.target_contexts,
+            executor=executor,
+            on_event=on_event,
+            cancel=cancel,
+            model_cancel=model_cancel,
+        )
+
+    def final_fits(result: RunResult) -> None:
         _final_fits(frame, config, params, result, executor, on_event, cancel, model_cancel or {})
+
+    result = _holdout_then_final(config, leaderboard, final_fits, on_event, on_leaderboard)
     ev.emit(on_event, ev.Stage("done"))
     return result
 

@@ -44,7 +44,7 @@ from flowtui.core.flow.features import FEATURE_NAMES
 from flowtui.core.flow.store import TrainedModel, library_versions, save_model
 from flowtui.core.params import ParamError
 from flowtui.core.registry import FlowModel
-from flowtui.core.run import RunResult, _holdout_scores
+from flowtui.core.run import RunResult, _holdout_scores, _holdout_then_final
 from flowtui.core.run_config import RunConfig
 
 __all__ = ["CLUSTER_MODELS", "check_cluster_config", "cluster_run"]
@@ -299,7 +299,6 @@ def cluster_run(
     params = config.resolved_params()
     require_dask()
     session = _open(cluster)
-    result = RunResult(leaderboard=None)
     try:
         n_workers = session.n_workers()
         ev.emit(on_event, ev.Log(f"cluster of {n_workers} workers; {session.dashboard()}"))
@@ -309,21 +308,13 @@ def cluster_run(
             rows = _rows(source)
             parts = npartitions or max(rows.npartitions, 2 * n_workers)
             users = persist(session.client, cf.by_user(rows, parts), cancel)
-            if config.holdout:
-                ev.emit(on_event, ev.Stage("holdout"))
-                try:
-                    board = job.leaderboard(users)
-                except DataError as exc:
-                    if config.models_dir is None:
-                        raise
-                    ev.emit(on_event, ev.Log(f"no holdout scores: {exc.message}", level="warning"))
-                else:
-                    result.leaderboard = board
-                    result.failed = {r.model: r.error for r in board.rows if r.error is not None}
-                    if on_leaderboard is not None:
-                        on_leaderboard(board)
-            if config.models_dir is not None:
-                job.final_fits(users, result)
+            result = _holdout_then_final(
+                config,
+                lambda: job.leaderboard(users),
+                lambda res: job.final_fits(users, res),
+                on_event,
+                on_leaderboard,
+            )
         ev.emit(on_event, ev.Stage("done"))
         return result
     except Exception:

@@ -39,7 +39,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from flowtui.core import events as ev
@@ -48,7 +47,7 @@ from flowtui.core.cluster.spec import children_ignore_ctrl_c
 from flowtui.core.events import EventCallback
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.rbm import RBM
-from flowtui.core.recs.rbm_models import RBMModel, build_network, user_rates
+from flowtui.core.recs.rbm_models import RBMModel, build_network
 from flowtui.core.recs.rbm_params import RBMParams
 from flowtui.core.recs.rbm_source import Source, resolve_device
 
@@ -485,31 +484,13 @@ class DistributedRBMModel(RBMModel):
         super().__init__(params)
         self.nproc = nproc
 
-    def fit(
-        self,
-        X: pd.DataFrame | None,
-        y: np.ndarray,
-        rows: pd.DataFrame,
-        *,
-        on_event: EventCallback | None = None,
-        cancel: threading.Event | None = None,
-    ) -> DistributedRBMModel:
-        """`RBMModel.fit` with the networks fitted by `fit_data_parallel` (the rest is the same code)."""
-        ev.check_cancel(cancel)
-        frame = rows[[c for c in ("user_id", "media_id", "ts_listen") if c in rows.columns]].copy()
-        frame["is_listened"] = np.asarray(y, dtype=np.float32)
-        if len(frame) == 0:
-            raise ValueError(f"{self.kind}: no training rows")
+    def _fit_networks(
+        self, matrix: InteractionMatrix, on_event: EventCallback | None, cancel: threading.Event | None
+    ) -> None:
+        """The networks of `RBMModel.fit`, fitted by `fit_data_parallel` (the rest of `fit` is the same)."""
         p = self.params
         assert isinstance(p, RBMParams)
-        matrix = InteractionMatrix.from_frame(
-            frame, "media", max_items=p.max_items, min_count=p.min_count, label=p.label
-        )
-        self.notes = [f"trained on {self.nproc} torch.distributed processes"]
-        if matrix.shape[1] < len(np.unique(frame["media_id"].to_numpy())):
-            self.notes.append(
-                f"item vocabulary capped at {matrix.shape[1]:,} media (max_items, min_count); others use fallbacks"
-            )
+        self.notes.insert(0, f"trained on {self.nproc} torch.distributed processes")
         net = build_network(p)
         assert isinstance(net, RBM)
         self.net_ = fit_data_parallel(net, matrix, nproc=self.nproc, on_event=on_event, cancel=cancel)
@@ -532,13 +513,6 @@ class DistributedRBMModel(RBMModel):
                 on_event=_relabel(on_event, f"{self.kind} exposure"),
                 cancel=cancel,
             )
-        self._fit_fallbacks(frame)
-        self.user_ids_ = matrix.user_ids
-        self.item_ids_ = matrix.item_ids
-        self.item_counts_ = matrix.item_counts
-        self.user_hidden_ = self.net_.hidden_next_to_visible(matrix).astype(np.float32)
-        self.user_rate_ = user_rates(matrix)
-        return self
 
 
 def _relabel(on_event: EventCallback | None, model: str) -> EventCallback | None:

@@ -170,11 +170,7 @@ class CollaborativeModel:
             self.notes.append(
                 f"item vocabulary capped at {matrix.shape[1]:,} media (max_items, min_count); others use fallbacks"
             )
-        self.net_ = build_network(self.params)
-        self.net_.fit(matrix, on_event=on_event, cancel=cancel)
-        self.exposure_ = None
-        if self.params.exposure_weight:
-            self.exposure_ = fit_exposure(self.params, matrix, on_event, cancel)
+        self._fit_networks(matrix, on_event, cancel)
         self._fit_fallbacks(frame)
         self.user_ids_ = matrix.user_ids
         self.item_ids_ = matrix.item_ids
@@ -184,6 +180,17 @@ class CollaborativeModel:
         self.user_hidden_ = self.net_.hidden_next_to_visible(matrix).astype(np.float32)
         self.user_rate_ = user_rates(matrix)
         return self
+
+    def _fit_networks(
+        self, matrix: InteractionMatrix, on_event: EventCallback | None, cancel: threading.Event | None
+    ) -> None:
+        """Fit `net_` on `matrix`, and `exposure_` (None without `exposure_weight`): the one step of `fit`
+        that a distributed model does its own way."""
+        self.net_ = build_network(self.params)
+        self.net_.fit(matrix, on_event=on_event, cancel=cancel)
+        self.exposure_ = None
+        if self.params.exposure_weight:
+            self.exposure_ = fit_exposure(self.params, matrix, on_event, cancel)
 
     def _fit_fallbacks(self, frame: pd.DataFrame) -> None:
         y = frame["is_listened"].to_numpy(np.float64)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -55,6 +56,7 @@ __all__ = [
     "check_output_dir",
     "check_output_path",
     "describe",
+    "file_sha256",
     "folder_lock",
     "fsync_dir",
     "leftovers",
@@ -64,6 +66,15 @@ __all__ = [
     "write_csv",
     "write_error",
 ]
+
+
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of the file at `path` (read in 1 MiB chunks): the checksums of saved model files."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 class UnsafePathError(DataError):

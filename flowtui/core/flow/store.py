@@ -60,6 +60,7 @@ from flowtui.core.safe_files import (
     UnsafePathError,
     check_output_dir,
     describe,
+    file_sha256,
     folder_lock,
     fsync_dir,
     leftovers,
@@ -193,14 +194,6 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -357,7 +350,7 @@ def save_model(trained: TrainedModel, folder: str | Path) -> Path:
             names = _entries(tmp)
             for name in names:
                 _check_member(tmp, name)
-            meta["files"] = {name: _sha256(tmp / name) for name in names}
+            meta["files"] = {name: file_sha256(tmp / name) for name in names}
             _fsync_tree(tmp, names)
             with (tmp / META_FILE).open("w", encoding="utf-8") as fh:
                 fh.write(json.dumps(meta, indent=2, default=_json_safe))
@@ -446,7 +439,7 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
             raise ModelFileError(path, f"meta.json has no valid checksum for {name!r}")
         if name not in present:
             raise ModelFileError(f, "model file missing")
-        if _sha256(f) != digest:
+        if file_sha256(f) != digest:
             raise ModelFileError(
                 f, "model file damaged (checksum differs from meta.json: truncated or edited?)"
             )

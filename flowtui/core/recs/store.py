@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 from flowtui.core.safe_files import (
     check_output_dir,
     describe,
+    file_sha256,
     folder_lock,
     fsync_dir,
     recover_folder,
@@ -84,14 +85,6 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
     """A short content hash of a data frame: row count and a SHA-1 of its row hashes."""
     hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     return f"{len(frame)}:{hashlib.sha1(hashes.tobytes()).hexdigest()[:16]}"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_recommender_target(folder: str | Path) -> None:
@@ -180,7 +173,7 @@ def save_recommender(
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "libraries": library_versions(),
                 **(extra or {}),
-                "files": {name: _sha256(tmp / name) for name in names},
+                "files": {name: file_sha256(tmp / name) for name in names},
             }
             for name in names:
                 fd = os.open(tmp / name, os.O_RDONLY)
@@ -243,7 +236,7 @@ def read_recommender_meta(folder: str | Path) -> dict[str, Any]:
         f = folder / name
         if not f.is_file():
             raise RecommenderFileError(f, "model file missing")
-        if _sha256(f) != digest:
+        if file_sha256(f) != digest:
             raise RecommenderFileError(f, "model file damaged (checksum differs from meta.json)")
     return meta
 

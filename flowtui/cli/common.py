@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,6 +23,9 @@ from typer.core import TyperGroup
 
 from flowtui.core import events as ev
 from flowtui.core.data.schema import DataError
+
+if TYPE_CHECKING:
+    from flowtui.core.registry import ModelSpec, RecommenderSpec
 
 console = Console()
 err_console = Console(stderr=True)
@@ -210,3 +213,29 @@ def progress_events(quiet: bool = False) -> Iterator[ev.EventCallback | None]:
 
 #: `flowtui data ...` sub-commands; modules add commands to it, cli/__init__ mounts it.
 data_app = typer.Typer(help="Generate, validate, inspect and import data sets.", no_args_is_help=True)
+
+
+def print_params(spec: ModelSpec | RecommenderSpec, name: str, preset: str, as_json: bool) -> None:
+    """A model's parameters (`flowtui params`, `flowtui recommenders NAME`): value under the preset, what
+    each accepts, and what it does; a bad preset fails with one line."""
+    from rich.table import Table
+
+    from flowtui.core.params import ParamError, show_value
+
+    try:
+        values = spec.params(None, preset)
+    except ParamError as exc:
+        fail(str(exc))
+    rows: list[dict[str, Any]] = [
+        {"key": p.key, "value": values[p.key], "default": p.default, "accepts": p.describe(), "help": p.help}
+        for p in spec.schema.params
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"{name} parameters ({preset} preset); set with --set {name}.KEY=VALUE")
+    for col in ("key", "value", "accepts", "help"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["key"], show_value(r["value"]), r["accepts"], r["help"])
+    console.print(table)

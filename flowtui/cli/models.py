@@ -30,13 +30,14 @@ from flowtui.cli.common import (
     fail_data,
     or_warnings,
     print_json,
+    print_params,
     progress_events,
 )
 from flowtui.core import events as ev
 from flowtui.core import paths, registry, safe_files
 from flowtui.core.data import io
 from flowtui.core.data.schema import DataError
-from flowtui.core.params import ParamError, parse_overrides, show_value
+from flowtui.core.params import ParamError, parse_overrides
 from flowtui.core.run import RunResult, run
 from flowtui.core.run_config import MAX_ROUNDS, RunConfig
 
@@ -419,21 +420,4 @@ def params_cmd(
     """List a model's parameters: value under the preset, what each accepts, and what it does."""
     if model not in registry.model_names():
         fail(f"unknown model {model!r}; known: {', '.join(registry.model_names())}")
-    spec = registry.get_spec(model)
-    try:
-        values = spec.params(None, preset)
-    except ParamError as exc:
-        fail(str(exc))
-    rows: list[dict[str, Any]] = [
-        {"key": p.key, "value": values[p.key], "default": p.default, "accepts": p.describe(), "help": p.help}
-        for p in spec.schema.params
-    ]
-    if as_json:
-        print_json(rows)
-        return
-    table = Table(title=f"{model} parameters ({preset} preset); set with --set {model}.KEY=VALUE")
-    for col in ("key", "value", "accepts", "help"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["key"], show_value(r["value"]), r["accepts"], r["help"])
-    console.print(table)
+    print_params(registry.get_spec(model), model, preset, as_json)

@@ -15,12 +15,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from flowtui.cli import app
-from flowtui.cli.common import console, err_console, fail, fail_data, print_json, progress_events
+from flowtui.cli.common import (
+    console,
+    err_console,
+    fail,
+    fail_data,
+    print_json,
+    print_params,
+    progress_events,
+)
 from flowtui.core import events as ev
 from flowtui.core import paths, registry, safe_files
 from flowtui.core.data import io
 from flowtui.core.data.schema import DataError
-from flowtui.core.params import ParamError, parse_assignments, show_value
+from flowtui.core.params import ParamError, parse_assignments
 
 if TYPE_CHECKING:
     from flowtui.core.data.idmap import IdMap
@@ -539,21 +547,4 @@ def recommenders_cmd(
             t.add_row(r["model"], r["description"])
         console.print(t)
         return
-    spec = registry.get_recommender(_names([model])[0])
-    try:
-        values = spec.params(None, preset)
-    except ParamError as exc:
-        fail(str(exc))
-    params: list[dict[str, Any]] = [
-        {"key": p.key, "value": values[p.key], "default": p.default, "accepts": p.describe(), "help": p.help}
-        for p in spec.schema.params
-    ]
-    if as_json:
-        print_json(params)
-        return
-    t = Table(title=f"{model} parameters ({preset} preset); set with --set {model}.KEY=VALUE")
-    for col in ("key", "value", "accepts", "help"):
-        t.add_column(col)
-    for row in params:
-        t.add_row(row["key"], show_value(row["value"]), row["accepts"], row["help"])
-    console.print(t)
+    print_params(registry.get_recommender(_names([model])[0]), model, preset, as_json)

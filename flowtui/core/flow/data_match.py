@@ -263,8 +263,14 @@ def check_data(
         if not allow_other:
             raise DataMismatchError(given, f"{head}, and {why}")
         return DataMatch(False, u, i, f"{given}: {head}, and {why}; used anyway")
+    return _share_verdict(given, head, u, i, allow_other)
+
+
+def _share_verdict(given: str, head: str, u: float | None, i: float | None, allow_other: bool) -> DataMatch:
+    """The verdict on other data of which the known shares `u` (users) and `i` (media) were measured (one
+    at least): fine with a warning from `MIN_KNOWN` up, else DataMismatchError unless `allow_other`."""
     shares = f"{_pct(u)} of its users and {_pct(i)} of its media are known to the model"
-    if min(known) >= MIN_KNOWN:
+    if min(s for s in (u, i) if s is not None) >= MIN_KNOWN:
         return DataMatch(False, u, i, f"{given}: {head}; {shares}")
     if not allow_other:
         raise DataMismatchError(given, f"{head}: only {shares} (at least {MIN_KNOWN:.0%} of each needed)")

@@ -78,10 +78,6 @@ def open_model(folder: str | Path) -> RecommenderBase:
     return model
 
 
-def _pct(share: float | None) -> str:
-    return "?" if share is None else f"{100 * share:.0f}%"
-
-
 def check_model_data(
     model: RecommenderBase, frame: pd.DataFrame, *, source: str | None = None, allow_other: bool = False
 ) -> DataMatch:
@@ -90,7 +86,7 @@ def check_model_data(
     and media are known to the model; otherwise `DataMismatchError` naming both data sets, unless
     `allow_other` (then a warning with the shares). A model that records no training data is compared by
     its item vocabulary. `source` names `frame` in messages."""
-    from flowtui.core.flow.data_match import MIN_KNOWN, DataMatch, DataMismatchError, IdSketch
+    from flowtui.core.flow.data_match import DataMatch, DataMismatchError, IdSketch, _share_verdict
 
     given = source or "the given data"
     if model.trained_fingerprint and data_fingerprint(frame) == model.trained_fingerprint:
@@ -114,12 +110,7 @@ def check_model_data(
         if not allow_other:
             raise DataMismatchError(given, f"{head}, and too few of its ids can be compared")
         return DataMatch(False, u, i, f"{given}: {head}; used anyway")
-    text = f"{_pct(u)} of its users and {_pct(i)} of its media are known to the model"
-    if min(known) >= MIN_KNOWN:
-        return DataMatch(False, u, i, f"{given}: {head}; {text}")
-    if not allow_other:
-        raise DataMismatchError(given, f"{head}: only {text} (at least {MIN_KNOWN:.0%} of each needed)")
-    return DataMatch(False, u, i, f"{given}: {head}; only {text}; used anyway")
+    return _share_verdict(given, head, u, i, allow_other)
 
 
 class Recommender:

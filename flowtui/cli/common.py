@@ -50,7 +50,12 @@ def fail(message: str, details: list[str] | None = None, *, error: DataError | N
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+# C0, DEL and C1 controls, plus the Unicode line/paragraph separators: everything str.splitlines() breaks on.
+_CONTROL = (
+    {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+    | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+    | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+)
 
 
 def one_line(text: str) -> str:

@@ -386,6 +386,14 @@ def test_generated_model_names(command: str, name: str, as_json: bool) -> None:
     check([command, name], as_json)
 
 
+@pytest.mark.parametrize("breaker", ["\n", "\r", "\x0b", "\x1c", "\x85", "\u2028", "\u2029", "\x1b[31m"])
+@pytest.mark.parametrize("command", ["params", "recommenders"])
+def test_names_with_any_line_breaker_stay_on_one_line(command: str, breaker: str) -> None:
+    """Every character str.splitlines() breaks on (C0, C1, Unicode separators) is echoed escaped."""
+    check([command, f"bad{breaker}name"], as_json=False)
+    check([command, f"bad{breaker}name"], as_json=True)
+
+
 # ----- unreadable files and real processes ----------------------------------------------------------------
 
 _UNREADABLE_PROBE = r"""

@@ -491,6 +491,10 @@ class DistributedRBMModel(RBMModel):
         p = self.params
         assert isinstance(p, RBMParams)
         self.notes.insert(0, f"trained on {self.nproc} torch.distributed processes")
+        if p.exposure_weight and p.validation_fraction:
+            self.notes.append(
+                f"no early stopping on several processes: the exposure network trained {p.exposure_n_iter} epochs"
+            )
         net = build_network(p)
         assert isinstance(net, RBM)
         self.net_ = fit_data_parallel(net, matrix, nproc=self.nproc, on_event=on_event, cancel=cancel)

@@ -20,7 +20,7 @@ import numpy as np
 
 from flowtui.core import events as ev
 from flowtui.core.recs.network import Network
-from flowtui.core.recs.rbm import RBM
+from flowtui.core.recs.rbm import RBM, Monitor
 from flowtui.core.recs.rbm_params import DBNParams
 from flowtui.core.recs.rbm_source import Batch
 
@@ -55,8 +55,10 @@ class DBN(Network):
         *,
         on_event: ev.EventCallback | None = None,
         cancel: threading.Event | None = None,
+        monitor: Monitor | None = None,
     ) -> DBN:
-        """Train layer 1 on X (masked), each next layer on the hidden probabilities of the one below."""
+        """Train layer 1 on X (masked), each next layer on the hidden probabilities of the one below.
+        `monitor` (see `RBM.fit`) watches, and may stop early, the first layer."""
         if not self.layers:
             raise ValueError("a DBN needs at least one layer")
         total = self.n_iter * len(self.layers)
@@ -65,7 +67,7 @@ class DBN(Network):
         data, data_mask = X, mask
         t0 = time.perf_counter()
         try:
-            self._fit_layers(data, data_mask, total, on_event, cancel)
+            self._fit_layers(data, data_mask, total, on_event, cancel, monitor)
         except ev.Cancelled:
             ev.emit(on_event, ev.AfterFit(self.name, time.perf_counter() - t0, cancelled=True))
             raise
@@ -82,6 +84,7 @@ class DBN(Network):
         total: int,
         on_event: ev.EventCallback | None,
         cancel: threading.Event | None,
+        monitor: Monitor | None = None,
     ) -> None:
         for i, n_hidden in enumerate(self.layers):
             rbm = self._layer(i, int(n_hidden))
@@ -93,6 +96,7 @@ class DBN(Network):
                 name=self.name,
                 epoch_offset=i * self.n_iter,
                 total_epochs=total,
+                monitor=monitor if i == 0 else None,
             )
             self.rbms_.append(rbm)
             if i + 1 < len(self.layers):

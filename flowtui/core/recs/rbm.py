@@ -25,7 +25,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -58,6 +58,14 @@ def _quiet_sparse() -> None:
                 torch.tensor([0, 0]), torch.zeros(0, dtype=torch.int64), torch.zeros(0), (1, 1)
             )
         _WARNED = True
+
+
+class Monitor(Protocol):
+    """What `RBM.fit` calls after each epoch (see `early_stopping.EarlyStopping`)."""
+
+    def __call__(self, net: RBM, epoch: int) -> tuple[float | None, bool]: ...
+
+    def restore_best(self, net: RBM, epoch: int) -> None: ...
 
 
 @dataclass(eq=False, kw_only=True)
@@ -457,10 +465,14 @@ class RBM(Network):
         name: str | None = None,
         epoch_offset: int = 0,
         total_epochs: int | None = None,
+        monitor: Monitor | None = None,
     ) -> RBM:
         """Train on X (InteractionMatrix, scipy sparse whose stored entries are observed, or dense + mask).
 
-        Emits AfterEpoch(loss = masked reconstruction MAE) per epoch; raises events.Cancelled on cancel."""
+        Emits AfterEpoch(loss = masked reconstruction MAE, metric = the monitor's score) per epoch; raises
+        events.Cancelled on cancel. `monitor(self, epoch)` (e.g. `early_stopping.EarlyStopping`), called
+        after each epoch, returns (a validation score or None, stop now?) and may restore its best weights
+        when training ends (`restore_best`)."""
         src = Source(X, mask, self.implicit_weight)
         self._init(src)
         label = name or self.name
@@ -472,16 +484,21 @@ class RBM(Network):
         try:
             for epoch in range(self.n_iter):
                 loss = self._epoch(src, epoch, cancel)
+                score, stop = monitor(self, epoch + 1) if monitor is not None else (None, False)
                 ev.emit(
                     on_event,
                     ev.AfterEpoch(
-                        label, epoch_offset + epoch + 1, total, loss, None, time.perf_counter() - t0
+                        label, epoch_offset + epoch + 1, total, loss, score, time.perf_counter() - t0
                     ),
                 )
+                if stop:
+                    break
         except ev.Cancelled:
             if standalone:
                 ev.emit(on_event, ev.AfterFit(label, time.perf_counter() - t0, cancelled=True))
             raise
+        if monitor is not None:
+            monitor.restore_best(self, self.n_iter_)
         self._sync()
         if standalone:
             ev.emit(on_event, ev.AfterFit(label, time.perf_counter() - t0))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,6 +24,7 @@ from sklearn.exceptions import NotFittedError
 from flowtui.core import events as ev
 from flowtui.core.events import EventCallback
 from flowtui.core.recs.dbn import DBN
+from flowtui.core.recs.early_stopping import ranking_split
 from flowtui.core.recs.interactions import InteractionMatrix, _lookup
 from flowtui.core.recs.network_files import RBMFileError, load_network, save_network
 from flowtui.core.recs.rbm import RBM
@@ -80,9 +82,12 @@ def fit_exposure(
     matrix: InteractionMatrix,
     on_event: EventCallback | None = None,
     cancel: threading.Event | None = None,
+    notes: list[str] | None = None,
 ) -> RBM | DBN:
     """The exposure network: the same architecture on the played matrix (every entry 1, unseen entries weak
     negatives of weight `exposure_weight`), so its visible probability is P(the user plays the item).
+    With `validation_fraction` > 0 it trains on the rest of the played entries and stops early on their
+    validation NDCG@10 (`early_stopping`), keeping its best weights; a line saying so goes to `notes`.
 
     The listen network is masked and models P(listened | played); a top-N list of unheard items needs both
     (`recommend` and `rec_eval` rank by their product, the expected listens)."""
@@ -92,17 +97,72 @@ def fit_exposure(
     sized: dict[str, Any] = {"implicit_weight": w, "n_iter": params.exposure_n_iter, "user_rate": False}
     if isinstance(params, RBMParams):
         sized["n_components"] = params.exposure_n_components
-    net = build_network(params, **sized)
-
-    def relabel(e: ev.Event) -> None:
-        if on_event is None:
-            return
-        if isinstance(e, (ev.BeforeFit, ev.AfterEpoch, ev.AfterFit, ev.Saved)):
-            e = dataclasses.replace(e, model=f"{kind} exposure")
-        on_event(e)
-
-    net.fit(matrix.as_played(w), on_event=relabel, cancel=cancel)
+    played = matrix.as_played(w)
+    split = ranking_split(played, params.validation_fraction, params.random_state, params.patience)
+    label = f"{kind} exposure"
+    if split is None:
+        net = build_network(params, **sized)
+        net.fit(played, on_event=_renamed(on_event, label), cancel=cancel)
+        return net
+    # search: train on the rest, stop early on validation NDCG@10; then refit on every entry for the best
+    # epoch count (the search's own weights miss the validation entries: 3% lower NDCG@10 on MovieLens)
+    train, stopper = split
+    events = _TwoPhaseEvents(on_event, label)
+    build_network(params, **sized).fit(train, on_event=events.search, cancel=cancel, monitor=stopper)
+    net = build_network(params, **{**sized, "n_iter": max(stopper.best_epoch, 1)})
+    net.fit(played, on_event=events.refit, cancel=cancel)
+    if notes is not None:
+        notes.append(stopper.summary() + "; refitted on every entry for that many epochs")
     return net
+
+
+def _renamed(on_event: EventCallback | None, model: str) -> EventCallback | None:
+    """`on_event` with the fit events renamed to `model`."""
+    if on_event is None:
+        return None
+    target = on_event
+
+    def relay(e: ev.Event) -> None:
+        if isinstance(e, (ev.BeforeFit, ev.AfterEpoch, ev.AfterFit, ev.Saved)):
+            e = dataclasses.replace(e, model=model)
+        target(e)
+
+    return relay
+
+
+class _TwoPhaseEvents:
+    """The events of an early-stopped search and its refit as ONE fit of `model`: one BeforeFit announcing
+    at most twice the search's epochs, the refit's epochs numbered after the search's, one AfterFit."""
+
+    def __init__(self, on_event: EventCallback | None, model: str) -> None:
+        self._out = _renamed(on_event, model)
+        self._searched = 0
+        self._total = 0
+        self._t0 = time.perf_counter()
+
+    def search(self, e: ev.Event) -> None:
+        if self._out is None:
+            return
+        if isinstance(e, ev.BeforeFit):
+            self._total = 2 * (e.n_epochs or 0)
+            self._t0 = time.perf_counter()
+            e = dataclasses.replace(e, n_epochs=self._total or None)
+        elif isinstance(e, ev.AfterEpoch):
+            self._searched = e.epoch
+            e = dataclasses.replace(e, n_epochs=max(self._total, e.epoch))
+        elif isinstance(e, ev.AfterFit) and not e.cancelled:
+            return
+        self._out(e)
+
+    def refit(self, e: ev.Event) -> None:
+        if self._out is None or isinstance(e, ev.BeforeFit):
+            return
+        if isinstance(e, ev.AfterEpoch):
+            epoch = self._searched + e.epoch
+            e = dataclasses.replace(e, epoch=epoch, n_epochs=max(self._total, epoch), metric=None)
+        elif isinstance(e, ev.AfterFit):
+            e = dataclasses.replace(e, seconds=time.perf_counter() - self._t0)
+        self._out(e)
 
 
 def user_rates(matrix: InteractionMatrix) -> np.ndarray:
@@ -190,7 +250,7 @@ class CollaborativeModel:
         self.net_.fit(matrix, on_event=on_event, cancel=cancel)
         self.exposure_ = None
         if self.params.exposure_weight:
-            self.exposure_ = fit_exposure(self.params, matrix, on_event, cancel)
+            self.exposure_ = fit_exposure(self.params, matrix, on_event, cancel, self.notes)
 
     def _fit_fallbacks(self, frame: pd.DataFrame) -> None:
         y = frame["is_listened"].to_numpy(np.float64)

@@ -69,6 +69,8 @@ class NetworkRecommender(RecommenderBase):
     def _n_epochs(self, matrix: InteractionMatrix) -> int:
         p = self.params
         expo = p.exposure_n_iter * self._layers() if (p.exposure_weight or matrix.is_implicit) else 0
+        if p.validation_fraction:
+            expo *= 2  # at most: the early-stopped search, then the refit for its best epoch count
         return expo + (0 if matrix.is_implicit else p.n_iter * self._layers())
 
     def _relay(self, on_event: EventCallback | None, offset: int, total: int) -> EventCallback | None:
@@ -95,14 +97,16 @@ class NetworkRecommender(RecommenderBase):
             p = self.params
             if not p.exposure_weight:
                 p = dataclasses.replace(p, exposure_weight=IMPLICIT_WEIGHT)
-            self.exposure_ = fit_exposure(p, matrix, self._relay(on_event, 0, total), cancel)
+            self.exposure_ = fit_exposure(p, matrix, self._relay(on_event, 0, total), cancel, self.notes)
             return
         net = build_network(self.params)
         net.fit(matrix, on_event=self._relay(on_event, 0, total), cancel=cancel)
         self.net_ = net
         if self.params.exposure_weight:
             offset = self.params.n_iter * self._layers()
-            self.exposure_ = fit_exposure(self.params, matrix, self._relay(on_event, offset, total), cancel)
+            self.exposure_ = fit_exposure(
+                self.params, matrix, self._relay(on_event, offset, total), cancel, self.notes
+            )
 
     def _visible(self, net: RBM | DBN, labels: sp.csr_matrix, mask: sp.csr_matrix) -> np.ndarray:
         """P(v = 1) of every item for each row of `labels` (observed entries; `mask` their weights).

@@ -60,7 +60,8 @@ def main() -> None:
     defaults = RBMParams()
     base = {
         "n_components": defaults.exposure_n_components,
-        "learning_rate": defaults.learning_rate,
+        "learning_rate": defaults.exposure_learning_rate,
+        "lr_schedule": defaults.exposure_lr_schedule,
         "batch_size": defaults.batch_size,
         "weight_decay": defaults.weight_decay,
         "momentum": defaults.momentum,
@@ -82,7 +83,10 @@ def main() -> None:
             kw = {**base, **dict(zip(keys, combo, strict=True))}
             w = float(kw.pop("w", defaults.exposure_weight))
             X = train.as_played(w)
-            rbm = RBM(implicit_weight=w, user_rate=False, random_state=seed, device="cpu", n_iter=1, **kw)
+            # n_iter = the whole run, so that a linear lr_schedule decays over it (partial_fit counts epochs)
+            rbm = RBM(
+                implicit_weight=w, user_rate=False, random_state=seed, device="cpu", n_iter=args.epochs, **kw
+            )
             t0 = time.perf_counter()
             curve = []
             for epoch in range(1, args.epochs + 1):

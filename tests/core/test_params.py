@@ -151,3 +151,24 @@ def test_fuzz_cli_set_values_never_crash(index: int, text: str) -> None:
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert len(result.stderr.strip().splitlines()) >= 1 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        (
+            "rbm.exposure_lr_schedule=cubic",
+            "rbm.exposure_lr_schedule must be one of constant, linear, got 'cubic'",
+        ),
+        ("rbm.lr_schedule=", "rbm.lr_schedule must be one of constant, linear"),
+        ("rbm.exposure_learning_rate=0", "rbm.exposure_learning_rate must be a number > 0"),
+        ("rbm.validation_fraction=0.9", "rbm.validation_fraction must be a number from 0 to 0.5"),
+        ("dbn.patience=0", "dbn.patience must be an integer from 1"),
+    ],
+)
+def test_rbm_schedule_and_early_stopping_values_are_refused_in_one_line(
+    assignment: str, message: str
+) -> None:
+    r = CliRunner().invoke(app, ["evaluate-recs", "-m", assignment.split(".")[0], "--set", assignment])
+    assert r.exit_code == 2, r.output
+    assert message in " ".join(r.stderr.split()), r.stderr

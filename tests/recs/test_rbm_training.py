@@ -124,3 +124,53 @@ def test_rbm_top_n_beats_popularity_on_planted_tastes(implicit: bool) -> None:
     }
     rbm, pop = ndcg("rbm", frame, small), ndcg("popularity", frame)
     assert rbm > pop + 0.05, (rbm, pop)
+
+
+def test_linear_schedule_decays_the_learning_rate_over_the_epochs() -> None:
+    X = sparse_matrix()
+    seen: list[float] = []
+
+    class Recording(RBM):
+        def apply_update(self, updates: list[torch.Tensor]) -> None:
+            seen.append(self.epoch_learning_rate())
+            super().apply_update(updates)
+
+    net = Recording(
+        n_components=8, batch_size=96, n_iter=4, learning_rate=0.4, lr_schedule="linear", device="cpu"
+    )
+    net.fit(X)  # one batch an epoch: one rate an epoch
+    assert seen == pytest.approx([0.4, 0.3, 0.2, 0.1])
+    net.partial_fit(X)  # beyond n_iter: the last epoch's rate, never 0 or negative
+    assert seen[-1] == pytest.approx(0.1)
+    constant = Recording(n_components=8, batch_size=96, n_iter=3, learning_rate=0.4, device="cpu")
+    seen.clear()
+    constant.fit(X)
+    assert seen == pytest.approx([0.4, 0.4, 0.4])
+
+
+def test_the_schedule_changes_the_training_and_is_saved_with_the_network(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from flowtui.core.recs.network_files import load_network, save_network
+
+    X = sparse_matrix()
+    const = fitted(X, n_iter=4, learning_rate=0.4)
+    linear = fitted(X, n_iter=4, learning_rate=0.4, lr_schedule="linear")
+    assert not np.allclose(const.components_, linear.components_)
+    path = Path(str(tmp_path)) / "net.pt"
+    save_network(linear, path)
+    back, _, _ = load_network(path, device="cpu")
+    assert back.lr_schedule == "linear" and back.learning_rate == pytest.approx(0.4)
+
+
+def test_the_exposure_network_gets_its_own_learning_rate_and_schedule() -> None:
+    from flowtui.core.recs.evaluation import planted_frame
+    from flowtui.core.recs.interactions import InteractionMatrix
+    from flowtui.core.recs.rbm_models import exposure_settings, fit_exposure
+    from flowtui.core.recs.rbm_params import RBMParams
+
+    p = RBMParams(exposure_n_components=8, exposure_n_iter=2, exposure_learning_rate=0.3)
+    assert exposure_settings(p)["learning_rate"] == 0.3 and exposure_settings(p)["lr_schedule"] == "linear"
+    net = fit_exposure(p, InteractionMatrix.from_frame(planted_frame(n_users=60, seed=1)))
+    assert net.learning_rate == pytest.approx(0.3) and net.lr_schedule == "linear"
+    assert net.n_components == 8 and net.n_iter == 2

@@ -47,7 +47,7 @@ from flowtui.core.cluster.spec import children_ignore_ctrl_c
 from flowtui.core.events import EventCallback
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.rbm import RBM
-from flowtui.core.recs.rbm_models import RBMModel, build_network
+from flowtui.core.recs.rbm_models import RBMModel, build_network, exposure_settings
 from flowtui.core.recs.rbm_params import RBMParams
 from flowtui.core.recs.rbm_source import Source, resolve_device
 
@@ -501,14 +501,7 @@ class DistributedRBMModel(RBMModel):
         self.exposure_ = None
         if p.exposure_weight:
             w = float(p.exposure_weight)
-            # sized as `rbm_models.fit_exposure` sizes it (every entry a play: no context input)
-            expo = build_network(
-                p,
-                implicit_weight=w,
-                n_iter=p.exposure_n_iter,
-                n_components=p.exposure_n_components,
-                user_rate=False,
-            )
+            expo = build_network(p, **exposure_settings(p))
             assert isinstance(expo, RBM)
             self.exposure_ = fit_data_parallel(
                 expo,

@@ -66,6 +66,7 @@ class Network:
     n_iter: int = _CD.n_iter
     k: int = _CD.k
     k_schedule: Sequence[int] | None = _CD.k_schedule
+    lr_schedule: str = _CD.lr_schedule
     momentum: float = _CD.momentum
     weight_decay: float = _CD.weight_decay
     random_state: int | None = _CD.random_state

@@ -51,6 +51,7 @@ __all__ = [
     "RBMModel",
     "RBMParams",
     "build_network",
+    "exposure_settings",
     "fit_exposure",
     "user_rates",
 ]
@@ -77,6 +78,21 @@ def kind_of(params: RBMParams | DBNParams) -> str:
     return "dbn" if isinstance(params, DBNParams) else "rbm"
 
 
+def exposure_settings(params: RBMParams | DBNParams) -> dict[str, Any]:
+    """The estimator arguments of the exposure network that differ from the listen network's."""
+    # every played entry is a 1, so each user's mean spin (the context input) is the constant 1: no context
+    sized: dict[str, Any] = {
+        "implicit_weight": float(params.exposure_weight or 0.0),
+        "n_iter": params.exposure_n_iter,
+        "learning_rate": params.exposure_learning_rate,
+        "lr_schedule": params.exposure_lr_schedule,
+        "user_rate": False,
+    }
+    if isinstance(params, RBMParams):
+        sized["n_components"] = params.exposure_n_components
+    return sized
+
+
 def fit_exposure(
     params: RBMParams | DBNParams,
     matrix: InteractionMatrix,
@@ -93,10 +109,7 @@ def fit_exposure(
     (`recommend` and `rec_eval` rank by their product, the expected listens)."""
     kind = kind_of(params)
     w = float(params.exposure_weight or 0.0)
-    # every played entry is a 1, so each user's mean spin (the context input) is the constant 1: no context
-    sized: dict[str, Any] = {"implicit_weight": w, "n_iter": params.exposure_n_iter, "user_rate": False}
-    if isinstance(params, RBMParams):
-        sized["n_components"] = params.exposure_n_components
+    sized = exposure_settings(params)
     played = matrix.as_played(w)
     split = ranking_split(played, params.validation_fraction, params.random_state, params.patience)
     label = f"{kind} exposure"

@@ -174,3 +174,55 @@ def test_the_exposure_network_gets_its_own_learning_rate_and_schedule() -> None:
     net = fit_exposure(p, InteractionMatrix.from_frame(planted_frame(n_users=60, seed=1)))
     assert net.learning_rate == pytest.approx(0.3) and net.lr_schedule == "linear"
     assert net.n_components == 8 and net.n_iter == 2
+
+
+@pytest.mark.parametrize("mix", [0.0, 0.5, 1.0])
+def test_dbn_scores_mix_the_first_layer_with_the_upper_layers(mix: float, tmp_path: object) -> None:
+    """deep_mix 0 scores exactly as the DBN's own first layer; the one-user scorers agree with the batch."""
+    from pathlib import Path
+
+    from flowtui.core.recs.dbn import DBN
+    from flowtui.core.recs.network_files import load_network, save_network
+    from flowtui.core.recs.numpy_net import NumpyNet
+
+    X = sparse_matrix(seed=5)
+    dbn = DBN(layers=(8, 4), n_iter=3, batch_size=32, random_state=0, device="cpu", deep_mix=mix).fit(X)
+    proba = dbn.predict_proba(X[:4])
+    first = dbn.rbms_[0].predict_proba(X[:4])
+    if mix == 0.0:
+        assert np.allclose(proba, first, atol=1e-6)
+    else:
+        assert not np.allclose(proba, first, atol=1e-4)
+    scorer, numpy_net = dbn.user_scorer(), NumpyNet(dbn)
+    for u in range(4):
+        lo, hi = X.indptr[u], X.indptr[u + 1]
+        for z in (
+            scorer(X.indices[lo:hi], X.data[lo:hi]),
+            numpy_net.half_logits(X.indices[lo:hi], X.data[lo:hi]),
+        ):
+            assert np.allclose(1.0 / (1.0 + np.exp(-2.0 * z)), proba[u], atol=1e-5)
+    path = Path(str(tmp_path)) / "dbn.pt"
+    save_network(dbn, path)
+    back, _, _ = load_network(path, device="cpu")
+    assert isinstance(back, DBN) and back.deep_mix == mix
+    assert np.allclose(back.predict_proba(X[:4]), proba, atol=1e-6)
+
+
+def test_a_dbn_saved_before_deep_mix_keeps_its_half_mix(tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    from flowtui.core.recs.dbn import DBN
+    from flowtui.core.recs.network_files import load_network, save_network
+
+    X = sparse_matrix(seed=6)
+    old = DBN(layers=(8, 4), n_iter=2, batch_size=32, random_state=0, device="cpu", deep_mix=0.5).fit(X)
+    path = Path(str(tmp_path)) / "dbn.pt"
+    save_network(old, path)
+    doc_path = path.with_suffix(".json")
+    doc = json.loads(doc_path.read_text())
+    del doc["params"]["deep_mix"]  # as written before the parameter existed
+    doc_path.write_text(json.dumps(doc))
+    back, _, _ = load_network(path, device="cpu")
+    assert isinstance(back, DBN) and back.deep_mix == 0.5
+    assert np.allclose(back.predict_proba(X[:3]), old.predict_proba(X[:3]), atol=1e-6)

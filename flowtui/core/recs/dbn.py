@@ -37,6 +37,7 @@ class DBN(Network):
     name: ClassVar[str] = "dbn"
 
     layers: Sequence[int] = _DBN.layers
+    deep_mix: float = _DBN.deep_mix
 
     def _layer(self, i: int, n_hidden: int) -> RBM:
         seed = None if self.random_state is None else int(self.random_state) + i
@@ -116,11 +117,14 @@ class DBN(Network):
         return h
 
     def _scoring_hidden(self, bt: Batch) -> torch.Tensor:
-        """The first layer's hidden probabilities mixed half and half with their reconstruction from the
-        top layer: the top-down pass alone squeezes every row through the narrowest layer and scored below
-        the first layer on its own (validation NDCG@10, MovieLens 100K), the mix scores at least as well."""
+        """The first layer's hidden probabilities, mixed by `deep_mix` with their reconstruction from the
+        top layer (the top-down pass alone squeezes every row through the narrowest layer; see DBNParams
+        for why the default mix is 0)."""
         h1 = self.rbms_[0]._hidden(bt)
-        return h1.add(self._top_down_to_last_hidden(self._up_from_first(h1))).mul_(0.5)
+        mix = float(self.deep_mix)
+        if not mix or len(self.rbms_) < 2:
+            return h1
+        return h1.mul(1.0 - mix).add_(self._top_down_to_last_hidden(self._up_from_first(h1)), alpha=mix)
 
     def _up_from_first(self, h: torch.Tensor) -> torch.Tensor:
         for rbm in self.rbms_[1:]:

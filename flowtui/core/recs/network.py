@@ -28,15 +28,19 @@ _CD = CDParams()
 _BLAS: Any = None
 
 
-def mix_deep(h1: np.ndarray, upper: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
-    """numpy twin of `DBN._scoring_hidden` for one row: first-layer probabilities `h1` mixed half and half
-    with their reconstruction through the upper layers ((W, c, b) each, bottom first)."""
+def mix_deep(
+    h1: np.ndarray, upper: list[tuple[np.ndarray, np.ndarray, np.ndarray]], mix: float
+) -> np.ndarray:
+    """numpy twin of `DBN._scoring_hidden` for one row: first-layer probabilities `h1` mixed by `mix` with
+    their reconstruction through the upper layers ((W, c, b) each, bottom first)."""
+    if not mix or not upper:
+        return h1
     h = h1
     for W, c, _ in upper:
         h = 0.5 * (np.tanh(0.5 * (W @ (2.0 * h - 1.0) + c)) + 1.0)
     for W, _, b in reversed(upper):
         h = 0.5 * (np.tanh(W.T @ h + b) + 1.0)
-    out: np.ndarray = (0.5 * (h1 + h)).astype(np.float32)
+    out: np.ndarray = ((1.0 - mix) * h1 + mix * h).astype(np.float32)
     return out
 
 
@@ -215,6 +219,7 @@ class Network:
         e = first._visible_layer()[2].detach().cpu().numpy()
         context = bool(first.user_rate)
         w = float(first.implicit_weight or 0.0)
+        mix = float(getattr(self, "deep_mix", 0.0))
         colsum = WT.sum(0) if w else None
         upper = [
             (r._W.detach().cpu().numpy().copy(), r._c.detach().cpu().numpy(), r._b.detach().cpu().numpy())
@@ -239,8 +244,7 @@ class Network:
             if context:
                 pre += r * d
             h = sigmoid(pre)
-            if upper:
-                h = mix_deep(h, upper)
+            h = mix_deep(h, upper, mix)
             z: np.ndarray = WT @ h.astype(np.float32)
             z += b1
             if context and r:

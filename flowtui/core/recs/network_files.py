@@ -75,6 +75,8 @@ def load_network(
         raise RBMFileError(path, "not a flowtui RBM weight file")
     params = dict(doc.get("params") or {})
     params["device"] = device
+    if doc.get("kind") == "dbn":
+        params.setdefault("deep_mix", 0.5)  # DBNs saved before deep_mix existed scored with a half mix
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     arrays = {k[6:]: v.numpy() for k, v in tensors.items() if k.startswith("array.")}
     try:

@@ -32,6 +32,7 @@ class NumpyNet:
         self.e: np.ndarray = first._visible_layer()[2].detach().cpu().numpy()
         self.implicit = float(net.implicit_weight or 0.0)
         self.W1_sum: np.ndarray = self.layers[0][0].sum(axis=1)
+        self.mix = float(net.deep_mix) if isinstance(net, DBN) else 0.0
 
     def half_logits(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
         """z with P(v = 1) = sigmoid(2 z) for every item, from one user's observed entries only."""
@@ -48,8 +49,9 @@ class NumpyNet:
         r = float(spins.mean()) if self.context and len(spins) else 0.0  # the user's listen tendency
         h_in += r * self.d
         h = _sigmoid(h_in)
-        if len(self.layers) > 1:  # a DBN: the first layer mixed with its reconstruction from the top
-            h = mix_deep(h, self.layers[1:])
+        h = mix_deep(
+            h, self.layers[1:], self.mix
+        )  # a DBN: the first layer mixed with the top's reconstruction
         z: np.ndarray = self.WT @ h
         z += b1
         if r:

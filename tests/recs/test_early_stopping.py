@@ -157,3 +157,15 @@ def test_recommender_with_early_stopping_still_recovers_planted_tastes(blocks_im
     assert recall > 2 * chance, (recall, chance)  # the bar of the contract test on the same data
     rec = build("rbm", **over).fit(m)
     assert any("best validation NDCG@10" in n for n in rec.notes)
+
+
+def test_the_last_epoch_is_always_checked(played: InteractionMatrix) -> None:
+    """With fewer epochs than the check interval, the one epoch is still scored: the refit never trains a
+    count no check chose."""
+    split = es.ranking_split(played, 0.2, seed=0, patience=2, every=4)
+    assert split is not None
+    train, stopper = split
+    RBM(n_components=4, n_iter=3, implicit_weight=0.05, user_rate=False, device="cpu").fit(
+        train, monitor=stopper
+    )
+    assert [e for e, _ in stopper.curve] == [3] and stopper.best_epoch == 3

@@ -57,7 +57,7 @@ class EarlyStopping:
         return float(metrics.ndcg_at_k(np.concatenate(tops), self.relevant[self.users], K))
 
     def __call__(self, net: RBM, epoch: int) -> tuple[float | None, bool]:
-        if epoch % self.every:
+        if epoch % self.every and epoch < net.n_iter:  # the last epoch is always checked
             return None, False
         ndcg = self.score(net)
         self.curve.append((epoch, ndcg))

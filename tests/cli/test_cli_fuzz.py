@@ -390,8 +390,14 @@ def test_generated_model_names(command: str, name: str, as_json: bool) -> None:
 @pytest.mark.parametrize("command", ["params", "recommenders"])
 def test_names_with_any_line_breaker_stay_on_one_line(command: str, breaker: str) -> None:
     """Every character str.splitlines() breaks on (C0, C1, Unicode separators) is echoed escaped."""
-    check([command, f"bad{breaker}name"], as_json=False)
-    check([command, f"bad{breaker}name"], as_json=True)
+    assert check([command, f"bad{breaker}name"], as_json=False) == 2
+    r = runner.invoke(app, [command, f"bad{breaker}name"])
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert check([command, f"bad{breaker}name"], as_json=True) == 2
+    message = json.loads(runner.invoke(app, [command, f"bad{breaker}name", "--json"]).stdout)["error"][
+        "message"
+    ]
+    assert len(message.splitlines()) == 1, message
 
 
 # ----- unreadable files and real processes ----------------------------------------------------------------

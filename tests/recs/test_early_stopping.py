@@ -129,6 +129,7 @@ def test_fit_exposure_refits_for_the_best_epoch_count_as_one_fit(
     assert first.n_features_in_ == matrix.shape[1]
     best = int(notes[0].split(" after ")[1].split()[0])
     assert first.n_iter_ == best  # the refit trained exactly the best epoch count, on every entry
+    assert first.n_iter == 8  # ... with the search's schedule length (a linear decay runs alike in both)
 
 
 def test_cancel_during_the_search_is_one_cancelled_fit(played: InteractionMatrix) -> None:
@@ -169,3 +170,37 @@ def test_the_last_epoch_is_always_checked(played: InteractionMatrix) -> None:
         train, monitor=stopper
     )
     assert [e for e, _ in stopper.curve] == [3] and stopper.best_epoch == 3
+
+
+def test_diverged_scores_never_count_as_best(played: InteractionMatrix) -> None:
+    stopper = _scripted(played, [float("nan")] * 4, patience=2)
+    net = RBM(n_components=4, n_iter=4, implicit_weight=0.05, user_rate=False, device="cpu")
+    net.fit(stopper.history, monitor=stopper)
+    assert stopper.best_epoch == 0 and net.n_iter_ == 2  # stopped after 2 checks without a valid score
+    assert "no valid validation score" in stopper.summary()
+
+
+def test_stop_after_stops_the_refit_and_restores_nothing(played: InteractionMatrix) -> None:
+    net = RBM(n_components=4, n_iter=9, implicit_weight=0.05, user_rate=False, device="cpu")
+    net.fit(played, monitor=es.StopAfter(3))
+    assert net.n_iter_ == 3 and net.n_iter == 9
+
+
+def test_a_dbn_recommender_saved_before_deep_mix_says_it_scores_with_half(tmp_path: Any) -> None:
+    import json
+
+    from flowtui.core.recs.rbm_recommender import DBNRecommender
+
+    m = InteractionMatrix.from_frame(planted_frame(n_users=60, n_media=30, seed=3))
+    rec = build("dbn", deep_mix=0.5).fit(m)
+    rec.save(tmp_path)
+    for path in tmp_path.glob("*.json"):  # as written before the parameter existed
+        text = path.read_text()
+        doc = json.loads(text)
+        params = doc.get("params")
+        if isinstance(params, dict) and "deep_mix" in params:
+            del params["deep_mix"]
+            path.write_text(json.dumps(doc))
+    back = DBNRecommender.load(tmp_path)
+    assert back.params.deep_mix == 0.5
+    assert np.allclose(back.score(m, [0, 1]), rec.score(m, [0, 1]), atol=1e-5)

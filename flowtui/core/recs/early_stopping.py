@@ -1,5 +1,8 @@
 """Early stopping of a ranking network on validation NDCG@10, the entries carved from its training data.
 
+In a DBN the first layer alone is watched (with `deep_mix` > 0 the DBN's own scores also mix in the upper
+layers, which the check does not see).
+
 `ranking_split` puts a random share of the played entries aside (each user keeps at least one); the network
 trains on the rest, and `EarlyStopping`, called after every epoch, measures the validation NDCG@10 of its
 top-10 lists (training items excluded) every `every` epochs, keeps the best weights, and stops the training
@@ -9,12 +12,14 @@ made by `flowtui evaluate-recs` never reach here. torch is not imported.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from flowtui.core import events as ev
 from flowtui.core import metrics
 from flowtui.core.recs.evaluation import split_entries
 from flowtui.core.recs.interactions import InteractionMatrix
@@ -45,12 +50,14 @@ class EarlyStopping:
     best_epoch: int = 0
     checks_without_gain: int = 0
     curve: list[tuple[int, float]] = field(default_factory=list)
+    cancel: threading.Event | None = None  # checked between batches of a validation check
     _best_state: dict[str, Any] | None = None  # torch tensors (CPU)
 
     def score(self, net: RBM) -> float:
         """Validation NDCG@10 of `net` now."""
         tops = []
         for start in range(0, len(self.users), 256):
+            ev.check_cancel(self.cancel)
             idx = self.users[start : start + 256]
             p = net.predict_proba(self.history.labels[idx], self.history.mask[idx])
             tops.append(top_n(p, K, exclude=self.history.mask[idx])[0])
@@ -61,7 +68,7 @@ class EarlyStopping:
             return None, False
         ndcg = self.score(net)
         self.curve.append((epoch, ndcg))
-        if ndcg > self.best:
+        if ndcg > self.best:  # NaN (a diverged network) never is
             self.best, self.best_epoch, self.checks_without_gain = ndcg, epoch, 0
             self._best_state = net.state_dict()
         else:
@@ -77,12 +84,26 @@ class EarlyStopping:
 
     def summary(self) -> str:
         """One line for a model's notes."""
-        if not self.curve:
-            return "early stopping: no validation check was made"
+        if not self.best_epoch:
+            return "exposure network: no valid validation score (early stopping not applied)"
         return (
             f"exposure network: best validation NDCG@10 {self.best:.4f} after {self.best_epoch} epochs "
-            f"(checked {len(self.curve)} times on {len(self.users):,} users)"
+            f"(checked {len(self.curve)} times on {len(self.users):,} users); refitted on every entry "
+            "for that many epochs"
         )
+
+
+@dataclass
+class StopAfter:
+    """A monitor that stops training after `epochs` epochs (the refit of an early-stopped search)."""
+
+    epochs: int
+
+    def __call__(self, net: RBM, epoch: int) -> tuple[float | None, bool]:
+        return None, epoch >= self.epochs
+
+    def restore_best(self, net: RBM, epoch: int) -> None:
+        """Nothing to restore: the last weights are the ones wanted."""
 
 
 def ranking_split(

@@ -83,6 +83,8 @@ class RBM(Network):
     def _init(self, src: Source) -> None:
         import torch
 
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}")
         _quiet_sparse()
         self.device_ = resolve_device(self.device)
         if self.random_state is None:

@@ -41,12 +41,13 @@ the Flow features) but do not change the ranking unless `deep_mix` > 0.
 
 Early stopping inside the fit (`validation_fraction` > 0: that share of the played entries put aside, the
 exposure network stopped after `patience` checks without a better validation NDCG@10, then refitted on every
-entry for the best epoch count) is off by default: with exposure_n_iter 40 it chose 18-26 epochs on
-MovieLens and matched the fixed 20 epochs within the noise on the test entries of `flowtui evaluate-recs`
-(implicit NDCG@10 0.399 ± 0.004 against 0.405 ± 0.006 over seeds 0-2; listen/skip 0.330 ± 0.013 against
-0.334 ± 0.003; synthetic `--users 3000 --seed 7`: 0.0783 against 0.0777) at about twice the fit time.
-Without the refit (the search's own weights, which never saw the validation entries) MovieLens implicit fell
-to 0.393. It is there for data unlike these, where 20 epochs may be far from the best.
+entry, stopped after the best epoch count with the same learning-rate schedule) is off by default: on the
+test entries of `flowtui evaluate-recs` it matched the fixed 20 epochs (MovieLens implicit NDCG@10 0.4248 ±
+0.0038 against 0.4255 ± 0.0032 over seeds 0-2; listen/skip 0.3449 against 0.3459; synthetic `--users 3000
+--seed 7`: 0.0779 against 0.0779) at up to twice the fit time, and with at most 40 epochs (the linear decay
+then spread over 40) it lost (0.4107, 0.3396). Before the schedule, with constant rates, it matched too
+(0.399 against 0.405) and the search's own weights without a refit lost (0.393). It is there for data far
+from these, where 20 epochs may be far from the best.
 """
 
 from __future__ import annotations

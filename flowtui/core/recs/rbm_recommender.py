@@ -36,6 +36,7 @@ from flowtui.core.recs.rbm_models import (
     CollaborativeModel,
     build_network,
     fit_exposure,
+    params_as_saved,
 )
 from flowtui.core.recs.rbm_params import DBN_QUICK, RBM_QUICK, DBNParams, RBMParams
 from flowtui.core.recs.recommender import RecommenderBase
@@ -176,6 +177,7 @@ class NetworkRecommender(RecommenderBase):
             if net.name != self.name or net.n_features_in_ != n_items:
                 raise RBMFileError(folder / name, f"does not hold a {self.name} over {n_items} items")
             setattr(self, attr, net)
+            self.params = params_as_saved(self.params, net)
         if self.net_ is None and self.exposure_ is None:
             raise RBMFileError(folder, f"no {self.name} network in the folder")
 

@@ -23,6 +23,7 @@ from flowtui.core.data.schema import DataError
 if TYPE_CHECKING:
     import pandas as pd
     from textual.app import App
+    from textual.widgets import DataTable
 
     from flowtui.core.recs.recommend import Recommender
     from flowtui.tui.state import AppState
@@ -72,6 +73,17 @@ def known(value: object) -> str:
     """An artist or genre id as shown: "?" for -1, the engine's mark for a track the loaded data has no
     row of (a model of other data recommends such tracks)."""
     return "?" if str(value) == "-1" else str(value)
+
+
+def fill_recommendations(table: DataTable[Any], recs: pd.DataFrame | None) -> None:
+    """Clear `table` and list `recs` (rank, track, artist, genre, score, reason), as screens 5 and 6 show them."""
+    table.clear()
+    if recs is None:
+        return
+    for i, r in enumerate(recs.itertuples(index=False), start=1):
+        table.add_row(
+            str(i), str(r.media_id), known(r.artist_id), known(r.genre_id), f"{r.score:.3f}", str(r.reason)
+        )
 
 
 def parse_ids(text: str) -> list[int]:

@@ -266,16 +266,4 @@ class NewUserScreen(FlowScreen):
 
     def on_new_user_ready(self, message: NewUserReady) -> None:
         self.query_one("#nu-note", Label).update(message.note)
-        table = self.query_one("#nu-recs", DataTable)
-        table.clear()
-        if message.recs is None:
-            return
-        for i, r in enumerate(message.recs.itertuples(index=False), start=1):
-            table.add_row(
-                str(i),
-                str(r.media_id),
-                helpers.known(r.artist_id),
-                helpers.known(r.genre_id),
-                f"{r.score:.3f}",
-                str(r.reason),
-            )
+        helpers.fill_recommendations(self.query_one("#nu-recs", DataTable), message.recs)

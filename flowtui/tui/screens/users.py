@@ -442,16 +442,5 @@ class UsersScreen(FlowScreen):
 
     def _fill_recs(self, recs: pd.DataFrame | None, note: str) -> None:
         table = self.query_one("#recs", DataTable)
-        table.clear()
         table.border_subtitle = note
-        if recs is None:
-            return
-        for i, r in enumerate(recs.itertuples(index=False), start=1):
-            table.add_row(
-                str(i),
-                str(r.media_id),
-                helpers.known(r.artist_id),
-                helpers.known(r.genre_id),
-                f"{r.score:.3f}",
-                str(r.reason),
-            )
+        helpers.fill_recommendations(table, recs)

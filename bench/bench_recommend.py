@@ -3,8 +3,8 @@ the `implicit` library's ALS `recommend` measured in the same run on the same ma
 
     python bench/bench_recommend.py [--users 2000 --items 50000 --hidden 256 --queries 200 -m rbm -m ease]
 
-A synthetic DSG17-like log (about 380 rows a user over `--items` tracks, long-tailed popularity, artists
-and genres) trains each recommender (the RBM for one epoch per network: the weights' values do not change
+A synthetic DSG17-like log (about 380 rows a user over `--items` tracks, long-tailed popularity, albums,
+artists and genres) trains each recommender (the RBM for one epoch per network: the weights' values do not change
 the latency), which is saved with `save_recommender` and opened again with `open_model`. Printed, measured
 in this run, per recommender: fit and load times, the median and 90th percentile of
 `Recommender.for_user(user, 10)` over random users (scored live, and with every user's top 100
@@ -50,6 +50,7 @@ def synthetic_log(n_users: int, n_items: int, per_user: int, seed: int = 0) -> p
             "user_id": users.astype(np.int32),
             "media_id": media.astype(np.int32),
             "artist_id": artist.astype(np.int32),
+            "album_id": (media // 2).astype(np.int32),  # the RBM's catalogue context has two levels to read
             "genre_id": (artist % 300).astype(np.int32),
             "ts_listen": 1_480_000_000 + rng.integers(0, 30 * 86_400, n),
             "is_listened": (rng.random(n) < 0.68).astype(np.int8),

@@ -211,8 +211,8 @@ def test_estimator_defaults_are_the_registered_defaults(name: str, cls: type) ->
     declared = registry.get_spec(name).schema.defaults()
     params = cls().get_params()
     shared = {key: params[key] for key in params if key in declared}
-    # the ten CD arguments and the architecture (n_components or layers; the DBN also its deep_mix)
-    assert len(shared) == (12 if cls is DBN else 11)
+    # the eleven CD arguments and the architecture (n_components or layers; the DBN also its deep_mix)
+    assert len(shared) == (13 if cls is DBN else 12)
     assert shared == {
         key: list(v) if isinstance(v, tuple) else v for key, v in declared.items() if key in shared
     }

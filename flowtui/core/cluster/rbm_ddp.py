@@ -80,13 +80,14 @@ class _Shard:
     weights: np.ndarray | None
     n_features: int
     implicit_weight: float
+    groups: list[np.ndarray]  # the catalogue levels (each item's group), the same on every rank
 
     @classmethod
     def of(cls, src: Source, lo: int, hi: int) -> _Shard:
         v = src.values[lo:hi]
         a, b = int(src.values.indptr[lo]), int(src.values.indptr[hi])
         w = None if src.weights is None else src.weights[a:b].copy()
-        return cls(lo, hi, v.indptr, v.indices, v.data, w, src.n_features, src.implicit_weight)
+        return cls(lo, hi, v.indptr, v.indices, v.data, w, src.n_features, src.implicit_weight, src.groups)
 
     def source(self) -> Source:
         shape = (self.hi - self.lo, self.n_features)
@@ -94,7 +95,7 @@ class _Shard:
         mask = (
             None if self.weights is None else sp.csr_matrix((self.weights, self.indices, self.indptr), shape)
         )
-        return Source(values, mask, self.implicit_weight)
+        return Source(values, mask, self.implicit_weight, self.groups)
 
 
 @dataclasses.dataclass
@@ -214,7 +215,10 @@ def _train(
     seam = job.seam
     api: Any = net  # the seam is new in RBM: typed loosely so that this module checks against either version
     if seam:
-        shapes = [tuple(p.shape) for p in params] + [tuple(net._lam.shape), (3,)]
+        shapes = [tuple(p.shape) for p in params]
+        if len(getattr(net, "_cat", ())):  # the catalogue weights' gradient follows the parameters'
+            shapes.append(tuple(net._cat.shape))
+        shapes += [tuple(net._lam.shape), (3,)]
     else:
         shapes = [tuple(v.shape) for v in net._vel] + [tuple(net._lam.shape), (2,)]
     sizes = [int(np.prod(s)) for s in shapes]
@@ -352,7 +356,7 @@ def fit_data_parallel(
         raise DistributedError(f"nproc must be from 1 to {MAX_PROCESSES}, got {nproc}")
     if dist.is_available() and dist.is_initialized():
         raise DistributedError("torch.distributed is already initialised in this process (torchrun?)")
-    src = Source(X, mask, net.implicit_weight)
+    src = Source(X, mask, net.implicit_weight, net.catalogue_source_groups(X))
     if src.dense is not None:
         raise ValueError("data-parallel training needs a sparse (masked) matrix, not a dense array")
     device = resolve_device(net.device)

@@ -7,11 +7,13 @@ An implicit log (play counts, likes: every row is a positive) sets `implicit_wei
 every unseen entry as a weak negative of that weight, and `is_implicit` tells the other recommenders and
 the evaluation that there are no listen/skip labels. `played(skip_weight)` is the matrix the implicit
 peers (EASE, ALS, item kNN, popularity) learn: every observed entry a play, a skip weighted `skip_weight`.
+`item_groups` maps a catalogue level ("artist", "album") to each item's group index, where the log names
+them and some group holds several items (the RBM's catalogue context reads it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -42,6 +44,7 @@ class InteractionMatrix:
     last_ts: np.ndarray  # latest ts_listen of each stored entry, aligned with labels.data
     level: str = "media"
     implicit_weight: float | None = None
+    item_groups: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -164,6 +167,7 @@ class InteractionMatrix:
             last_ts=np.asarray(last_ts, np.int64),
             level=level,
             implicit_weight=implicit_weight if implicit else None,
+            item_groups=_item_groups(frame, level, vocab),
         )
 
     def user_index(self, user_ids: np.ndarray | list[int] | int) -> np.ndarray:
@@ -193,6 +197,7 @@ class InteractionMatrix:
             last_ts=self.last_ts[keep],
             level=self.level,
             implicit_weight=self.implicit_weight,
+            item_groups=self.item_groups,
         )
 
     def as_played(self, implicit_weight: float) -> InteractionMatrix:
@@ -210,6 +215,7 @@ class InteractionMatrix:
             last_ts=self.last_ts,
             level=self.level,
             implicit_weight=implicit_weight,
+            item_groups=self.item_groups,
         )
 
     def entry_rows(self) -> np.ndarray:
@@ -295,6 +301,33 @@ def _pair_labels(
         else:
             raise DataError(None, f"unknown label rule {label!r}", expected="latest, majority or mean")
     return key[starts], val, last_ts
+
+
+#: Catalogue levels above a media whose groups the matrix records (see `item_groups`).
+GROUP_LEVELS = ("artist", "album")
+
+
+def _item_groups(frame: pd.DataFrame, level: str, vocab: np.ndarray) -> dict[str, np.ndarray]:
+    """Each vocabulary media's group index (0..n_groups-1) per catalogue level the frame names, the group of
+    a media's first row; a level is left out when every group holds one item (e.g. an imported log whose
+    artist is the item itself), or when some media has no row (a fixed vocabulary)."""
+    if level != "media" or len(vocab) == 0 or "media_id" not in frame.columns:
+        return {}
+    media = frame["media_id"].to_numpy(np.int64)
+    out: dict[str, np.ndarray] = {}
+    for name in GROUP_LEVELS:
+        col = LEVEL_COLUMNS[name]
+        if col not in frame.columns:
+            continue
+        ids, first = np.unique(media, return_index=True)
+        pos = _lookup(ids, vocab)
+        if (pos < 0).any():
+            return {}
+        groups = frame[col].to_numpy()[first[pos]]
+        _, index = np.unique(groups, return_inverse=True)
+        if index.max() + 1 < len(vocab):
+            out[name] = index.astype(np.int64)
+    return out
 
 
 def _lookup(vocab: np.ndarray, ids: np.ndarray) -> np.ndarray:

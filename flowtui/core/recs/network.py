@@ -44,6 +44,19 @@ def mix_deep(
     return out
 
 
+def catalogue_half_logits(groups: list[np.ndarray], weights: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """numpy twin of `RBM._add_catalogue` for one user with entries at `cols`: per item, the sum of the
+    weights of the levels at which another of the user's items shares its group."""
+    n_items = len(groups[0])
+    seen = np.zeros(n_items, np.float32)
+    seen[np.asarray(cols, np.int64)] = 1.0
+    out = np.zeros(n_items, np.float32)
+    for g, a in zip(groups, weights, strict=True):
+        counts = np.bincount(g, weights=seen, minlength=int(g.max()) + 1).astype(np.float32)
+        out += np.float32(a) * (counts[g] - seen > 0.5)
+    return out
+
+
 def one_blas_thread() -> Any:
     """A context limiting BLAS to one thread: one user's products are too small to share out, and on a
     busy machine BLAS threads waiting for a core made a 2 ms matrix-vector product take 15-20 ms."""
@@ -60,7 +73,9 @@ class Network:
     """Masked CD-k training arguments (BernoulliRBM's names) and scoring shared by RBM and DBN.
 
     `implicit_weight > 0` counts unseen entries as negatives of that weight (implicit data); `user_rate`
-    feeds each user's mean observed spin to the visible layer as a conditioning input.
+    feeds each user's mean observed spin to the visible layer as a conditioning input; `catalogue_context`
+    (implicit data whose matrix names artists and albums) conditions each visible unit on the user's other
+    items of its artist and album (see `rbm`).
     """
 
     name: ClassVar[str] = "network"
@@ -78,6 +93,7 @@ class Network:
     implicit_weight: float = 0.0
     user_rate: bool = True
     centered: bool = False
+    catalogue_context: bool = _CD.catalogue_context
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor arguments, the subclass's own first (JSON-ready: sequences become lists)."""
@@ -116,11 +132,18 @@ class Network:
         hidden probabilities; a DBN mixes them with their reconstruction from the top layer)."""
         return self._top_down_to_last_hidden(self._up_batch(bt))
 
-    def _visible_from(self, h: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
-        """P(v = 1) from the hidden layer next to the visible units."""
+    def _visible_from(self, h: torch.Tensor, bt: Batch) -> torch.Tensor:
+        """P(v = 1) of the batch `bt` from the hidden layer next to the visible units."""
         first: Any = self._rbm_layers()[0]
-        out: torch.Tensor = first._down(h, r)
+        out: torch.Tensor = first._down(h, bt.r, bt)
         return out
+
+    def _catalogue(self) -> tuple[list[np.ndarray], np.ndarray]:
+        """(item groups per catalogue level, their weights) of the layer next to the visible units."""
+        first: Any = self._rbm_layers()[0]
+        groups: list[np.ndarray] = list(getattr(first, "groups_", []))
+        weights = first._cat.detach().cpu().numpy() if groups else np.zeros(0, np.float32)
+        return groups, weights
 
     def _device(self) -> str:
         fitted: str | None = getattr(self, "device_", None)
@@ -129,7 +152,7 @@ class Network:
     def _source(self, X: Any, mask: Any, implicit_weight: float | None = None) -> Source:
         self._check_fitted()
         weight = self.implicit_weight if implicit_weight is None else implicit_weight
-        return Source(X, mask, weight)
+        return Source(X, mask, weight, self._catalogue()[0])
 
     def _map_rows(self, X: Any, mask: Any, fn: Callable[[Batch], torch.Tensor]) -> np.ndarray:
         """`fn` of each batch of consecutive rows, concatenated as numpy ((0, 0) when there are no rows)."""
@@ -152,7 +175,7 @@ class Network:
         src = self._source(X, mask)
         with torch.no_grad():
             for idx, bt in src.batches(batch_size or self.batch_size, self._device()):
-                yield idx, self._visible_from(self._scoring_hidden(bt), bt.r)
+                yield idx, self._visible_from(self._scoring_hidden(bt), bt)
 
     def transform(self, X: Any, mask: Any = None) -> np.ndarray:
         """Hidden (top-layer) probabilities of each row, shape (n_rows, n_hidden)."""
@@ -196,6 +219,10 @@ class Network:
                 logits = (h[local] * W[:, c].t()).sum(1) + b[c]
                 if bt.r is not None:
                     logits += bt.r[local] * e[c]
+                if bt.catalogue:
+                    first: Any = self._rbm_layers()[0]
+                    extra = first._add_catalogue(torch.zeros(bt.n, bt.n_features, device=dev), bt)
+                    logits += extra[local, c]
                 out[sel] = torch.sigmoid(2.0 * logits).cpu().numpy()
         return out
 
@@ -221,6 +248,7 @@ class Network:
         w = float(first.implicit_weight or 0.0)
         mix = float(getattr(self, "deep_mix", 0.0))
         colsum = WT.sum(0) if w else None
+        groups, weights = self._catalogue()
         upper = [
             (r._W.detach().cpu().numpy().copy(), r._c.detach().cpu().numpy(), r._b.detach().cpu().numpy())
             for r in layers[1:]
@@ -249,6 +277,8 @@ class Network:
             z += b1
             if context and r:
                 z += r * e
+            if groups:
+                z += catalogue_half_logits(groups, weights, cols)
             return z
 
         return score
@@ -261,7 +291,7 @@ class Network:
         err, wsum = 0.0, 0.0
         with torch.no_grad():
             for _, bt in src.batches(self.batch_size, self._device()):
-                p = self._visible_from(self._scoring_hidden(bt), bt.r)
+                p = self._visible_from(self._scoring_hidden(bt), bt)
                 if bt.dense is not None:  # |s0 - s| = 2 |v - p| on each entry
                     err += float((bt.dense - p.mul_(2.0).sub_(1.0)).abs_().sum()) / 2.0
                 else:

@@ -10,7 +10,7 @@ import numpy as np
 from scipy.special import expit
 
 from flowtui.core.recs.dbn import DBN
-from flowtui.core.recs.network import mix_deep, one_blas_thread
+from flowtui.core.recs.network import catalogue_half_logits, mix_deep, one_blas_thread
 from flowtui.core.recs.rbm import RBM
 
 
@@ -33,6 +33,7 @@ class NumpyNet:
         self.implicit = float(net.implicit_weight or 0.0)
         self.W1_sum: np.ndarray = self.layers[0][0].sum(axis=1)
         self.mix = float(net.deep_mix) if isinstance(net, DBN) else 0.0
+        self.groups, self.catalogue_weights = net._catalogue()
 
     def half_logits(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
         """z with P(v = 1) = sigmoid(2 z) for every item, from one user's observed entries only."""
@@ -56,6 +57,8 @@ class NumpyNet:
         z += b1
         if r:
             z += r * self.e
+        if self.groups:
+            z += catalogue_half_logits(self.groups, self.catalogue_weights, cols)
         return z
 
 

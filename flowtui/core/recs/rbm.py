@@ -14,6 +14,13 @@ and only the negative phase is dense: the reconstruction T is the one dense arra
 the weighted negative spins is w times a dense product with T plus a sparse correction at the observed
 entries (`_implicit_step`), in float32 with mean-field visible units (no visible sampling).
 
+Catalogue context (`catalogue_context`, implicit mode): the visible units are also conditioned on the
+catalogue: item i's logit gains a_l for each level l (artist, album) at which the user has an entry for
+ANOTHER item of i's group (a conditional RBM whose conditioning input is the user's own catalogue
+neighbourhood, one learnt weight per level). A bottleneck of 128 hidden units cannot hold thousands of
+albums; this term lets the hidden units model taste while the catalogue says "more of the same album".
+It lifted the rbm recommender's validation NDCG@10 on the synthetic data from 0.058 to 0.102 (`rbm_params`).
+
 Data-parallel seam: `compute_update(batch)` returns the batch's CD statistics as sums, `apply_update`
 applies them; a wrapper all-reduces (sums) the lists between the two calls (see `compute_update`).
 torch is imported lazily: importing this module is cheap.
@@ -44,6 +51,10 @@ _RBM = RBMParams()
 _WARNED = False
 #: Rate of the running mean of the hidden units that centres them (the hidden offsets lambda).
 LAMBDA_RATE = 0.01
+#: The catalogue weights' learning rate relative to the others': their gradient sums over every position of
+#: a played group in the batch (hundreds per user), so the common rate makes them swing (validation: 1.0
+#: oscillated between -9 and +11 over the epochs; 0.1 and 0.01 settled on the same weights).
+CATALOGUE_RATE = 0.01
 
 
 def _quiet_sparse() -> None:
@@ -114,6 +125,30 @@ class RBM(Network):
         if not self.centered:
             self._o.zero_()
             self._lam.zero_()
+        self._set_catalogue(src.groups if src.implicit_weight else [], torch.zeros(len(src.groups)))
+
+    def _set_catalogue(self, groups: list[np.ndarray], weights: torch.Tensor) -> None:
+        """The catalogue levels (each item's group index per level) and their learnt weights."""
+        import torch
+
+        self.groups_: list[np.ndarray] = [np.asarray(g, np.int64) for g in groups]
+        self._cat = weights[: len(self.groups_)].detach().to(self.device_, torch.float32).clone()
+        self._cat_vel = torch.zeros_like(self._cat)
+
+    def _add_catalogue(self, z: torch.Tensor, bt: Batch) -> torch.Tensor:
+        """z (the batch's dense half-logits) plus each level's weight at its catalogue positions."""
+        for weight, (rows, cols) in zip(self._cat, bt.catalogue, strict=False):
+            z.index_put_((rows, cols), weight.expand(len(rows)), accumulate=True)
+        return z
+
+    def catalogue_source_groups(self, X: Any) -> list[np.ndarray]:
+        """The item groups a Source over X gives this RBM: the matrix's catalogue levels when
+        `catalogue_context` is on and X is an InteractionMatrix that names them, else none."""
+        from flowtui.core.recs.interactions import GROUP_LEVELS, InteractionMatrix
+
+        if not self.catalogue_context or not isinstance(X, InteractionMatrix):
+            return []
+        return [X.item_groups[name] for name in GROUP_LEVELS if name in X.item_groups]
 
     def _set_params(
         self, WT: torch.Tensor, b: torch.Tensor, e: torch.Tensor, c: torch.Tensor, d: torch.Tensor
@@ -176,9 +211,12 @@ class RBM(Network):
             z.addr_(r, self._e)
         return z
 
-    def _down(self, h: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
-        """P(v = 1 | h, context r) = sigmoid(2 (W'h + b + r e))."""
-        return self._half_logits(h, r).mul_(2.0).sigmoid_()
+    def _down(self, h: torch.Tensor, r: torch.Tensor | None = None, bt: Batch | None = None) -> torch.Tensor:
+        """P(v = 1 | h, context r) = sigmoid(2 (W'h + b + r e)), plus the catalogue term of batch `bt`."""
+        z = self._half_logits(h, r)
+        if bt is not None and bt.catalogue:
+            self._add_catalogue(z, bt)
+        return z.mul_(2.0).sigmoid_()
 
     def _visible_layer(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         e = self._e if self.user_rate else self._e.new_zeros(self._e.shape)
@@ -197,8 +235,9 @@ class RBM(Network):
     def compute_update(self, bt: Batch, k: int | None = None) -> list[torch.Tensor]:
         """The CD-k statistics of one batch, every tensor a SUM over the batch's rows, nothing applied.
 
-        Returns [gW (n_features, n_components), gb, ge (n_features), gc, gd (n_components), hsum
-        (n_components, the summed hidden probabilities), stats ([rows, reconstruction error, weight])]. The
+        Returns [gW (n_features, n_components), gb, ge (n_features), gc, gd (n_components), then, when the
+        catalogue context is learnt, gcat (one per level), hsum (n_components, the summed hidden
+        probabilities), stats ([rows, reconstruction error, weight])]. The
         data-parallel seam: each worker calls this on its shard of a batch, a wrapper sums the lists over
         the workers (e.g. `torch.distributed.all_reduce(t, SUM)` on each tensor, or one flat buffer), and
         every worker then calls `apply_update` with the summed list, so all replicas stay identical. `bt`
@@ -226,8 +265,10 @@ class RBM(Network):
             gb.sub_(gW @ self._lam)
             gc.sub_(self._o @ gW)
         out = [
-            g if g is not None else torch.zeros_like(p) for g, p in zip(grads, self._params(), strict=True)
+            g if g is not None else torch.zeros_like(p)
+            for g, p in zip(grads[:5], self._params(), strict=True)
         ]
+        out.extend(g for g in grads[5:] if g is not None)  # the catalogue weights' gradient, when learnt
         out.append(h0.sum(0))
         out.append(torch.tensor([float(bt.n), err, bt.weight], device=h0.device))
         return out
@@ -240,12 +281,16 @@ class RBM(Network):
             self._lam.mul_(1.0 - LAMBDA_RATE).add_(updates[-2], alpha=LAMBDA_RATE / n)
         rate = self.epoch_learning_rate()
         lr = rate / n
-        for i, (p, v, g) in enumerate(zip(self._params(), self._vel, updates[:-2], strict=True)):
+        grads = updates[:-2]
+        for i, (p, v, g) in enumerate(zip(self._params(), self._vel, grads[:5], strict=True)):
             v.mul_(self.momentum)
             v.add_(g, alpha=lr)
             if i == 0 and self.weight_decay:
                 v.add_(p, alpha=-rate * self.weight_decay)
             p.add_(v)
+        if len(grads) > 5:
+            self._cat_vel.mul_(self.momentum).add_(grads[5], alpha=lr * CATALOGUE_RATE)
+            self._cat.add_(self._cat_vel)
 
     def epoch_learning_rate(self) -> float:
         """The learning rate of the epoch under way (`n_iter_` epochs done): constant, or with
@@ -310,8 +355,12 @@ class RBM(Network):
         centered = self.centered
         h0 = self._hidden_pre(bt, bt.s0, r).sigmoid_()
         h = torch.bernoulli(h0, generator=self._gen)
+        catalogue = bool(len(self._cat)) and bool(bt.catalogue)
         for step in range(k):
-            T = self._half_logits(h, r).tanh_()
+            T = self._half_logits(h, r)
+            if catalogue:
+                self._add_catalogue(T, bt)
+            T.tanh_()
             t_obs = T[row, col]
             obs_sk = t_obs if bt.m is None else t_obs * bt.m
             corr = obs_sk - w * t_obs  # observed entries: m T, counted above as w T
@@ -349,7 +398,13 @@ class RBM(Network):
         dh = h0 - hk
         gc = dh.sum(0)
         gd = None if r is None else r @ dh
-        return [gW, gb, ge, gc, gd], err, h0
+        grads: list[torch.Tensor | None] = [gW, gb, ge, gc, gd]
+        if catalogue:
+            # positive minus negative weighted spins, T's last use: -w (1 + T) unseen, s0 - m T observed
+            D = T.add_(1.0).mul_(-w)
+            D[row, col] = bt.s0 - obs_sk
+            grads.append(torch.stack([D[rr, cc].sum() for rr, cc in bt.catalogue[: len(self._cat)]]))
+        return grads, err, h0
 
     def _dense_negative_step(
         self, bt: Batch, r: torch.Tensor | None, k: int
@@ -486,7 +541,7 @@ class RBM(Network):
         events.Cancelled on cancel. `monitor(self, epoch)` (e.g. `early_stopping.EarlyStopping`), called
         after each epoch, returns (a validation score or None, stop now?) and may restore its best weights
         when training ends (`restore_best`)."""
-        src = Source(X, mask, self.implicit_weight)
+        src = Source(X, mask, self.implicit_weight, self.catalogue_source_groups(X))
         self._init(src)
         label = name or self.name
         total = total_epochs or self.n_iter
@@ -526,7 +581,7 @@ class RBM(Network):
         cancel: threading.Event | None = None,
     ) -> RBM:
         """Train one more epoch (initialising on the first call)."""
-        src = Source(X, mask, self.implicit_weight)
+        src = Source(X, mask, self.implicit_weight, self.catalogue_source_groups(X))
         if not getattr(self, "_fitted", False):
             self._init(src)
         elif src.n_features != self.n_features_in_:
@@ -550,6 +605,17 @@ class RBM(Network):
             "intercept_visible": self._b.detach().cpu().clone(),
             "context_hidden": self._d.detach().cpu().clone(),
             "context_visible": self._e.detach().cpu().clone(),
+            **self._catalogue_state(),
+        }
+
+    def _catalogue_state(self) -> dict[str, torch.Tensor]:
+        import torch
+
+        if not self.groups_:
+            return {}
+        return {
+            "catalogue_weights": self._cat.detach().cpu().clone(),
+            "catalogue_groups": torch.from_numpy(np.stack(self.groups_)),
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> RBM:
@@ -566,6 +632,15 @@ class RBM(Network):
         if e.shape != b.shape or d.shape != c.shape:
             raise ValueError("inconsistent RBM context weight shapes")
         self._set_params(W.t(), b, e, c, d)
+        groups = state.get("catalogue_groups")
+        weights = state.get("catalogue_weights", torch.zeros(0))
+        if groups is None:
+            groups = torch.zeros((0, W.shape[1]), dtype=torch.int64)
+        if groups.ndim != 2 or groups.shape[1] != W.shape[1] or weights.shape != (groups.shape[0],):
+            raise ValueError("inconsistent RBM catalogue shapes")
+        if groups.numel() and int(groups.min()) < 0:
+            raise ValueError("negative catalogue group index")
+        self._set_catalogue(list(groups.numpy()), weights)
         self.n_components = int(W.shape[0])
         self.n_features_in_ = int(W.shape[1])
         self.n_iter_ = getattr(self, "n_iter_", 0)

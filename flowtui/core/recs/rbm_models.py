@@ -95,6 +95,7 @@ def exposure_settings(params: RBMParams | DBNParams) -> dict[str, Any]:
         "learning_rate": params.exposure_learning_rate,
         "lr_schedule": params.exposure_lr_schedule,
         "user_rate": False,
+        "catalogue_context": bool(params.catalogue_context),
     }
     if isinstance(params, RBMParams):
         sized["n_components"] = params.exposure_n_components
@@ -240,7 +241,8 @@ class CollaborativeModel:
     ) -> CollaborativeModel:
         """Learn the matrix of `rows` labelled by `y` (X is not used)."""
         ev.check_cancel(cancel)
-        frame = rows[[c for c in ("user_id", "media_id", "ts_listen") if c in rows.columns]].copy()
+        keep = ("user_id", "media_id", "ts_listen", "artist_id", "album_id")
+        frame = rows[[c for c in keep if c in rows.columns]].copy()
         frame["is_listened"] = np.asarray(y, dtype=np.float32)
         if len(frame) == 0:
             raise ValueError(f"{self.kind}: no training rows")

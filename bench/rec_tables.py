@@ -1,6 +1,6 @@
 """The whole recommender comparison, as README-ready Markdown tables (every figure measured in this run).
 
-    python bench/rec_tables.py [--users 3000] [--synth-seeds 1,2,3] [--ml PATH] [-m rbm -m ease ...]
+    python bench/rec_tables.py [--users 3000] [--synth-seeds 1,2,3,4,5] [--ml PATH] [-m rbm -m ease ...]
         [--work DIR] [--json-out FILE]
 
 Three comparisons, every registered recommender (or `-m`) with its DEFAULT parameters, NDCG@10 etc. on
@@ -103,7 +103,7 @@ def runs_of(board_rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=3000)
-    ap.add_argument("--synth-seeds", default="1,2,3")
+    ap.add_argument("--synth-seeds", default="1,2,3,4,5")
     ap.add_argument("--ml", type=Path, default=ML, help="MovieLens 100K ratings.tsv")
     ap.add_argument("-m", "--model", action="append", help="recommenders (default: every registered one)")
     ap.add_argument("--work", type=Path, help="folder for the generated data (default: a temporary one)")
@@ -119,7 +119,8 @@ def main() -> None:
     if not args.skip_synth:
         per: dict[str, list[dict[str, Any]]] = {}
         sizes = []
-        for s in (int(x) for x in args.synth_seeds.split(",")):
+        seeds = [int(x) for x in args.synth_seeds.split(",")]
+        for s in seeds:
             folder = work / f"synth{s}"
             if not (folder / "train.csv").exists():
                 flowtui("data", "synth", "--users", str(args.users), "--seed", str(s), "--out", str(folder))
@@ -133,8 +134,8 @@ def main() -> None:
         st = sizes[0]
         setup = (
             f"`flowtui data synth --users {args.users} --seed S`, S = {args.synth_seeds}: "
-            f"about {st['n_users']:,} users x {st['n_items']:,} tracks, {st['n_entries']:,} entries, "
-            "listen/skip; one random 20% split each; mean ± std over the 3 data sets"
+            f"about {st['n_users']:,} users x {st['n_items']:,} tracks, {st['n_entries']:,} entries (S = "
+            f"{seeds[0]}), listen/skip; one random 20% split each; mean ± std over the {len(sizes)} data sets"
         )
         tables.append(table("Synthetic DSG17-like data", setup, rows))
         doc["synthetic"] = {"setups": sizes, "rows": rows}

@@ -74,6 +74,9 @@ def test_two_processes_equal_one(matrix: InteractionMatrix, extra: dict[str, Any
     diffs = _max_diff(one, two)
     assert max(diffs.values()) < 2e-5, diffs
     assert float(one.state_dict()["components"].abs().max()) > 1e-2  # it trained (not both at zero)
+    if extra:  # the implicit network learns the synthetic catalogue's weights on both sides alike
+        assert list(one.groups_) == list(two.groups_) == ["artist", "album"]
+        assert float(one._cat.abs().max()) > 1e-3
     # the loss relayed by rank 0 is the whole batch's, epoch by epoch
     losses = [e.loss for e in events if isinstance(e, ev.AfterEpoch)]
     one_losses = [e.loss for e in one_events if isinstance(e, ev.AfterEpoch)]

@@ -80,7 +80,7 @@ class _Shard:
     weights: np.ndarray | None
     n_features: int
     implicit_weight: float
-    groups: list[np.ndarray]  # the catalogue levels (each item's group), the same on every rank
+    groups: dict[str, np.ndarray]  # the catalogue levels (each item's group), the same on every rank
 
     @classmethod
     def of(cls, src: Source, lo: int, hi: int) -> _Shard:

@@ -141,7 +141,7 @@ class Network:
     def _catalogue(self) -> tuple[list[np.ndarray], np.ndarray]:
         """(item groups per catalogue level, their weights) of the layer next to the visible units."""
         first: Any = self._rbm_layers()[0]
-        groups: list[np.ndarray] = list(getattr(first, "groups_", []))
+        groups: list[np.ndarray] = list(getattr(first, "groups_", {}).values())
         weights = first._cat.detach().cpu().numpy() if groups else np.zeros(0, np.float32)
         return groups, weights
 
@@ -152,7 +152,7 @@ class Network:
     def _source(self, X: Any, mask: Any, implicit_weight: float | None = None) -> Source:
         self._check_fitted()
         weight = self.implicit_weight if implicit_weight is None else implicit_weight
-        return Source(X, mask, weight, self._catalogue()[0])
+        return Source(X, mask, weight)
 
     def _map_rows(self, X: Any, mask: Any, fn: Callable[[Batch], torch.Tensor]) -> np.ndarray:
         """`fn` of each batch of consecutive rows, concatenated as numpy ((0, 0) when there are no rows)."""
@@ -219,10 +219,9 @@ class Network:
                 logits = (h[local] * W[:, c].t()).sum(1) + b[c]
                 if bt.r is not None:
                     logits += bt.r[local] * e[c]
-                if bt.catalogue:
-                    first: Any = self._rbm_layers()[0]
-                    extra = first._add_catalogue(torch.zeros(bt.n, bt.n_features, device=dev), bt)
-                    logits += extra[local, c]
+                first: Any = self._rbm_layers()[0]
+                if first._groups_t:
+                    logits += first._catalogue_pairs(bt, local, c)
                 out[sel] = torch.sigmoid(2.0 * logits).cpu().numpy()
         return out
 

@@ -77,6 +77,7 @@ def load_network(
     params["device"] = device
     if doc.get("kind") == "dbn":
         params.setdefault("deep_mix", 0.5)  # DBNs saved before deep_mix existed scored with a half mix
+    params.setdefault("catalogue_context", False)  # networks saved before it existed have no catalogue
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     arrays = {k[6:]: v.numpy() for k, v in tensors.items() if k.startswith("array.")}
     try:

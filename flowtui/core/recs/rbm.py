@@ -19,6 +19,8 @@ catalogue: item i's logit gains a_l for each level l (artist, album) at which th
 ANOTHER item of i's group (a conditional RBM whose conditioning input is the user's own catalogue
 neighbourhood, one learnt weight per level). A bottleneck of 128 hidden units cannot hold thousands of
 albums; this term lets the hidden units model taste while the catalogue says "more of the same album".
+Each batch lists the tracks of every group a row has an entry in (`_catalogue_parts`: sparse, as a user's
+artists and albums hold few tracks); an entry alone in its group does not count for itself.
 It lifted the rbm recommender's validation NDCG@10 on the synthetic data from 0.058 to 0.102 (`rbm_params`).
 
 Data-parallel seam: `compute_update(batch)` returns the batch's CD statistics as sums, `apply_update`
@@ -31,6 +33,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -125,30 +128,101 @@ class RBM(Network):
         if not self.centered:
             self._o.zero_()
             self._lam.zero_()
-        self._set_catalogue(src.groups if src.implicit_weight else [], torch.zeros(len(src.groups)))
+        groups = src.groups if src.implicit_weight else {}
+        self._set_catalogue(groups, torch.zeros(len(groups)))
 
-    def _set_catalogue(self, groups: list[np.ndarray], weights: torch.Tensor) -> None:
-        """The catalogue levels (each item's group index per level) and their learnt weights."""
+    def _set_catalogue(self, groups: Mapping[str, np.ndarray], weights: torch.Tensor) -> None:
+        """The catalogue levels (name -> each item's group index, in GROUP_LEVELS order) and their weights;
+        each level's items are also kept sorted by group (`_members`, with group offsets `_starts`)."""
         import torch
 
-        self.groups_: list[np.ndarray] = [np.asarray(g, np.int64) for g in groups]
-        self._cat = weights[: len(self.groups_)].detach().to(self.device_, torch.float32).clone()
+        self.groups_: dict[str, np.ndarray] = {k: np.asarray(g, np.int64) for k, g in groups.items()}
+        self._cat = weights.detach().to(self.device_, torch.float32).clone()
         self._cat_vel = torch.zeros_like(self._cat)
+        dev = self.device_
+        self._groups_t: list[torch.Tensor] = []
+        self._members: list[torch.Tensor] = []
+        self._starts: list[torch.Tensor] = []
+        self._sizes: list[torch.Tensor] = []
+        self._n_groups: list[int] = []
+        for g in self.groups_.values():
+            sizes = np.bincount(g)
+            self._groups_t.append(torch.from_numpy(g).to(dev))
+            self._members.append(torch.from_numpy(np.argsort(g, kind="stable")).to(dev))
+            self._starts.append(torch.from_numpy(np.cumsum(sizes) - sizes).to(dev))
+            self._sizes.append(torch.from_numpy(sizes).to(dev))
+            self._n_groups.append(len(sizes))
 
-    def _add_catalogue(self, z: torch.Tensor, bt: Batch) -> torch.Tensor:
-        """z (the batch's dense half-logits) plus each level's weight at its catalogue positions."""
-        for weight, (rows, cols) in zip(self._cat, bt.catalogue, strict=False):
+    def _catalogue_parts(self, bt: Batch) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per catalogue level, for a sparse batch: (rows, cols) of every item of every group the row has
+        an entry in, and (nnz) 1.0 where an entry is alone in its group (it must not count for itself:
+        leave-one-out). Sparse: a row's groups hold few items. Empty for a dense batch."""
+        import torch
+
+        if not self._groups_t or bt.row is None or bt.col is None:
+            return []
+        parts = []
+        for g, members, starts, sizes, n_groups in zip(
+            self._groups_t, self._members, self._starts, self._sizes, self._n_groups, strict=True
+        ):
+            flat = bt.row * n_groups + g.index_select(0, bt.col)  # (row, group) of each entry
+            pairs, inverse, counts = torch.unique(flat, return_inverse=True, return_counts=True)
+            alone = (counts.index_select(0, inverse) == 1).float()
+            group = pairs % n_groups
+            size = sizes.index_select(0, group)
+            rows = torch.repeat_interleave(pairs // n_groups, size)
+            # the k-th item of each (row, group) pair: its group's start + k
+            first = torch.repeat_interleave(torch.cumsum(size, 0) - size, size)
+            offset = torch.arange(len(rows), device=rows.device) - first
+            cols = members.index_select(
+                0, torch.repeat_interleave(starts.index_select(0, group), size) + offset
+            )
+            parts.append((rows, cols, alone))
+        return parts
+
+    def _catalogue_pairs(self, bt: Batch, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The catalogue term of the (local row, item) pairs of a sparse batch, without a dense array."""
+        import torch
+
+        assert bt.row is not None and bt.col is not None
+        n_items = bt.n_features
+        # a pair is an entry of the row when its key is one of the batch's entry keys
+        seen = torch.isin(rows * n_items + cols, bt.row * n_items + bt.col).float()
+        out = torch.zeros(len(rows), device=rows.device)
+        ones = torch.ones(len(bt.col), device=bt.col.device)
+        for weight, g, n_groups in zip(self._cat, self._groups_t, self._n_groups, strict=True):
+            counts = torch.zeros(bt.n * n_groups, device=g.device)
+            counts.index_add_(0, bt.row * n_groups + g.index_select(0, bt.col), ones)
+            at_pairs = counts.index_select(0, rows * n_groups + g.index_select(0, cols))
+            out += weight * (at_pairs - seen).gt(0.5).float()
+        return out
+
+    def _add_catalogue(
+        self,
+        z: torch.Tensor,
+        bt: Batch,
+        parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
+        """z (the batch's dense half-logits) plus the catalogue term: each level's weight at the items whose
+        group holds ANOTHER item the row has an entry for."""
+        parts = self._catalogue_parts(bt) if parts is None else parts
+        for weight, (rows, cols, alone) in zip(self._cat, parts, strict=True):
             z.index_put_((rows, cols), weight.expand(len(rows)), accumulate=True)
+            assert bt.row is not None and bt.col is not None
+            z.index_put_((bt.row, bt.col), alone * -weight, accumulate=True)  # no self-explanation
         return z
 
-    def catalogue_source_groups(self, X: Any) -> list[np.ndarray]:
+    def catalogue_source_groups(self, X: Any) -> dict[str, np.ndarray]:
         """The item groups a Source over X gives this RBM: the matrix's catalogue levels when
-        `catalogue_context` is on and X is an InteractionMatrix that names them, else none."""
+        `catalogue_context` is on, the RBM is implicit (unseen entries weak negatives: an exposure
+        network) and X is an InteractionMatrix that names them; else none."""
         from flowtui.core.recs.interactions import GROUP_LEVELS, InteractionMatrix
 
         if not self.catalogue_context or not isinstance(X, InteractionMatrix):
-            return []
-        return [X.item_groups[name] for name in GROUP_LEVELS if name in X.item_groups]
+            return {}
+        if not (self.implicit_weight or X.implicit_weight):
+            return {}
+        return {name: X.item_groups[name] for name in GROUP_LEVELS if name in X.item_groups}
 
     def _set_params(
         self, WT: torch.Tensor, b: torch.Tensor, e: torch.Tensor, c: torch.Tensor, d: torch.Tensor
@@ -214,7 +288,7 @@ class RBM(Network):
     def _down(self, h: torch.Tensor, r: torch.Tensor | None = None, bt: Batch | None = None) -> torch.Tensor:
         """P(v = 1 | h, context r) = sigmoid(2 (W'h + b + r e)), plus the catalogue term of batch `bt`."""
         z = self._half_logits(h, r)
-        if bt is not None and bt.catalogue:
+        if bt is not None and self._groups_t:
             self._add_catalogue(z, bt)
         return z.mul_(2.0).sigmoid_()
 
@@ -355,11 +429,11 @@ class RBM(Network):
         centered = self.centered
         h0 = self._hidden_pre(bt, bt.s0, r).sigmoid_()
         h = torch.bernoulli(h0, generator=self._gen)
-        catalogue = bool(len(self._cat)) and bool(bt.catalogue)
+        parts = self._catalogue_parts(bt)
         for step in range(k):
             T = self._half_logits(h, r)
-            if catalogue:
-                self._add_catalogue(T, bt)
+            if parts:
+                self._add_catalogue(T, bt, parts)
             T.tanh_()
             t_obs = T[row, col]
             obs_sk = t_obs if bt.m is None else t_obs * bt.m
@@ -399,11 +473,20 @@ class RBM(Network):
         gc = dh.sum(0)
         gd = None if r is None else r @ dh
         grads: list[torch.Tensor | None] = [gW, gb, ge, gc, gd]
-        if catalogue:
-            # positive minus negative weighted spins, T's last use: -w (1 + T) unseen, s0 - m T observed
-            D = T.add_(1.0).mul_(-w)
-            D[row, col] = bt.s0 - obs_sk
-            grads.append(torch.stack([D[rr, cc].sum() for rr, cc in bt.catalogue[: len(self._cat)]]))
+        if parts:
+            # positive minus negative weighted spins summed over each level's catalogue items: -w (1 + T)
+            # at every item of a group the row has an entry in, as if unseen; then the row's entries taken
+            # out and added back as s0 - m T where they count (not alone)
+            back = w * (1.0 + t_obs)
+            diff = bt.s0 - obs_sk
+            grads.append(
+                torch.stack(
+                    [
+                        (T[rows, cols].sum() + len(rows)) * -w + (back + (1.0 - alone) * diff).sum()
+                        for rows, cols, alone in parts
+                    ]
+                )
+            )
         return grads, err, h0
 
     def _dense_negative_step(
@@ -611,11 +694,14 @@ class RBM(Network):
     def _catalogue_state(self) -> dict[str, torch.Tensor]:
         import torch
 
+        from flowtui.core.recs.interactions import GROUP_LEVELS
+
         if not self.groups_:
             return {}
         return {
             "catalogue_weights": self._cat.detach().cpu().clone(),
-            "catalogue_groups": torch.from_numpy(np.stack(self.groups_)),
+            "catalogue_groups": torch.from_numpy(np.stack(list(self.groups_.values()))),
+            "catalogue_levels": torch.tensor([GROUP_LEVELS.index(k) for k in self.groups_]),
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> RBM:
@@ -632,15 +718,7 @@ class RBM(Network):
         if e.shape != b.shape or d.shape != c.shape:
             raise ValueError("inconsistent RBM context weight shapes")
         self._set_params(W.t(), b, e, c, d)
-        groups = state.get("catalogue_groups")
-        weights = state.get("catalogue_weights", torch.zeros(0))
-        if groups is None:
-            groups = torch.zeros((0, W.shape[1]), dtype=torch.int64)
-        if groups.ndim != 2 or groups.shape[1] != W.shape[1] or weights.shape != (groups.shape[0],):
-            raise ValueError("inconsistent RBM catalogue shapes")
-        if groups.numel() and int(groups.min()) < 0:
-            raise ValueError("negative catalogue group index")
-        self._set_catalogue(list(groups.numpy()), weights)
+        self._set_catalogue(*_catalogue_from_state(state, int(W.shape[1])))
         self.n_components = int(W.shape[0])
         self.n_features_in_ = int(W.shape[1])
         self.n_iter_ = getattr(self, "n_iter_", 0)
@@ -651,3 +729,35 @@ class RBM(Network):
         self._fitted = True
         self._sync()
         return self
+
+
+def _catalogue_from_state(state: dict[str, torch.Tensor], n_items: int) -> tuple[dict[str, np.ndarray], Any]:
+    """The catalogue levels and weights of a saved state, checked (ValueError); none in older files."""
+    import torch
+
+    from flowtui.core.recs.interactions import GROUP_LEVELS
+
+    keys = ("catalogue_groups", "catalogue_levels", "catalogue_weights")
+    present = [k for k in keys if k in state]
+    if not present:
+        return {}, torch.zeros(0)
+    if len(present) < len(keys):
+        raise ValueError("incomplete RBM catalogue")
+    groups, levels, weights = (state[k] for k in keys)
+    n = len(levels)
+    if (
+        levels.ndim != 1
+        or groups.shape != (n, n_items)
+        or weights.shape != (n,)
+        or groups.dtype != torch.int64
+        or levels.dtype != torch.int64
+    ):
+        raise ValueError("inconsistent RBM catalogue shapes")
+    codes = levels.tolist()
+    if len(set(codes)) != n or not all(0 <= c < len(GROUP_LEVELS) for c in codes):
+        raise ValueError("unknown RBM catalogue levels")
+    if n and (int(groups.min()) < 0 or int(groups.max()) >= n_items):
+        raise ValueError("RBM catalogue group index out of range")
+    if not bool(torch.isfinite(weights).all()):
+        raise ValueError("non-finite RBM catalogue weights")
+    return {GROUP_LEVELS[c]: g.numpy() for c, g in zip(codes, groups, strict=True)}, weights

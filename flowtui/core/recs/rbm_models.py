@@ -79,10 +79,13 @@ def kind_of(params: RBMParams | DBNParams) -> str:
 
 
 def params_as_saved(params: RBMParams | DBNParams, net: RBM | DBN) -> RBMParams | DBNParams:
-    """`params` with the scoring setting the loaded network carries (a DBN saved before `deep_mix` existed
-    scores with 0.5 whatever today's default), so that the model's parameters say how it scores."""
+    """`params` with the scoring settings the loaded network carries (a DBN saved before `deep_mix` existed
+    scores with 0.5, a network saved before `catalogue_context` existed has none, whatever today's
+    defaults), so that the model's parameters say how it scores."""
     if isinstance(params, DBNParams) and isinstance(net, DBN) and params.deep_mix != net.deep_mix:
-        return dataclasses.replace(params, deep_mix=float(net.deep_mix))
+        params = dataclasses.replace(params, deep_mix=float(net.deep_mix))
+    if params.catalogue_context != bool(net.catalogue_context):
+        params = dataclasses.replace(params, catalogue_context=bool(net.catalogue_context))
     return params
 
 

@@ -6,16 +6,15 @@ SPARSE: the observed entries' spins (a CSR structure), plus `fill`, the weight w
 0 for masked (explicit) data, whose unseen entries are not part of the user's RBM at all, or w > 0 in
 implicit mode, where every unseen entry is a weak negative (spin -w). Only a fully observed dense input
 (no mask, e.g. a DBN's upper layers) travels as a dense batch.
-With item `groups` (catalogue levels, e.g. each item's artist and album), a sparse batch also carries its
-catalogue context: per level, the (row, item) positions whose item shares a group with ANOTHER item the
-row has an entry for (leave-one-out, so an entry never explains itself).
+`groups` (catalogue level -> each item's group index, e.g. artist and album) travel with the source to
+the RBM that learns from it (its catalogue context, computed on the device from each batch's entries).
 torch is imported lazily: importing this module is cheap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,8 +47,6 @@ class Batch:
     `fill` is the weight w of every unseen entry (0: masked). `colT`, `rowT`, `perm` give the same entries
     in column order (host numpy arrays), for the transposed product of the gradient on the CPU.
     Dense (`dense` set): fully observed spins (n, n_features), no mask.
-    `catalogue` holds, per catalogue level of the source's groups, the (rows, cols) of the positions whose
-    item shares its group with another observed item of the row (see the module docstring).
     `r` is each row's mean observed spin (the user's listen tendency), `weight` the summed entry weights."""
 
     n: int
@@ -66,7 +63,6 @@ class Batch:
     rowT: np.ndarray | None = None
     perm: np.ndarray | None = None
     dense: torch.Tensor | None = None
-    catalogue: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
     @property
     def is_dense(self) -> bool:
@@ -97,16 +93,13 @@ class Source:
     """Rows of a (masked) visible matrix, handed to torch one batch at a time."""
 
     def __init__(
-        self, X: Any, mask: Any = None, implicit_weight: float = 0.0, groups: Sequence[np.ndarray] = ()
+        self,
+        X: Any,
+        mask: Any = None,
+        implicit_weight: float = 0.0,
+        groups: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        # items x groups one-hot matrices of the catalogue levels: a batch's per-group counts are one product
-        self.groups: list[np.ndarray] = [np.asarray(g, np.int64) for g in groups if len(g)]
-        self.group_maps: list[sp.csr_matrix] = [
-            sp.csr_matrix(
-                (np.ones(len(g), np.float32), (np.arange(len(g)), g)), shape=(len(g), int(g.max()) + 1)
-            )
-            for g in self.groups
-        ]
+        self.groups: dict[str, np.ndarray] = {k: np.asarray(g, np.int64) for k, g in (groups or {}).items()}
         if isinstance(X, InteractionMatrix):
             mask = X.mask if mask is None else mask
             if not implicit_weight and X.implicit_weight:
@@ -194,26 +187,12 @@ class Source:
             m=None if w_np is None else dev(w_np.astype(np.float32)),
             fill=w,
         )
-        bt.catalogue = [(dev(r), dev(c)) for r, c in self._catalogue(sub)]
         if transposed:
             # column order of the entries: a CSC conversion whose data is each entry's CSR position
             pos_csr = sp.csr_matrix((np.arange(sub.nnz, dtype=np.int64), sub.indices, sub.indptr), sub.shape)
             csc = pos_csr.tocsc()
             bt.colT, bt.rowT, bt.perm = csc.indptr.astype(np.int64), csc.indices, csc.data
         return bt
-
-    def _catalogue(self, sub: sp.csr_matrix) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per catalogue level, the (rows, cols) where the item's group holds another observed item of the
-        row: the group counts spread back over the items, minus the entry itself."""
-        if not self.group_maps:
-            return []
-        seen = sp.csr_matrix((np.ones(sub.nnz, np.float32), sub.indices, sub.indptr), sub.shape)
-        out = []
-        for onehot in self.group_maps:
-            others = ((seen @ onehot) @ onehot.T - seen).tocoo()
-            keep = others.data > 0.5
-            out.append((others.row[keep].astype(np.int64), others.col[keep].astype(np.int64)))
-        return out
 
     def visible_means(self) -> np.ndarray:
         """Smoothed mean label of each feature over its observed entries (the visible biases' start)."""

@@ -206,10 +206,12 @@ class RBM(Network):
         """z (the batch's dense half-logits) plus the catalogue term: each level's weight at the items whose
         group holds ANOTHER item the row has an entry for."""
         parts = self._catalogue_parts(bt) if parts is None else parts
+        assert bt.row is not None and bt.col is not None
         for weight, (rows, cols, alone) in zip(self._cat, parts, strict=True):
-            z.index_put_((rows, cols), weight.expand(len(rows)), accumulate=True)
-            assert bt.row is not None and bt.col is not None
-            z.index_put_((bt.row, bt.col), alone * -weight, accumulate=True)  # no self-explanation
+            # positions are unique within a level (and entries within a batch): a gather and a put, no
+            # accumulating scatter (which sorts its indices on the CPU)
+            z.index_put_((rows, cols), z[rows, cols].add_(weight))
+            z.index_put_((bt.row, bt.col), z[bt.row, bt.col].sub_(alone * weight))  # no self-explanation
         return z
 
     def catalogue_source_groups(self, X: Any) -> dict[str, np.ndarray]:

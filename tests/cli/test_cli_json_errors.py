@@ -31,11 +31,12 @@ def _bad_cases(tmp: Path) -> list[list[str]]:
         ["score", missing, "--answers", missing],
         ["recommend", "--model", str(tmp / "nothing"), "--user", "1"],
         ["evaluate-recs", "--k", "0"],
+        ["evaluate-recs", "-m", "rbm", "--set", "rbm.catalogue_context=maybe"],
         ["params", "no_such_model"],
     ]
 
 
-@pytest.mark.parametrize("case", range(15))
+@pytest.mark.parametrize("case", range(16))
 def test_json_errors_are_one_object_on_stdout(case: int, tmp_path: Path) -> None:
     args = [*_bad_cases(tmp_path)[case], "--json"]
     result = runner.invoke(app, args)
@@ -56,3 +57,10 @@ def test_without_json_errors_stay_one_line_on_stderr(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate", "--set", "rbm.n_iter=-1", "-m", "rbm"])
     assert result.exit_code == 2 and result.stdout == ""
     assert "rbm.n_iter must be an integer from 1 to 100000, got '-1'" in result.stderr
+
+
+def test_a_bad_catalogue_switch_is_one_line() -> None:
+    result = runner.invoke(app, ["evaluate-recs", "-m", "rbm", "--set", "rbm.catalogue_context=maybe"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip().count("\n") == 0
+    assert "rbm.catalogue_context must be true or false, got 'maybe'" in result.stderr

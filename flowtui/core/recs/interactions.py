@@ -313,17 +313,17 @@ def _item_groups(frame: pd.DataFrame, level: str, vocab: np.ndarray) -> dict[str
     artist is the item itself), or when some media has no row (a fixed vocabulary)."""
     if level != "media" or len(vocab) == 0 or "media_id" not in frame.columns:
         return {}
-    media = frame["media_id"].to_numpy(np.int64)
+    levels = [name for name in GROUP_LEVELS if LEVEL_COLUMNS[name] in frame.columns]
+    if not levels:
+        return {}
+    ids, first = np.unique(frame["media_id"].to_numpy(np.int64), return_index=True)
+    pos = _lookup(ids, vocab)
+    if (pos < 0).any():
+        return {}
+    rows = first[pos]  # each vocabulary media's first row
     out: dict[str, np.ndarray] = {}
-    for name in GROUP_LEVELS:
-        col = LEVEL_COLUMNS[name]
-        if col not in frame.columns:
-            continue
-        ids, first = np.unique(media, return_index=True)
-        pos = _lookup(ids, vocab)
-        if (pos < 0).any():
-            return {}
-        groups = frame[col].to_numpy()[first[pos]]
+    for name in levels:
+        groups = frame[LEVEL_COLUMNS[name]].to_numpy()[rows]
         _, index = np.unique(groups, return_inverse=True)
         if index.max() + 1 < len(vocab):
             out[name] = index.astype(np.int64)

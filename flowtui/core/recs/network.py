@@ -208,6 +208,7 @@ class Network:
         dev = self._device()
         need = np.unique(rows)
         W, b, e = self._visible_layer()
+        first: Any = self._rbm_layers()[0]
         with torch.no_grad():
             for start in range(0, len(need), self.batch_size):
                 idx = need[start : start + self.batch_size]
@@ -219,7 +220,6 @@ class Network:
                 logits = (h[local] * W[:, c].t()).sum(1) + b[c]
                 if bt.r is not None:
                     logits += bt.r[local] * e[c]
-                first: Any = self._rbm_layers()[0]
                 if first._groups_t:
                     logits += first._catalogue_pairs(bt, local, c)
                 out[sel] = torch.sigmoid(2.0 * logits).cpu().numpy()

@@ -22,8 +22,7 @@ import typer
 from flowtui.cli.common import err_console, fail, fail_data, progress_events
 from flowtui.core import events as ev
 from flowtui.core import paths
-from flowtui.core.data.schema import DataError
-from flowtui.core.params import ParamError
+from flowtui.core.errors import DataError, ParamError
 from flowtui.core.run import RunResult
 from flowtui.core.run_config import RunConfig
 

@@ -22,7 +22,7 @@ from rich.progress import (
 from typer.core import TyperGroup
 
 from flowtui.core import events as ev
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 
 if TYPE_CHECKING:
     from flowtui.core.registry import ModelSpec, RecommenderSpec
@@ -225,7 +225,8 @@ def print_params(spec: ModelSpec | RecommenderSpec, name: str, preset: str, as_j
     each accepts, and what it does; a bad preset fails with one line."""
     from rich.table import Table
 
-    from flowtui.core.params import ParamError, show_value
+    from flowtui.core.errors import ParamError
+    from flowtui.core.params import show_value
 
     try:
         values = spec.params(None, preset)

@@ -10,7 +10,8 @@ from rich.markup import escape
 
 from flowtui.cli import common
 from flowtui.core import paths
-from flowtui.core.data.schema import DataError, DataWarning
+from flowtui.core.data.schema import DataWarning
+from flowtui.core.errors import DataError
 from flowtui.core.events import Cancelled
 
 if TYPE_CHECKING:

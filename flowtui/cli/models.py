@@ -36,8 +36,8 @@ from flowtui.cli.common import (
 from flowtui.core import events as ev
 from flowtui.core import paths, registry, safe_files
 from flowtui.core.data import io
-from flowtui.core.data.schema import DataError
-from flowtui.core.params import ParamError, parse_overrides
+from flowtui.core.errors import DataError, ParamError
+from flowtui.core.params import parse_overrides
 from flowtui.core.run import RunResult, run
 from flowtui.core.run_config import MAX_ROUNDS, RunConfig
 

@@ -27,8 +27,8 @@ from flowtui.cli.common import (
 from flowtui.core import events as ev
 from flowtui.core import paths, registry, safe_files
 from flowtui.core.data import io
-from flowtui.core.data.schema import DataError
-from flowtui.core.params import ParamError, parse_assignments
+from flowtui.core.errors import DataError, ParamError
+from flowtui.core.params import parse_assignments
 
 if TYPE_CHECKING:
     from flowtui.core.data.idmap import IdMap
@@ -198,7 +198,7 @@ def recommend_cmd(
     must meet its own training data, or data whose users and media it mostly knows (a warning gives the
     shares); other data is refused unless --allow-other-data."""
     from flowtui.core.data.idmap import IdMap
-    from flowtui.core.flow.data_match import DataMismatchError
+    from flowtui.core.modelfiles.data_match import DataMismatchError
     from flowtui.core.recs.recommend import Recommender, check_model_data, open_model
 
     new_user = bool(like_artist or like_genre) or age is not None or gender is not None
@@ -453,7 +453,7 @@ def train_recs_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train recommenders on all of TRAIN and save each to OUT/NAME (read by `flowtui recommend --model`)."""
-    from flowtui.core.flow.data_match import describe_data
+    from flowtui.core.modelfiles.data_match import describe_data
     from flowtui.core.recs.store import (
         check_recommender_target,
         data_fingerprint,

@@ -8,7 +8,7 @@ import typer
 
 from flowtui.cli import common
 from flowtui.core import events
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 
 
 @common.data_app.command("synth")

@@ -23,10 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
+from flowtui.core.errors import ParamError
+
 __all__ = [
     "PRESETS",
     "Param",
-    "ParamError",
     "Schema",
     "param",
     "parse_assignments",
@@ -43,10 +44,6 @@ Preset = Literal["quick", "full"]
 Kind = Literal["int", "float", "bool", "str", "ints"]
 #: What a parameter may hold once parsed (JSON-compatible).
 Value = int | float | bool | str | tuple[int, ...] | None
-
-
-class ParamError(ValueError):
-    """A parameter name or value that is refused; the message is one plain sentence."""
 
 
 def param(

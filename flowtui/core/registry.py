@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from flowtui.core.errors import ParamError
 from flowtui.core.events import EventCallback
-from flowtui.core.params import PRESETS, ParamError, Schema, Value, schema_of
+from flowtui.core.params import PRESETS, Schema, Value, schema_of
 
 if TYPE_CHECKING:
     from flowtui.core.recs.recommender import RecommenderBase

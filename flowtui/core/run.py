@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from flowtui.core import events as ev
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 from flowtui.core.events import EventCallback
 from flowtui.core.executor import Executor, InlineExecutor
 from flowtui.core.flow import features

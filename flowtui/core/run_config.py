@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flowtui.core import registry
+from flowtui.core.errors import ParamError
 from flowtui.core.flow.features import FeatureSettings
-from flowtui.core.params import PRESETS, ParamError, Value
+from flowtui.core.params import PRESETS, Value
 
 __all__ = ["MAX_ROUNDS", "RunConfig", "describe_options"]
 

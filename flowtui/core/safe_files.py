@@ -43,7 +43,7 @@ from typing import TextIO
 
 import pandas as pd
 
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 
 __all__ = [
     "FolderBusyError",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rich.text import Text
 from textual.worker import Worker, WorkerState
 
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,7 +144,7 @@ def _unknown(share: float | None) -> str:
 
 def data_label(frame: pd.DataFrame) -> str:
     """The loaded data as named in questions: its file (or "the loaded data"), rows and fingerprint."""
-    from flowtui.core.flow.data_match import frame_source
+    from flowtui.core.modelfiles.data_match import frame_source
 
     source = frame_source(frame)
     name = short_path(source) if source else "the loaded data"
@@ -157,8 +157,8 @@ def other_data_question(
     """Empty when `model` (a recommender, or a Flow `TrainedModel`) was trained on `frame`; else the question
     to ask before using it: both data sets named, and the shares of `rows`' (default `frame`'s) users and
     media the model does not know. Call it in a worker."""
-    from flowtui.core.flow.data_match import MIN_KNOWN, check_data
     from flowtui.core.flow.store import TrainedModel
+    from flowtui.core.modelfiles.data_match import MIN_KNOWN, check_data
     from flowtui.core.recs import recommend
 
     if isinstance(model, TrainedModel):

@@ -180,7 +180,8 @@ def choose_data(remembered: Remembered) -> tuple[Path, Path | None, list[str]]:
 def check(remembered: Remembered, specs: Mapping[str, ModelSpec]) -> tuple[Checked, list[str]]:
     """The remembered ticks, parameters, preset and run options that the models' schemas accept; a note
     for each value refused (it is forgotten). Loads the registry through `specs`: call it in a worker."""
-    from flowtui.core.params import PRESETS, ParamError
+    from flowtui.core.errors import ParamError
+    from flowtui.core.params import PRESETS
     from flowtui.core.run_config import RunConfig
 
     notes: list[str] = []

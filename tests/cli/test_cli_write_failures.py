@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from flowtui.cli import app
 from flowtui.core import safe_files
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 from tests.core.test_run import make_test
 from tests.flow.test_classifiers import make_frame
 

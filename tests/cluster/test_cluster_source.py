@@ -17,7 +17,8 @@ pytest.importorskip("distributed", reason="the cluster extra is not installed")
 from flowtui.core.cluster.executor import compute
 from flowtui.core.cluster.source import ROW, fingerprint, list_parts, read_train
 from flowtui.core.data.io import from_frame
-from flowtui.core.data.schema import TRAIN_COLUMNS, DataError
+from flowtui.core.data.schema import TRAIN_COLUMNS
+from flowtui.core.errors import DataError
 from flowtui.core.flow.store import fingerprint as single_fingerprint
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from flowtui.core import events as ev
 from flowtui.core.cluster.spec import ClusterSpec
-from flowtui.core.params import ParamError
+from flowtui.core.errors import ParamError
 
 
 @pytest.mark.parametrize(

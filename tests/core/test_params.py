@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from flowtui.cli import app
 from flowtui.core import registry
-from flowtui.core.params import Param, ParamError, param, parse_assignments, parse_overrides, schema_of
+from flowtui.core.errors import ParamError
+from flowtui.core.params import Param, param, parse_assignments, parse_overrides, schema_of
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from flowtui.core import events as ev
-from flowtui.core.data.schema import TEST_COLUMNS, DataError
+from flowtui.core.data.schema import TEST_COLUMNS
+from flowtui.core.errors import DataError, ParamError
 from flowtui.core.flow.evaluate import RECORD_KEYS, Leaderboard, predict
 from flowtui.core.flow.store import TrainedModel, load_model
-from flowtui.core.params import ParamError
 from flowtui.core.run import run
 from flowtui.core.run_config import RunConfig
 from tests.flow.test_classifiers import make_frame

@@ -31,7 +31,8 @@ from typer.testing import CliRunner
 
 from flowtui.cli import app
 from flowtui.core.data.io import load_dataset
-from flowtui.core.data.schema import TRAIN_COLUMNS, DataError
+from flowtui.core.data.schema import TRAIN_COLUMNS
+from flowtui.core.errors import DataError
 
 runner = CliRunner()
 

@@ -18,8 +18,9 @@ from flowtui.cli import app
 from flowtui.core import safe_files
 from flowtui.core.data.idmap import IdMap, ids_path
 from flowtui.core.data.importer import import_log_with_ids, save_import
-from flowtui.core.data.io import load_dataset, write_csv
-from flowtui.core.data.schema import DataError
+from flowtui.core.data.io import load_dataset
+from flowtui.core.errors import DataError
+from flowtui.core.safe_files import write_csv
 from tests.data.test_validation import train_frame
 
 # String ids of every sort: spaces, commas in quotes, unicode, numbers that are not the internal ones.

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from flowtui.core.data.importer import DEFAULT_GAP_S, DEFAULT_START_TS, import_log
-from flowtui.core.data.io import load_dataset, write_csv
-from flowtui.core.data.schema import DTYPES, TRAIN_COLUMNS, DataError
+from flowtui.core.data.io import load_dataset
+from flowtui.core.data.schema import DTYPES, TRAIN_COLUMNS
+from flowtui.core.errors import DataError
+from flowtui.core.safe_files import write_csv
 
 LOG = "user\tartist\tplays\n" + "u1\tradiohead\t10\nu2\tbeck\t1\nu1\tbeck\t3\nu3\tradiohead\t7\nu1\tmuse\t0\n"
 

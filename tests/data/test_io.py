@@ -13,9 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flowtui.core import paths
-from flowtui.core.data.io import atomic_path, load_dataset, write_csv
-from flowtui.core.data.schema import DTYPES, TEST_COLUMNS, TRAIN_COLUMNS, DataError
+from flowtui.core.data.io import load_dataset
+from flowtui.core.data.schema import DTYPES, TEST_COLUMNS, TRAIN_COLUMNS
+from flowtui.core.errors import DataError
 from flowtui.core.events import Cancelled, Event, Progress
+from flowtui.core.safe_files import atomic_path, write_csv
 from tests.data.test_validation import make_test_frame, train_frame, write
 
 
@@ -117,7 +119,7 @@ def test_cache_dir_follows_env(cache: Path) -> None:
 
 def test_write_csv_round_trip_and_atomic(tmp_path: Path) -> None:
     out = tmp_path / "sub" / "t.csv"
-    write_csv(train_frame(), out)
+    write_csv(train_frame(), out, make_parents=True)
     pd.testing.assert_frame_equal(pd.read_csv(out), train_frame())
     with pytest.raises(RuntimeError), atomic_path(out) as tmp:
         tmp.write_text("half")

@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 
 from flowtui.cli import app
 from flowtui.core.data.io import load_dataset
-from flowtui.core.data.schema import TRAIN_COLUMNS, DataError
+from flowtui.core.data.schema import TRAIN_COLUMNS
 from flowtui.core.data.summary import format_ts, summarize
+from flowtui.core.errors import DataError
 from tests.data.test_validation import refused, train_frame, with_value, write, write_text
 
 runner = CliRunner()

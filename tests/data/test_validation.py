@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from flowtui.core.data.io import check_test_users, from_frame, load_dataset
-from flowtui.core.data.schema import TEST_COLUMNS, TRAIN_COLUMNS, DataError
+from flowtui.core.data.schema import TEST_COLUMNS, TRAIN_COLUMNS
+from flowtui.core.errors import DataError
 
 NOV_2016 = 1_478_000_000
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 from flowtui.core.flow.features import target_matrix
 from flowtui.core.flow.store import (
     FORMAT_VERSION,

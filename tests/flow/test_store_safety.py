@@ -26,9 +26,10 @@ import pandas as pd
 import pytest
 
 from flowtui.core import safe_files
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 from flowtui.core.flow import store
-from flowtui.core.flow.data_match import (
+from flowtui.core.flow.store import META_FILE, ModelFileError, TrainedModel, load_model, save_model
+from flowtui.core.modelfiles.data_match import (
     MIN_KNOWN,
     SKETCH_FILE,
     DataMismatchError,
@@ -36,7 +37,6 @@ from flowtui.core.flow.data_match import (
     check_data,
     describe_data,
 )
-from flowtui.core.flow.store import META_FILE, ModelFileError, TrainedModel, load_model, save_model
 from flowtui.core.run import run
 from flowtui.core.run_config import RunConfig
 from flowtui.core.safe_files import FolderBusyError, UnsafePathError

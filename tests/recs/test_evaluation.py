@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from flowtui.core import registry
-from flowtui.core.params import ParamError
+from flowtui.core.errors import ParamError
 from flowtui.core.recs.evaluation import (
     METRICS,
     evaluate_recs,

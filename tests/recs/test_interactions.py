@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 from flowtui.core.recs.interactions import InteractionMatrix, has_labels, recommender_matrix
 
 

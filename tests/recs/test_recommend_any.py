@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from flowtui.core import registry
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 from flowtui.core.recs.interactions import recommender_matrix
 from flowtui.core.recs.recommend import REC_COLUMNS, Recommender, as_recommender, open_model
 from flowtui.core.recs.store import RecommenderFileError, save_recommender

@@ -94,7 +94,7 @@ def test_damage_is_one_clear_error(fitted: RecommenderBase, tmp_path: Path) -> N
 def test_a_saved_recommender_knows_its_data(
     fitted: RecommenderBase, blocks: pd.DataFrame, tmp_path: Path
 ) -> None:
-    from flowtui.core.flow.data_match import SKETCH_FILE, DataMismatchError, describe_data
+    from flowtui.core.modelfiles.data_match import SKETCH_FILE, DataMismatchError, describe_data
     from flowtui.core.recs.recommend import check_model_data
 
     desc = describe_data(blocks, data_fingerprint(blocks), source="/data/blocks.csv")

@@ -36,13 +36,13 @@ from flowtui.core.cluster.executor import CancelBridge, compute, persist
 from flowtui.core.cluster.lazy import DaskClient, DaskFrame
 from flowtui.core.cluster.source import ROW, fingerprint, read_train, with_row_ids
 from flowtui.core.cluster.spec import ClusterSession, ClusterSpec, require_dask
-from flowtui.core.data.schema import LABEL, DataError
+from flowtui.core.data.schema import LABEL
+from flowtui.core.errors import DataError, ParamError
 from flowtui.core.events import EventCallback
 from flowtui.core.flow.classifiers.baselines import USER_FLOW_RATE
 from flowtui.core.flow.evaluate import Leaderboard, _Fit, _Tally
 from flowtui.core.flow.features import FEATURE_NAMES
 from flowtui.core.flow.store import TrainedModel, library_versions, save_model
-from flowtui.core.params import ParamError
 from flowtui.core.registry import FlowModel
 from flowtui.core.run import RunResult, _holdout_scores, _holdout_then_final
 from flowtui.core.run_config import RunConfig

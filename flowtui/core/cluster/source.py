@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from flowtui.core.cluster.lazy import DaskFrame, dask, dask_dataframe
-from flowtui.core.data.schema import DTYPES, TRAIN_COLUMNS, DataError
+from flowtui.core.data.schema import DTYPES, TRAIN_COLUMNS
+from flowtui.core.errors import DataError
 
 __all__ = ["ROW", "RemoteDataError", "list_parts", "raw_meta", "read_train", "with_row_ids"]
 

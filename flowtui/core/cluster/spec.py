@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Literal, cast
 
 from flowtui.core.cluster.lazy import DaskClient, distributed
-from flowtui.core.params import ParamError
+from flowtui.core.errors import ParamError
 
 __all__ = [
     "CLUSTER_EXTRA",

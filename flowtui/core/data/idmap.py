@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from flowtui.core.data.cache import file_digest
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 
 __all__ = ["IDS_SUFFIX", "IdMap", "data_checksum", "ids_path"]
 

@@ -36,7 +36,8 @@ import pyarrow.csv as pacsv
 from flowtui.core.data import csvscan, reader
 from flowtui.core.data.idmap import IdMap, data_checksum, ids_path
 from flowtui.core.data.io import from_frame
-from flowtui.core.data.schema import TRAIN_COLUMNS, DataError, DataWarning
+from flowtui.core.data.schema import TRAIN_COLUMNS, DataWarning
+from flowtui.core.errors import DataError
 from flowtui.core.events import EventCallback, Progress, check_cancel, emit
 
 DEFAULT_START_TS = 1_477_958_400  # 2016-11-01 00:00 UTC

@@ -2,7 +2,6 @@
 
 `load_dataset` reads a CSV, CSV.gz or parquet file (`reader`), applies the value rules (`validate`) and
 keeps the result in the load cache (`cache`); `from_frame` applies the same rules to an in-memory frame.
-Safe writes (`atomic_path`, `write_csv`) come from `writes` and are re-exported here.
 
 Line numbers count the header as line 1 and the first data row as line 2; blank lines are skipped by the
 parser and not counted.
@@ -24,20 +23,18 @@ import pyarrow as pa
 from flowtui.core.data import cache, reader
 from flowtui.core.data.cache import CACHE_VERSION
 from flowtui.core.data.offenders import Source, to_compact
-from flowtui.core.data.schema import DataError, DataWarning, Kind, columns_for
+from flowtui.core.data.schema import DataWarning, Kind, columns_for
 from flowtui.core.data.validate import DROPPABLE, drop_set, validate
-from flowtui.core.data.writes import atomic_path, write_csv
+from flowtui.core.errors import DataError
 from flowtui.core.events import EventCallback, Log, Progress, check_cancel, emit
 
 __all__ = [
     "CACHE_VERSION",
     "DROPPABLE",
     "Dataset",
-    "atomic_path",
     "check_test_users",
     "from_frame",
     "load_dataset",
-    "write_csv",
 ]
 
 #: Errors of a file that cannot be read at all (as opposed to one whose values break a rule).

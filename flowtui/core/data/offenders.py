@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowtui.core.data.schema import DTYPES, DataError
+from flowtui.core.data.schema import DTYPES
+from flowtui.core.errors import DataError
 
 _INT_RE = r"^-?[0-9]+$"
 _NON_ASCII_RE = r"[^\x00-\x7f]"

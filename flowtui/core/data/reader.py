@@ -27,7 +27,8 @@ import pyarrow.parquet as pq
 from flowtui.core import safe_files
 from flowtui.core.data import csvscan
 from flowtui.core.data.offenders import Source, binary_offenders, to_compact, utf8_error
-from flowtui.core.data.schema import ANSWER_COLUMNS, DTYPES, LABEL, DataError, DataWarning, Kind, columns_for
+from flowtui.core.data.schema import ANSWER_COLUMNS, DTYPES, LABEL, DataWarning, Kind, columns_for
+from flowtui.core.errors import DataError
 
 _HEADER_LIMIT = 1 << 20
 

@@ -1,9 +1,8 @@
-"""Column names, compact dtypes and value rules of the DSG17 format, and the DataError it raises."""
+"""Column names, compact dtypes and value rules of the DSG17 format, and the DataWarning of odd values."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -72,56 +71,6 @@ Kind = Literal["train", "test"]
 def columns_for(kind: Kind) -> tuple[str, ...]:
     """The required columns of a train or test file."""
     return TRAIN_COLUMNS if kind == "train" else TEST_COLUMNS
-
-
-class DataError(Exception):
-    """An input file that flowtui refuses, with everything needed to fix it.
-
-    `str(err)` is one line naming the file, line, column, what was expected and what was found;
-    `examples` holds up to 5 offending values (or lines) and `count` the number of all offenders.
-    """
-
-    def __init__(
-        self,
-        path: str | Path | None,
-        message: str,
-        *,
-        line: int | None = None,
-        column: str | None = None,
-        expected: str | None = None,
-        found: str | None = None,
-        examples: list[str] | None = None,
-        count: int | None = None,
-    ) -> None:
-        self.path = str(path) if path is not None else None
-        self.message = message
-        self.line = line
-        self.column = column
-        self.expected = expected
-        self.found = found
-        self.examples = list(examples or [])[:5]
-        self.count = count
-        super().__init__(self.one_line())
-
-    def one_line(self) -> str:
-        """The error as a single line, for a terminal or a log."""
-        where = self.path or "<data>"
-        if self.line is not None:
-            where += f":{self.line}"
-        parts = [f"{where}: {self.message}"]
-        if self.column is not None:
-            parts.append(f"column {self.column!r}")
-        if self.expected is not None:
-            parts.append(f"expected {self.expected}")
-        if self.found is not None:
-            parts.append(f"found {self.found}")
-        if self.count is not None:
-            parts.append(f"{self.count} offending row{'s' if self.count != 1 else ''}")
-        return "; ".join(parts)
-
-    def details(self) -> list[str]:
-        """Example offenders, one per line, for display under the one-line message."""
-        return [f"e.g. {e}" for e in self.examples]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from flowtui.core import safe_files
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 
 Role = Literal["submission", "answers"]
 _Rule = Literal["id", "probability", "label"]

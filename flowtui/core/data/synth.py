@@ -340,7 +340,7 @@ def synthesize(
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from flowtui.core.data.writes import atomic_path
+    from flowtui.core.safe_files import atomic_path
 
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -349,7 +349,7 @@ def synthesize(
     w, chunks_ss = _make_world(n_users, seed, knobs, on_event, cancel)
     paths = {name: out / f"{name}.csv" for name in ("train", "test", "test_answers")}
     with contextlib.ExitStack() as stack:
-        tmp = {name: stack.enter_context(atomic_path(p)) for name, p in paths.items()}
+        tmp = {name: stack.enter_context(atomic_path(p, make_parents=True)) for name, p in paths.items()}
         counts, tests = _write_train(w, chunks_ss, tmp["train"], on_event, cancel)
         events.check_cancel(cancel)
         test, answers = _test_frames(w, tests)

@@ -21,14 +21,14 @@ import pandas as pd
 
 from flowtui.core import events as ev
 from flowtui.core import metrics, registry
-from flowtui.core.data.schema import LABEL, DataError
+from flowtui.core.data.schema import LABEL
+from flowtui.core.errors import DataError, ParamError
 from flowtui.core.events import EventCallback
 from flowtui.core.executor import Executor, InlineExecutor
 from flowtui.core.flow import features, split
-from flowtui.core.flow.data_match import describe_data
 from flowtui.core.flow.features import FeatureSettings
 from flowtui.core.flow.store import TrainedModel, fingerprint, library_versions
-from flowtui.core.params import ParamError
+from flowtui.core.modelfiles.data_match import describe_data
 from flowtui.core.registry import FlowModel
 
 __all__ = [

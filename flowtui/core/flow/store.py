@@ -45,15 +45,14 @@ from typing import Any
 import pandas as pd
 
 from flowtui.core import registry
-from flowtui.core.data.schema import DataError
-from flowtui.core.flow.data_match import (
+from flowtui.core.errors import DataError, ParamError
+from flowtui.core.modelfiles.data_match import (
     SKETCH_FILE,
     DataDescription,
     DataMatch,
     DataMismatchError,
     check_data,
 )
-from flowtui.core.params import ParamError
 from flowtui.core.registry import FlowModel
 from flowtui.core.safe_files import (
     FolderBusyError,

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 
 Level = Literal["media", "artist", "album", "genre"]
 LabelRule = Literal["latest", "majority", "mean"]

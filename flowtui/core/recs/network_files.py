@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 from flowtui.core.recs.dbn import DBN
 from flowtui.core.recs.rbm import RBM
 
@@ -36,7 +36,7 @@ def save_network(
     Both writes are atomic; the JSON records the .pt file's SHA-256 so a torn pair is detected on load."""
     import torch
 
-    from flowtui.core.data.io import atomic_path
+    from flowtui.core.safe_files import atomic_path
 
     path = Path(path)
     tensors = {f"net.{k}": v for k, v in net.state_dict().items()}

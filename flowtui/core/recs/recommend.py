@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 from flowtui.core.recs.interactions import _lookup, recommender_matrix
 from flowtui.core.recs.recommender import RecommenderBase, top_n
 from flowtui.core.recs.store import data_fingerprint, is_recommender_folder, load_recommender
 
 if TYPE_CHECKING:
     from flowtui.core.data.idmap import IdMap
-    from flowtui.core.flow.data_match import DataMatch
+    from flowtui.core.modelfiles.data_match import DataMatch
 
 REC_COLUMNS = ["media_id", "score", "artist_id", "genre_id", "reason"]
 ALL_COLUMNS = ["user_id", "rank", "media_id", "score"]
@@ -86,7 +86,7 @@ def check_model_data(
     and media are known to the model; otherwise `DataMismatchError` naming both data sets, unless
     `allow_other` (then a warning with the shares). A model that records no training data is compared by
     its item vocabulary. `source` names `frame` in messages."""
-    from flowtui.core.flow.data_match import DataMatch, DataMismatchError, IdSketch, _share_verdict
+    from flowtui.core.modelfiles.data_match import DataMatch, DataMismatchError, IdSketch, _share_verdict
 
     given = source or "the given data"
     if model.trained_fingerprint and data_fingerprint(frame) == model.trained_fingerprint:

@@ -43,7 +43,7 @@ from flowtui.core.params import param
 from flowtui.core.recs.interactions import InteractionMatrix
 
 if TYPE_CHECKING:
-    from flowtui.core.flow.data_match import DataDescription
+    from flowtui.core.modelfiles.data_match import DataDescription
 
 __all__ = ["SCORE_CELLS", "PlayedParams", "RecommenderBase", "played_rows", "top_n"]
 

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from flowtui.core import events as ev
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 from flowtui.core.recs.interactions import MAX_ITEMS, recommender_matrix
 from flowtui.core.recs.recommender import RecommenderBase
 
 if TYPE_CHECKING:
-    from flowtui.core.flow.data_match import DataDescription
+    from flowtui.core.modelfiles.data_match import DataDescription
 
 from flowtui.core.safe_files import (
     check_output_dir,
@@ -137,7 +137,7 @@ def save_recommender(
     another writer holds it; the previous model survives any failure. `data` (`describe_data` of the
     training frame) is kept as meta.json "data" plus `data_sketch.json`, so the model can tell later
     whether it meets its own data (`recommend.check_model_data`)."""
-    from flowtui.core.flow.data_match import SKETCH_FILE
+    from flowtui.core.modelfiles.data_match import SKETCH_FILE
     from flowtui.core.params import schema_of
 
     model.check_fitted()
@@ -266,7 +266,7 @@ def load_recommender(folder: str | Path) -> RecommenderBase:
 
 def _training_data(folder: Path, meta: dict[str, Any]) -> DataDescription | None:
     """The training data recorded in a recommender folder (None for folders saved before it was kept)."""
-    from flowtui.core.flow.data_match import SKETCH_FILE, DataDescription
+    from flowtui.core.modelfiles.data_match import SKETCH_FILE, DataDescription
 
     summary = meta.get("data")
     if summary is None:

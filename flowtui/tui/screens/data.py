@@ -14,7 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 
 from flowtui.core import events as ev
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 from flowtui.tui import helpers
 from flowtui.tui.messages import DataFailed, DataLoaded, EngineEvent
 from flowtui.tui.screens.base import FlowScreen

@@ -13,7 +13,8 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from flowtui.core.params import ParamError, Value, show_value
+from flowtui.core.errors import ParamError
+from flowtui.core.params import Value, show_value
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets.ticklist import TickList
 

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Select
 
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 from flowtui.tui import helpers
 from flowtui.tui.dialogs import ConfirmDialog, PickerDialog
 from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids

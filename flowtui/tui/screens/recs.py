@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Label, ProgressBar, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from flowtui.core import events as ev
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 from flowtui.tui import helpers
 from flowtui.tui.messages import (
     EngineEvent,
@@ -426,7 +426,7 @@ class RecsScreen(FlowScreen):
         cancel: threading.Event,
         quitting: threading.Event,
     ) -> None:
-        from flowtui.core.flow.data_match import describe_data
+        from flowtui.core.modelfiles.data_match import describe_data
         from flowtui.core.recs.store import save_recommender, train_recommender
 
         fingerprint = helpers.fingerprint(frame)

@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Select, Static
 
 from flowtui.core.data import users as queries
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 from flowtui.tui import helpers
 from flowtui.tui.dialogs import ConfirmDialog, PathDialog, PickerDialog
 from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from flowtui.core.data.schema import DataError
+from flowtui.core.errors import DataError
 
 if TYPE_CHECKING:
     from flowtui.core.flow.store import TrainedModel

@@ -1,0 +1,1 @@
+"""One model folder format for every model kind: format version, meta, checksums, data match."""

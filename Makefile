@@ -2,20 +2,21 @@
 
 PY ?= python
 
-# Everything CI checks besides the README's test command: ruff, ruff format, mypy (strict on the engine).
+# Everything CI checks besides the README's test command: ruff, ruff format, the import layers (import-linter),
+# mypy --strict on the whole package.
 check: lint typecheck test
 
 lint:
 	ruff check .
 	ruff format --check .
+	lint-imports
 
 format:
 	ruff format .
 	ruff check --fix .
 
 typecheck:
-	mypy --strict flowtui/core
-	mypy flowtui/cli flowtui/tui
+	mypy --strict flowtui
 
 test:
 	$(PY) -m pytest -q

@@ -272,3 +272,59 @@ def test_chmod_of_the_source_makes_a_new_private_entry(tmp_path: Path, cache_dir
     assert not load_dataset(p).from_cache
     (entry,) = entries(cache_dir)
     assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("what", ["fifo", "symlink", "folder"])
+def test_an_entry_that_is_not_a_regular_file_is_never_opened(
+    tmp_path: Path, cache_dir: Path, what: str
+) -> None:
+    """A named pipe where the entry should be blocked `data validate` and `evaluate` forever: now a miss."""
+    import threading
+
+    p = write(tmp_path, train_frame(200))
+    first = load_dataset(p)
+    (entry,) = entries(cache_dir)
+    entry.unlink()
+    if what == "fifo":
+        os.mkfifo(entry)
+    elif what == "symlink":
+        entry.symlink_to(p)
+    else:
+        entry.mkdir()
+    seen: list[Event] = []
+    done: list[bool] = []
+    worker = threading.Thread(
+        target=lambda: done.append(load_dataset(p, on_event=seen.append).frame.equals(first.frame))
+    )
+    worker.daemon = True
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "load_dataset blocked on a cache entry that is not a regular file"
+    assert done == [True]
+    logs = [e.message for e in seen if isinstance(e, Log)]
+    assert any("not a regular file" in m for m in logs), logs
+    if what != "folder":  # a folder cannot be replaced by a file: the entry just stays a miss
+        assert stat.S_ISREG(os.lstat(entry).st_mode) and load_dataset(p).from_cache
+
+
+@pytest.mark.parametrize("command", [["data", "validate"], ["evaluate", "-m", "constant", "--data"]])
+def test_the_cli_does_not_hang_on_a_fifo_in_the_cache(
+    tmp_path: Path, cache_dir: Path, command: list[str]
+) -> None:
+    import sys
+
+    p = write(tmp_path, train_frame(300))
+    load_dataset(p)
+    (entry,) = entries(cache_dir)
+    entry.unlink()
+    os.mkfifo(entry)
+    env = {**os.environ, "FLOWTUI_CACHE_DIR": str(cache_dir)}
+    out = subprocess.run(
+        [sys.executable, "-m", "flowtui", *command, str(p)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "not a regular file" in out.stderr + out.stdout

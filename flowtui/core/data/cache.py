@@ -155,7 +155,18 @@ def file_digest(path: Path) -> bytes:
 
 def read_cache(entry: Entry, kind: Kind | None) -> tuple[Cached | None, str | None]:
     """(the cached (frame, kind, warnings), None) on a hit; (None, None) on a plain miss (no entry, or one
-    of another kind than `kind`); (None, reason) when the entry is damaged and must be rebuilt."""
+    of another kind than `kind`); (None, reason) when the entry is damaged and must be rebuilt.
+
+    Only a regular file is opened: a named pipe, a device or a link where the entry should be is a damaged
+    entry (opening a pipe would block forever), which the next write replaces."""
+    try:
+        st = os.lstat(entry.path)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"cannot read it: {exc}"
+    if not stat.S_ISREG(st.st_mode):
+        return None, "not a regular file"
     try:
         # Memory-mapped: the one copy made is into the frame's own (writable) arrays.
         with pa.memory_map(str(entry.path), "r") as f:

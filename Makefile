@@ -28,4 +28,4 @@ bench:
 	$(PY) bench/bench_recommend.py
 
 sample:
-	$(PY) -m flowtui data synth --users 300 --seed 2017 --out data/sample
+	$(PY) -m flowtui data synth --users 200 --seed 2017 --out data/sample

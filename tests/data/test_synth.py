@@ -165,7 +165,8 @@ def test_oracle_is_well_above_the_user_flow_rate_baseline(big) -> None:
 def test_synthesize_writes_the_same_data_atomically(tmp_path: Path) -> None:
     seen: list[events.Event] = []
     summary = synthesize(40, seed=3, out_dir=tmp_path, on_event=seen.append)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.csv", "test_answers.csv", "train.csv"]
+    names = ["synth.json", "test.csv", "test_answers.csv", "train.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
     train, test, answers = synthesize_frames(40, seed=3)
     ds = load_dataset(tmp_path / "train.csv", use_cache=False)
     pd.testing.assert_frame_equal(ds.frame, train)
@@ -196,7 +197,7 @@ def test_cancel_leaves_no_files(tmp_path: Path, when: str) -> None:
 
 
 def test_bad_arguments_raise() -> None:
-    with pytest.raises(ValueError, match="n_users"):
+    with pytest.raises(ValueError, match="users must be from 1 to 1,000,000"):
         synthesize_frames(0)
     with pytest.raises(ValueError, match="unknown synth knobs"):
         synthesize_frames(10, not_a_knob=1)

@@ -349,11 +349,14 @@ def save_import(imported: ImportedLog, out: str | Path) -> Path:
 
     Both are written atomically (`safe_files`), the map first: a crash between the two renames leaves a
     map whose checksum does not match the data, which `IdMap.for_dataset` refuses, never a wrong map.
-    An output that is a link, a pipe, a device, a folder or read-only is refused before anything is written.
+    An output that is a link, a pipe, a device, a folder or read-only is refused before anything is written,
+    and so is the log itself or an existing file that is not an earlier import output (`outputs`).
     """
     from flowtui.core import safe_files
+    from flowtui.core.data.outputs import check_import_target
 
     target = Path(out)
+    check_import_target(target, imported.log)
     ids_file = ids_path(target)
     safe_files.check_output_path(ids_file, make_parents=True)
     with safe_files.atomic_path(target, make_parents=True) as tmp:

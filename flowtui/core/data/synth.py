@@ -70,6 +70,9 @@ from flowtui.core.data.synth_rows import Rows, build_pools, gen_users
 from flowtui.core.data.synth_world import Knobs, World, build_world, logit, sigmoid
 from flowtui.core.events import EventCallback
 
+#: The most users a synthetic data set may have: 50x the real DSG17 (a train file of about 24 GB).
+MAX_USERS = 1_000_000
+
 if TYPE_CHECKING:
     import pyarrow.csv as pacsv
 
@@ -167,8 +170,10 @@ def _make_world(
     cancel: threading.Event | None = None,
 ) -> tuple[World, np.random.SeedSequence]:
     """The calibrated world of a run and the seed sequence its chunks of users are drawn from."""
-    if n_users < 1:
-        raise ValueError(f"n_users must be at least 1, got {n_users}")
+    if not 1 <= n_users <= MAX_USERS:
+        raise ValueError(
+            f"users must be from 1 to {MAX_USERS:,} (the real DSG17 has 19,918), got {n_users:,}"
+        )
     valid = {f.name for f in fields(Knobs)}
     unknown = set(knobs) - valid
     if unknown:
@@ -332,7 +337,8 @@ def synthesize(
     cancel: threading.Event | None = None,
     **knobs: Any,
 ) -> dict[str, Any]:
-    """Write train.csv, test.csv and test_answers.csv into `out_dir`, chunk by chunk and atomically.
+    """Write train.csv, test.csv and test_answers.csv into `out_dir`, chunk by chunk and atomically, and
+    `synth.json` recording them (an existing file there that flowtui did not write is refused, DataError).
 
     Emits `Progress(task="synth")` per chunk of users; a cancel raises `Cancelled` and leaves no files.
     Returns {"rows", "users", "test_rows", "listen_rate", "flow_share", "oracle_auc", "seconds", "paths"}.
@@ -340,14 +346,20 @@ def synthesize(
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from flowtui.core.safe_files import atomic_path
+    from flowtui.core.data.outputs import SYNTH_MANIFEST, check_synth_target, synth_manifest
+    from flowtui.core.safe_files import atomic_path, atomic_write
 
     t0 = time.perf_counter()
+    if not 1 <= n_users <= MAX_USERS:
+        raise ValueError(
+            f"users must be from 1 to {MAX_USERS:,} (the real DSG17 has 19,918), got {n_users:,}"
+        )
     out = Path(out_dir)
+    paths = {name: out / f"{name}.csv" for name in ("train", "test", "test_answers")}
+    check_synth_target(out, tuple(p.name for p in paths.values()))
     out.mkdir(parents=True, exist_ok=True)
     events.check_cancel(cancel)
     w, chunks_ss = _make_world(n_users, seed, knobs, on_event, cancel)
-    paths = {name: out / f"{name}.csv" for name in ("train", "test", "test_answers")}
     with contextlib.ExitStack() as stack:
         tmp = {name: stack.enter_context(atomic_path(p, make_parents=True)) for name, p in paths.items()}
         counts, tests = _write_train(w, chunks_ss, tmp["train"], on_event, cancel)
@@ -357,6 +369,11 @@ def synthesize(
             pa.Table.from_pandas(test, preserve_index=False), str(tmp["test"]), write_options=_csv_options()
         )
         answers.to_csv(tmp["test_answers"], index=False, float_format="%.6f")
+        manifest = synth_manifest({p.name: tmp[name] for name, p in paths.items()}, seed, n_users)
+    # After the data files are in place: a crash before this line leaves files no record vouches for, which
+    # the next run refuses to replace (safe) rather than a record of files that are not there.
+    with atomic_write(out / SYNTH_MANIFEST) as fh:
+        fh.write(manifest)
     return {
         "rows": counts.rows,
         "users": n_users,

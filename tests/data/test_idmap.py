@@ -133,12 +133,67 @@ def test_data_rewritten_by_another_writer_refuses_the_map(imported: tuple[Path, 
         json.dumps({"format": "flowtui-idmap", "version": 1}),
     ],
 )
-def test_damaged_map_is_a_data_error(imported: tuple[Path, pd.DataFrame], damage: str) -> None:
+def test_unreadable_map_is_a_data_error(imported: tuple[Path, pd.DataFrame], damage: str) -> None:
     out, _ = imported
     ids_path(out).write_text(damage)
     with pytest.raises(DataError) as info:
         IdMap.for_dataset(out)
     assert info.value.path == str(ids_path(out))
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+TAMPER = {
+    "items empty": lambda d: {**d, "items": []},
+    "users empty": lambda d: {**d, "users": []},
+    "users an object": lambda d: {**d, "users": {str(i): u for i, u in enumerate(d["users"])}},
+    "users not strings": lambda d: {**d, "users": list(range(len(d["users"])))},
+    "users repeated": lambda d: {**d, "users": [d["users"][0], *d["users"][:-1]]},
+    "items repeated": lambda d: {**d, "items": [d["items"][0]] * len(d["items"])},
+    "items a string": lambda d: {**d, "items": "abc"},
+    "columns a list": lambda d: {**d, "columns": ["user"]},
+    "users deeply nested": lambda d: {**d, "users": "NESTED"},
+}
+
+
+@pytest.mark.parametrize("how", list(TAMPER))
+def test_tampered_map_with_its_data_checksum_kept_is_refused(
+    imported: tuple[Path, pd.DataFrame], how: str
+) -> None:
+    """The map's checksum binds it to the data, not the map's own content: the content is checked too."""
+    out, _ = imported
+    doc = json.loads(ids_path(out).read_text())
+    text = json.dumps(TAMPER[how](doc)).replace('"NESTED"', _nested(100_000))
+    ids_path(out).write_text(text)
+    with pytest.raises(DataError) as info:
+        IdMap.for_dataset(out)
+    assert info.value.path == str(ids_path(out)) and "\n" not in str(info.value)
+
+
+def test_a_deeply_nested_map_is_one_line_in_the_cli(tmp_path: Path) -> None:
+    log = tmp_path / "plays.csv"
+    log.write_text("user,artist,liked\nu1,a,1\nu2,b,0\n")
+    out = tmp_path / "train.csv"
+    args = [
+        "data",
+        "import",
+        str(log),
+        "--user",
+        "user",
+        "--item",
+        "artist",
+        "--label",
+        "liked",
+        "--out",
+        str(out),
+    ]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    ids_path(out).write_text(_nested(200_000))
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "Traceback" not in r.output and not isinstance(r.exception, RecursionError)
 
 
 def test_crash_between_the_two_renames_never_gives_a_wrong_map(

@@ -51,6 +51,42 @@ def data_checksum(data: str | Path) -> str:
     return file_digest(Path(data)).hex()
 
 
+def _ids(source: Path, doc: dict[str, Any], key: str) -> list[str]:
+    """`doc[key]` checked: a non-empty list of distinct strings."""
+    value = doc[key]
+    if not isinstance(value, list) or not value:
+        raise DataError(
+            source,
+            f"damaged id map: {key!r}",
+            expected="a non-empty list of ids",
+            found=type(value).__name__ if not isinstance(value, list) else "an empty list",
+        )
+    odd = [v for v in value if not isinstance(v, str)]
+    if odd:
+        raise DataError(
+            source,
+            f"damaged id map: {key!r}",
+            expected="ids as strings",
+            found=repr(odd[0])[:40],
+            count=len(odd),
+        )
+    if len(set(value)) != len(value):
+        raise DataError(
+            source,
+            f"damaged id map: {key!r}",
+            expected="distinct ids",
+            found=f"{len(value) - len(set(value))} repeated",
+        )
+    return value
+
+
+def _check_columns(source: Path, columns: object) -> None:
+    if not isinstance(columns, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in columns.items()
+    ):
+        raise DataError(source, "damaged id map: 'columns'", expected="an object of column names")
+
+
 @dataclass(frozen=True)
 class _Axis:
     """One renumbered column: the original ids in internal-id order (internal = position + offset)."""
@@ -145,10 +181,20 @@ class IdMap:
                 )
             want = doc["data"]["checksum"]
             columns = doc.get("columns") or {}
-            users, items = doc["users"], doc["items"]
-            artists, genres = doc.get("artists"), doc.get("genres")
-        except (OSError, UnicodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            users, items = _ids(ids, doc, "users"), _ids(ids, doc, "items")
+            artists = None if doc.get("artists") is None else _ids(ids, doc, "artists")
+            genres = None if doc.get("genres") is None else _ids(ids, doc, "genres")
+        except (
+            OSError,
+            UnicodeError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+        ) as exc:
             raise DataError(ids, f"the id map cannot be read ({type(exc).__name__})") from None
+        _check_columns(ids, columns)
         try:
             have = data_checksum(data)
         except OSError as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -148,7 +149,9 @@ def _shown(raw: object) -> str:
 def _coerce(p: Param, raw: object) -> object:
     """The typed value of `raw` for `p`, or _BAD."""
     if isinstance(raw, str):
-        text = raw.strip()
+        if raw != raw.strip():
+            return _BAD  # " 5" or "5 " is a typo in a script: one written form, no padding
+        text = raw
         if len(text) >= 2 and text[0] == text[-1] == '"':  # a JSON string, as a shell may pass it
             try:
                 decoded = json.loads(text)
@@ -167,7 +170,7 @@ def _coerce(p: Param, raw: object) -> object:
         if p.kind == "ints":
             try:
                 raw = json.loads(text)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 return _BAD
         else:
             raw = _number(text)
@@ -196,10 +199,14 @@ def _coerce(p: Param, raw: object) -> object:
     return raw if isinstance(raw, str) and raw in p.choices else _BAD
 
 
+#: The one written form of a number: ASCII digits, an optional minus, point and exponent.
+_NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
 def _number(text: str) -> object:
-    """A decimal integer or float written plainly ("12", "0.5", "1e-3"); not "0x16", "+nan" or "inf"."""
-    body = text[1:] if text[:1] == "-" else text
-    if not body or not (body[0].isdigit() or body[0] == "."):
+    """A decimal integer or float written plainly ("12", "0.5", "1e-3"); not "0x16", "+22", "1_000", "inf",
+    padded text or digits of other scripts ("５"), which Python's int() and float() would accept."""
+    if not _NUMBER.fullmatch(text):
         return _BAD
     try:
         return int(text)

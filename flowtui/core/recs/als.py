@@ -20,6 +20,7 @@ import numpy as np
 
 from flowtui.core import events as ev
 from flowtui.core.params import param
+from flowtui.core.recs import state_checks
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, one_blas_thread, played_rows
 from flowtui.core.registry import RecommenderSpec, register_recommender
@@ -132,9 +133,10 @@ class ALS(RecommenderBase):
         return {"item_factors": self.item_factors_}
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
-        self.item_factors_ = np.ascontiguousarray(arrays["item_factors"], np.float32)
-        if self.item_factors_.ndim != 2 or self.item_factors_.shape[1] != self.params.factors:
-            raise ValueError("ALS item factors do not match the saved parameters")
+        factors = state_checks.array(arrays, "item_factors", ndim=2, kind="f")
+        expected = (len(arrays["item_ids"]), self.params.factors)
+        factors = state_checks.finite("item_factors", state_checks.shape("item_factors", factors, expected))
+        self.item_factors_ = np.ascontiguousarray(factors, np.float32)
 
 
 register_recommender(

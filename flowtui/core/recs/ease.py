@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from flowtui.core import events as ev
 from flowtui.core.params import param
+from flowtui.core.recs import state_checks
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, played_rows
 from flowtui.core.registry import RecommenderSpec, register_recommender
@@ -106,11 +107,18 @@ class EASE(RecommenderBase):
         return {"B": self.B_, "kept": self.kept_, "popularity": self.popularity_}
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
-        self.B_ = np.asarray(arrays["B"], np.float32)
-        self.kept_ = np.asarray(arrays["kept"], np.int64)
-        self.popularity_ = np.asarray(arrays["popularity"], np.float32)
-        if self.B_.shape != (len(self.kept_), len(self.kept_)):
-            raise ValueError("EASE weights do not match the modelled items")
+        check = state_checks
+        n_items = len(arrays["item_ids"])
+        kept = check.indices("kept", check.array(arrays, "kept", ndim=1, kind="iu"), n_items)
+        if len(kept) > 1 and not (np.diff(kept.astype(np.int64)) > 0).all():
+            raise ValueError("state.npz 'kept' items are not distinct and sorted")
+        B = check.array(arrays, "B", ndim=2, kind="f")
+        popularity = check.array(arrays, "popularity", ndim=1, kind="f")
+        self.B_ = check.finite("B", check.shape("B", B, (len(kept), len(kept)))).astype(np.float32)
+        self.kept_ = kept.astype(np.int64)
+        self.popularity_ = check.finite(
+            "popularity", check.shape("popularity", popularity, (n_items,))
+        ).astype(np.float32)
 
 
 def _ease_weights(G: np.ndarray) -> np.ndarray:

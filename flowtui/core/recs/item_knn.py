@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from flowtui.core import events as ev
 from flowtui.core.params import param
+from flowtui.core.recs import state_checks
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, played_rows
 from flowtui.core.registry import RecommenderSpec, register_recommender
@@ -91,12 +92,16 @@ class ItemKNN(RecommenderBase):
         return {"sim_data": S.data, "sim_indices": S.indices, "sim_indptr": S.indptr}
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
-        n = len(arrays["sim_indptr"]) - 1
-        self.similarity_ = sp.csr_matrix(
-            (arrays["sim_data"], arrays["sim_indices"], arrays["sim_indptr"]), shape=(n, n)
-        )
-        if len(arrays["item_ids"]) != n:
-            raise ValueError("item kNN similarities do not match the item vocabulary")
+        check = state_checks
+        n = len(arrays["item_ids"])
+        indptr = check.shape("sim_indptr", check.array(arrays, "sim_indptr", ndim=1, kind="iu"), (n + 1,))
+        indices = check.array(arrays, "sim_indices", ndim=1, kind="iu")
+        data = check.finite("sim_data", check.array(arrays, "sim_data", ndim=1, kind="f"))
+        steps = np.diff(indptr.astype(np.int64))
+        if indptr[0] != 0 or (steps < 0).any() or indptr[-1] != len(indices) or len(data) != len(indices):
+            raise ValueError("state.npz item kNN rows (sim_indptr) do not match their neighbours")
+        check.indices("sim_indices", indices, n)
+        self.similarity_ = sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(n, n))
 
 
 register_recommender(

@@ -17,6 +17,7 @@ import numpy as np
 
 from flowtui.core import events as ev
 from flowtui.core.params import param
+from flowtui.core.recs import state_checks
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase
 from flowtui.core.registry import RecommenderSpec, register_recommender
@@ -58,7 +59,11 @@ class Popularity(RecommenderBase):
         return {"counts": self.counts_}
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
-        self.counts_ = np.asarray(arrays["counts"], np.float32)
+        counts = state_checks.array(arrays, "counts", ndim=1, kind="fiu")
+        n_items = len(arrays["item_ids"])
+        self.counts_ = state_checks.finite("counts", state_checks.shape("counts", counts, (n_items,))).astype(
+            np.float32
+        )
 
 
 class ItemMean(RecommenderBase):
@@ -94,7 +99,11 @@ class ItemMean(RecommenderBase):
         return {"rate": self.rate_}
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
-        self.rate_ = np.asarray(arrays["rate"], np.float32)
+        rate = state_checks.array(arrays, "rate", ndim=1, kind="f")
+        n_items = len(arrays["item_ids"])
+        self.rate_ = state_checks.finite("rate", state_checks.shape("rate", rate, (n_items,))).astype(
+            np.float32
+        )
 
 
 register_recommender(

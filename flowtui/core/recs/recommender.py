@@ -40,6 +40,7 @@ from sklearn.exceptions import NotFittedError
 
 from flowtui.core import events as ev
 from flowtui.core.params import param
+from flowtui.core.recs import state_checks
 from flowtui.core.recs.interactions import InteractionMatrix
 
 if TYPE_CHECKING:
@@ -264,11 +265,10 @@ class RecommenderBase(ABC):
         model = cls(params)
         with np.load(folder / STATE_FILE, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        doc = json.loads((folder / STATE_JSON).read_text())
-        if not isinstance(doc, dict) or doc.get("model") != cls.name:
-            raise ValueError(f"{folder / STATE_JSON} does not describe a {cls.name} model")
+        doc = state_checks.state_doc(json.loads((folder / STATE_JSON).read_text()), cls.name)
+        ids = state_checks.item_ids(arrays)
         model._restore(arrays, folder)
-        model.item_ids_ = np.asarray(arrays["item_ids"], np.int64)
+        model.item_ids_ = ids
         model.implicit_ = bool(doc.get("implicit", False))
         model.n_users_ = int(doc.get("n_users", 0))
         model.fit_seconds_ = float(doc.get("fit_seconds", 0.0))

@@ -38,41 +38,28 @@ from flowtui.cli.common import (
     print_json,
     print_params,
     progress_events,
-    set_option,
+)
+from flowtui.cli.run_opts import (
+    FlowOnlyOpt,
+    ModelOpt,
+    RoundsOpt,
+    SetOpt,
+    SmoothingOpt,
+    TargetContextOpt,
+    TopKOpt,
+    run_config,
 )
 from flowtui.core import events as ev
 from flowtui.core import paths, registry, safe_files
 from flowtui.core.data import io
-from flowtui.core.errors import DataError, ParamError
-from flowtui.core.params import parse_overrides
+from flowtui.core.errors import DataError
 from flowtui.core.run import RunResult, run
-from flowtui.core.run_config import MAX_ROUNDS, RunConfig
+from flowtui.core.run_config import RunConfig
 
 if TYPE_CHECKING:
     from flowtui.core.data.schema import DataWarning
     from flowtui.core.flow.store import TrainedModel
     from flowtui.core.modelfiles.data_match import DataMatch
-
-ModelOpt = Annotated[list[str] | None, model_option("Model name; repeat for several.")]
-SetOpt = Annotated[
-    list[str] | None,
-    set_option(
-        "Parameter override MODEL.KEY=VALUE (KEY=VALUE with one --model); `flowtui params MODEL` lists them."
-    ),
-]
-RoundsOpt = Annotated[int, typer.Option("--rounds", help=f"Holdout rounds (peel-offs), 1 to {MAX_ROUNDS}.")]
-TopKOpt = Annotated[
-    int | None, typer.Option("--top-k", min=1, help="Keep the K features a random forest ranks highest.")
-]
-SmoothingOpt = Annotated[float, typer.Option("--smoothing", min=0.0, help="Target-encoding smoothing.")]
-FlowOnlyOpt = Annotated[bool, typer.Option("--flow-only", help="Train on Flow rows only.")]
-TargetContextOpt = Annotated[
-    list[int] | None,
-    typer.Option(
-        "--target-context",
-        help="Hold out only Flow rows of this context_type (repeat; the real test has 1, 5, 20, 23).",
-    ),
-]
 
 
 def _load(path: Path | None, kind: str, on_event: ev.EventCallback | None) -> pd.DataFrame:
@@ -98,39 +85,6 @@ def _dispatch(
 
 def _fmt(x: float | None, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
-
-
-def _config(
-    models: list[str],
-    set_: list[str] | None,
-    preset: str,
-    rounds: int,
-    smoothing: float,
-    flow_only: bool,
-    target_context: list[int] | None,
-    top_k: int | None,
-    *,
-    baselines: bool,
-    models_dir: Path | None = None,
-) -> RunConfig:
-    """The run configuration of the command line, checked whole before any data is read (exit 2)."""
-    names = list(dict.fromkeys(models))
-    try:
-        config = RunConfig(
-            models=tuple(names),
-            params=parse_overrides(set_ or [], names, registry.model_names()),
-            preset=preset,
-            rounds=rounds,
-            smoothing=smoothing,
-            flow_only=flow_only,
-            target_contexts=tuple(target_context) if target_context else None,
-            top_k=top_k,
-            baselines=baselines,
-            models_dir=models_dir,
-        )
-        return config.validate()
-    except ParamError as exc:
-        fail(str(exc))
 
 
 def _run(
@@ -166,7 +120,7 @@ def evaluate_cmd(
 
     With --cluster only lightgbm (and the baselines) run, on Dask; --nproc N trains the rbm on N processes."""
     where = cluster_or_none(cluster, nproc)
-    config = _config(
+    config = run_config(
         model or [], set_, preset, rounds, smoothing, flow_only, target_context, top_k, baselines=True
     )
     check_placement(config, where, nproc)
@@ -248,7 +202,7 @@ def train_cmd(
     where = cluster_or_none(cluster, nproc)
     if not model:
         fail("name at least one model with --model (known: " + ", ".join(registry.model_names()) + ")")
-    config = _config(
+    config = run_config(
         model,
         set_,
         preset,

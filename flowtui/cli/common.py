@@ -6,7 +6,8 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -214,6 +215,56 @@ def progress_events(quiet: bool = False) -> Iterator[ev.EventCallback | None]:
 
     with progress:
         yield on_event
+
+
+# -- the options several commands share, each declared once --------------------------------------------
+# An option whose help is the same everywhere is a type (`JsonOpt`); one whose help says what it means to
+# its command is made by a function (`json_option("...")`) inside the command's own `Annotated[...]`.
+
+JSON_HELP = "Print JSON on stdout, nothing else."
+DATA_HELP = "Train file (CSV, CSV.gz or parquet); default: the bundled sample."
+PRESET_HELP = "quick (seconds) or full (default parameters)."
+NO_CACHE_HELP = "Parse and check again, ignoring the load cache."
+
+
+def json_option(text: str = JSON_HELP) -> Any:
+    """--json: print JSON on stdout and nothing else (`text`: what the command prints)."""
+    return typer.Option("--json", help=text)
+
+
+def data_option(*short: str, text: str = DATA_HELP) -> Any:
+    """--data: the train file (`short`: its one-letter names, e.g. "-d")."""
+    return typer.Option("--data", *short, help=text)
+
+
+def out_option(text: str, *short: str) -> Any:
+    """--out: the file or folder the command writes (`text` says which)."""
+    return typer.Option("--out", *short, help=text)
+
+
+def model_option(text: str) -> Any:
+    """--model / -m: model names, or a saved model's folder (`text` says which)."""
+    return typer.Option("--model", "-m", help=text)
+
+
+def set_option(text: str) -> Any:
+    """--set: parameter overrides MODEL.KEY=VALUE (`text` says how they apply)."""
+    return typer.Option("--set", help=text)
+
+
+def allow_other_data_option(text: str) -> Any:
+    """--allow-other-data: use a model on data it was not trained on (`text` says for what)."""
+    return typer.Option("--allow-other-data", help=text)
+
+
+#: --json with the usual help.
+JsonOpt = Annotated[bool, json_option()]
+#: --data: the train file, the bundled sample by default.
+DataOpt = Annotated[Path | None, data_option()]
+#: --preset: quick or full.
+PresetOpt = Annotated[str, typer.Option("--preset", help=PRESET_HELP)]
+#: --no-cache: parse the data file again.
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help=NO_CACHE_HELP)]
 
 
 #: `flowtui data ...` sub-commands; modules add commands to it, cli/__init__ mounts it.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.markup import escape
@@ -15,6 +17,7 @@ from flowtui.core.errors import DataError
 from flowtui.core.events import Cancelled
 
 if TYPE_CHECKING:
+    from flowtui.core.data.importer import ImportedLog
     from flowtui.core.data.io import Dataset
 
 _PATH_HELP = "A DSG17 train or test file (CSV, CSV.gz or parquet)."
@@ -53,18 +56,18 @@ def _print_warnings(warnings: list[DataWarning]) -> None:
 
 @common.data_app.command("validate")
 def validate(
-    path: Path = typer.Argument(..., help=_PATH_HELP),
-    train: Path = typer.Option(
-        None, "--train", help="For a test file: the train file whose users it should cover."
-    ),
-    no_cache: bool = typer.Option(
-        False, "--no-cache", help="Parse and check again, ignoring the load cache."
-    ),
-    as_json: bool = typer.Option(
-        False,
-        "--json",
-        help="Print {valid, kind, rows, warnings} as JSON (errors as {error: ...}), nothing else.",
-    ),
+    path: Annotated[Path, typer.Argument(help=_PATH_HELP)],
+    train: Annotated[
+        Path | None,
+        typer.Option("--train", help="For a test file: the train file whose users it should cover."),
+    ] = None,
+    no_cache: common.NoCacheOpt = False,
+    as_json: Annotated[
+        bool,
+        common.json_option(
+            "Print {valid, kind, rows, warnings} as JSON (errors as {error: ...}), nothing else."
+        ),
+    ] = False,
 ) -> None:
     """Check a data file: exit 0 when it is accepted (warnings printed), 2 when it is refused."""
     from flowtui.core.data.io import check_test_users
@@ -98,13 +101,13 @@ def validate(
 
 @common.data_app.command("info")
 def info(
-    path: Path = typer.Argument(None, help=_PATH_HELP + " Defaults to the bundled sample's train.csv."),
-    as_json: bool = typer.Option(
-        False, "--json", help="Print exactly the summary keys as JSON, nothing else."
-    ),
-    no_cache: bool = typer.Option(
-        False, "--no-cache", help="Parse and check again, ignoring the load cache."
-    ),
+    path: Annotated[
+        Path | None, typer.Argument(help=_PATH_HELP + " Defaults to the bundled sample's train.csv.")
+    ] = None,
+    as_json: Annotated[
+        bool, common.json_option("Print exactly the summary keys as JSON, nothing else.")
+    ] = False,
+    no_cache: common.NoCacheOpt = False,
 ) -> None:
     """Rows, users, items, artists, genres, listen and Flow rates, time span and warning counts."""
     from flowtui.core.data.summary import format_ts, summarize
@@ -160,61 +163,76 @@ def _check_import_options(label: str | None, weight: str | None, threshold: floa
 
 @common.data_app.command("import")
 def import_cmd(
-    file: Path = typer.Argument(..., help="An interaction log from another service (CSV/TSV with a header)."),
-    user: str = typer.Option(..., "--user", help="Column holding the user."),
-    item: str = typer.Option(..., "--item", help="Column holding the item (track, artist...)."),
-    label: str = typer.Option(None, "--label", help="Column holding a 0/1 listened label."),
-    weight: str = typer.Option(
-        None, "--weight", help="Column holding a weight (play count...); needs --threshold."
-    ),
-    threshold: float = typer.Option(None, "--threshold", help="A row is listened when weight >= threshold."),
-    time: str = typer.Option(
-        None, "--time", help="Column holding Unix seconds or dates; else rows are spread."
-    ),
-    artist: str = typer.Option(None, "--artist", help="Column holding the artist (default: the item)."),
-    genre: str = typer.Option(None, "--genre", help="Column holding a genre."),
-    sep: str = typer.Option(",", "--sep", help="Field separator, e.g. ',' or a tab ('\\t')."),
-    out: Path = typer.Option(..., "--out", "-o", help="The flowtui train CSV to write (atomically)."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary of the written file."),
+    file: Annotated[
+        Path, typer.Argument(help="An interaction log from another service (CSV/TSV with a header).")
+    ],
+    *,
+    user: Annotated[str, typer.Option("--user", help="Column holding the user.")],
+    item: Annotated[str, typer.Option("--item", help="Column holding the item (track, artist...).")],
+    label: Annotated[str | None, typer.Option("--label", help="Column holding a 0/1 listened label.")] = None,
+    weight: Annotated[
+        str | None,
+        typer.Option("--weight", help="Column holding a weight (play count...); needs --threshold."),
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="A row is listened when weight >= threshold.")
+    ] = None,
+    time: Annotated[
+        str | None, typer.Option("--time", help="Column holding Unix seconds or dates; else rows are spread.")
+    ] = None,
+    artist: Annotated[
+        str | None, typer.Option("--artist", help="Column holding the artist (default: the item).")
+    ] = None,
+    genre: Annotated[str | None, typer.Option("--genre", help="Column holding a genre.")] = None,
+    sep: Annotated[str, typer.Option("--sep", help="Field separator, e.g. ',' or a tab ('\\t').")] = ",",
+    out: Annotated[Path, common.out_option("The flowtui train CSV to write (atomically).", "-o")],
+    as_json: Annotated[bool, common.json_option("Print a JSON summary of the written file.")] = False,
 ) -> None:
     """Turn another service's log into a flowtui train file; missing DSG17 columns get documented defaults.
 
     The log's own user, item, artist and genre ids are kept in OUT.ids.json beside OUT (written atomically
     with it), so recommendations on OUT can be shown in the log's ids."""
     from flowtui.core.data.importer import import_log_with_ids, save_import
-    from flowtui.core.data.io import Dataset
-    from flowtui.core.data.summary import summarize
 
     sep = "\t" if sep in ("\\t", "tab", "TAB") else sep
     _check_import_options(label, weight, threshold, sep)
+    read = partial(
+        import_log_with_ids,
+        file,
+        user=user,
+        item=item,
+        label=label,
+        weight=weight,
+        threshold=threshold,
+        time=time,
+        artist=artist,
+        genre=genre,
+        sep=sep,
+    )
     try:
-        with common.progress_events(quiet=as_json) as bar:
-            on_event = common.or_warnings(bar, as_json)
-            imported = import_log_with_ids(
-                file,
-                user=user,
-                item=item,
-                label=label,
-                weight=weight,
-                threshold=threshold,
-                time=time,
-                artist=artist,
-                genre=genre,
-                sep=sep,
-                on_event=on_event,
-            )
+        imported = _with_progress(read, quiet=as_json)
         ids_file = save_import(imported, out)
     except DataError as err:
-        hint = []
-        if err.message == "missing columns":
-            hint = [
-                "--user, --item, --label, --weight, --time, --artist and --genre name columns of the log's header"
-            ]
-        common.fail(err.one_line(), [*err.details(), *hint], error=err)
+        _fail_import(err)
     except OSError as exc:
         common.fail(f"{out}: cannot write: {reason(exc)}")
+    _report_import(imported, out, ids_file, as_json)
+
+
+def _with_progress(read: Callable[..., ImportedLog], *, quiet: bool) -> ImportedLog:
+    """`read(on_event=...)` with a progress bar; a cancel exits 2 with nothing written."""
+    try:
+        with common.progress_events(quiet=quiet) as bar:
+            return read(on_event=common.or_warnings(bar, quiet))
     except Cancelled:
         common.fail("cancelled; nothing was written")
+
+
+def _report_import(imported: ImportedLog, out: Path, ids_file: Path, as_json: bool) -> None:
+    """What was written: a JSON summary, or the warnings and one line."""
+    from flowtui.core.data.io import Dataset
+    from flowtui.core.data.summary import summarize
+
     summary = summarize(Dataset(imported.frame, "train", warnings=imported.warnings))
     if as_json:
         common.print_json({"out": str(out), "ids": str(ids_file), **summary})
@@ -227,3 +245,13 @@ def import_cmd(
         soft_wrap=True,
         markup=False,
     )
+
+
+def _fail_import(err: DataError) -> NoReturn:
+    """A refused log: one line, with a hint on the column options when columns are missing."""
+    hint = []
+    if err.message == "missing columns":
+        hint = [
+            "--user, --item, --label, --weight, --time, --artist and --genre name columns of the log's header"
+        ]
+    common.fail(err.one_line(), [*err.details(), *hint], error=err)

@@ -6,7 +6,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,50 +24,42 @@ from flowtui.cli.cluster_opts import (
     run_with_nproc,
 )
 from flowtui.cli.common import (
+    DataOpt,
+    JsonOpt,
+    PresetOpt,
+    allow_other_data_option,
     console,
     err_console,
     fail,
     fail_data,
+    model_option,
     or_warnings,
+    out_option,
     print_json,
     print_params,
     progress_events,
 )
+from flowtui.cli.run_opts import (
+    FlowOnlyOpt,
+    ModelOpt,
+    RoundsOpt,
+    SetOpt,
+    SmoothingOpt,
+    TargetContextOpt,
+    TopKOpt,
+    run_config,
+)
 from flowtui.core import events as ev
 from flowtui.core import paths, registry, safe_files
 from flowtui.core.data import io
-from flowtui.core.errors import DataError, ParamError
-from flowtui.core.params import parse_overrides
+from flowtui.core.errors import DataError
 from flowtui.core.run import RunResult, run
-from flowtui.core.run_config import MAX_ROUNDS, RunConfig
+from flowtui.core.run_config import RunConfig
 
-DataOpt = Annotated[
-    Path | None,
-    typer.Option("--data", help="Train file (CSV, CSV.gz or parquet); default: the bundled sample."),
-]
-ModelOpt = Annotated[list[str] | None, typer.Option("--model", "-m", help="Model name; repeat for several.")]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        help="Parameter override MODEL.KEY=VALUE (KEY=VALUE with one --model); `flowtui params MODEL` lists them.",
-    ),
-]
-PresetOpt = Annotated[str, typer.Option("--preset", help="quick (seconds) or full (default parameters).")]
-RoundsOpt = Annotated[int, typer.Option("--rounds", help=f"Holdout rounds (peel-offs), 1 to {MAX_ROUNDS}.")]
-TopKOpt = Annotated[
-    int | None, typer.Option("--top-k", min=1, help="Keep the K features a random forest ranks highest.")
-]
-SmoothingOpt = Annotated[float, typer.Option("--smoothing", min=0.0, help="Target-encoding smoothing.")]
-FlowOnlyOpt = Annotated[bool, typer.Option("--flow-only", help="Train on Flow rows only.")]
-TargetContextOpt = Annotated[
-    list[int] | None,
-    typer.Option(
-        "--target-context",
-        help="Hold out only Flow rows of this context_type (repeat; the real test has 1, 5, 20, 23).",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
+if TYPE_CHECKING:
+    from flowtui.core.data.schema import DataWarning
+    from flowtui.core.flow.store import TrainedModel
+    from flowtui.core.modelfiles.data_match import DataMatch
 
 
 def _load(path: Path | None, kind: str, on_event: ev.EventCallback | None) -> pd.DataFrame:
@@ -93,39 +85,6 @@ def _dispatch(
 
 def _fmt(x: float | None, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
-
-
-def _config(
-    models: list[str],
-    set_: list[str] | None,
-    preset: str,
-    rounds: int,
-    smoothing: float,
-    flow_only: bool,
-    target_context: list[int] | None,
-    top_k: int | None,
-    *,
-    baselines: bool,
-    models_dir: Path | None = None,
-) -> RunConfig:
-    """The run configuration of the command line, checked whole before any data is read (exit 2)."""
-    names = list(dict.fromkeys(models))
-    try:
-        config = RunConfig(
-            models=tuple(names),
-            params=parse_overrides(set_ or [], names, registry.model_names()),
-            preset=preset,
-            rounds=rounds,
-            smoothing=smoothing,
-            flow_only=flow_only,
-            target_contexts=tuple(target_context) if target_context else None,
-            top_k=top_k,
-            baselines=baselines,
-            models_dir=models_dir,
-        )
-        return config.validate()
-    except ParamError as exc:
-        fail(str(exc))
 
 
 def _run(
@@ -161,7 +120,7 @@ def evaluate_cmd(
 
     With --cluster only lightgbm (and the baselines) run, on Dask; --nproc N trains the rbm on N processes."""
     where = cluster_or_none(cluster, nproc)
-    config = _config(
+    config = run_config(
         model or [], set_, preset, rounds, smoothing, flow_only, target_context, top_k, baselines=True
     )
     check_placement(config, where, nproc)
@@ -222,7 +181,7 @@ def _reserve_targets(out: Path, names: list[str]) -> Iterator[None]:
 
 @app.command("train")
 def train_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Folder; each model is saved to OUT/NAME.")],
+    out: Annotated[Path, out_option("Folder; each model is saved to OUT/NAME.")],
     model: ModelOpt = None,
     data: DataOpt = None,
     set_: SetOpt = None,
@@ -243,7 +202,7 @@ def train_cmd(
     where = cluster_or_none(cluster, nproc)
     if not model:
         fail("name at least one model with --model (known: " + ", ".join(registry.model_names()) + ")")
-    config = _config(
+    config = run_config(
         model,
         set_,
         preset,
@@ -260,6 +219,15 @@ def train_cmd(
         result = _dispatch(data, config, as_json, where, nproc)
     if result.failed:
         fail("; ".join(f"{name}: {why}" for name, why in result.failed.items()))
+    results = _trained_rows(result)
+    if as_json:
+        print_json(results)
+        return
+    _print_trained(results)
+
+
+def _trained_rows(result: RunResult) -> list[dict[str, Any]]:
+    """One row per trained model: its holdout scores and the folder it was saved to."""
     results: list[dict[str, Any]] = []
     for name, trained in result.trained.items():
         h = trained.holdout
@@ -274,9 +242,10 @@ def train_cmd(
                 "notes": trained.notes,
             }
         )
-    if as_json:
-        print_json(results)
-        return
+    return results
+
+
+def _print_trained(results: list[dict[str, Any]]) -> None:
     table = Table(title="Trained models (holdout scores)")
     for col in ("model", "AUC", "log loss", "accuracy", "n", "saved to", "notes"):
         table.add_column(col, justify="right" if col in ("AUC", "log loss", "accuracy", "n") else "left")
@@ -295,17 +264,16 @@ def train_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    model: Annotated[Path, typer.Option("--model", "-m", help="A saved model folder (DIR/NAME).")],
-    out: Annotated[Path, typer.Option("--out", help="Submission CSV to write (sample_id,is_listened).")],
+    model: Annotated[Path, model_option("A saved model folder (DIR/NAME).")],
+    out: Annotated[Path, out_option("Submission CSV to write (sample_id,is_listened).")],
     data: DataOpt = None,
     test: Annotated[
         Path | None, typer.Option("--test", help="Test file; default: the bundled sample.")
     ] = None,
     allow_other_data: Annotated[
         bool,
-        typer.Option(
-            "--allow-other-data",
-            help="Predict even when the data shares few users and media with the model's training data.",
+        allow_other_data_option(
+            "Predict even when the data shares few users and media with the model's training data."
         ),
     ] = False,
     as_json: JsonOpt = False,
@@ -315,14 +283,52 @@ def predict_cmd(
     The model must meet its own training data, or data whose test users and media it mostly knows (a warning
     gives the shares); other data is refused unless --allow-other-data. OUT is replaced atomically and only
     when it is a regular file (never a link, pipe or device)."""
-    from flowtui.core.flow.evaluate import predict
-    from flowtui.core.flow.store import DataMismatchError, check_data, load_model
+    from flowtui.core.flow.store import load_model
 
     try:
         safe_files.check_output_path(out)
         trained = load_model(model)
     except DataError as err:
         fail_data(err)
+    sub, match, cold = _predict(trained, data, test, out, allow_other_data, as_json)
+    summary: dict[str, Any] = {
+        "model": trained.name,
+        "out": str(out),
+        "rows": len(sub),
+        "mean": float(sub["is_listened"].mean()) if len(sub) else None,
+    }
+    if cold:
+        summary["test_users_without_history"] = cold[0].count
+    if match.warning:
+        summary["data_warning"] = match.warning
+    if as_json:
+        print_json(summary)
+        return
+    if match.warning:
+        err_console.print(f"[yellow]warning:[/] {escape(match.warning)}", highlight=False)
+    for w in cold:
+        err_console.print(
+            f"[yellow]warning:[/] {escape(w.one_line())} (population fallbacks used)", highlight=False
+        )
+    console.print(
+        f"wrote {len(sub):,} predictions of {trained.name} to {out} (mean {_fmt(summary['mean'], 3)})",
+        highlight=False,
+    )
+
+
+def _predict(
+    trained: TrainedModel,
+    data: Path | None,
+    test: Path | None,
+    out: Path,
+    allow_other_data: bool,
+    as_json: bool,
+) -> tuple[pd.DataFrame, DataMatch, list[DataWarning]]:
+    """Check the data against the model, predict the test rows and write OUT (exit 2 on any refusal):
+    the submission, the data match and the warnings on test users without history."""
+    from flowtui.core.flow.evaluate import predict
+    from flowtui.core.flow.store import DataMismatchError, check_data
+
     with progress_events(as_json) as bar:
         on_event = or_warnings(bar, as_json)
         train = _load(data, "train", on_event)
@@ -339,29 +345,7 @@ def predict_cmd(
             fail_data(err)
         except (ValueError, OSError) as exc:
             fail(f"{trained.name}: {' '.join(str(exc).split())}")
-    summary: dict[str, Any] = {
-        "model": trained.name,
-        "out": str(out),
-        "rows": len(sub),
-        "mean": float(sub["is_listened"].mean()) if len(sub) else None,
-    }
-    if cold:
-        summary["test_users_without_history"] = cold[0].count
-    if match.warning:
-        summary["data_warning"] = match.warning
-    if as_json:
-        print_json(summary)
-    else:
-        if match.warning:
-            err_console.print(f"[yellow]warning:[/] {escape(match.warning)}", highlight=False)
-        for w in cold:
-            err_console.print(
-                f"[yellow]warning:[/] {escape(w.one_line())} (population fallbacks used)", highlight=False
-            )
-        console.print(
-            f"wrote {len(sub):,} predictions of {trained.name} to {out} (mean {_fmt(summary['mean'], 3)})",
-            highlight=False,
-        )
+    return sub, match, cold
 
 
 def _read_scored(path: Path, role: Literal["submission", "answers"]) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,12 +14,13 @@ from flowtui.core.errors import DataError
 
 @common.data_app.command("synth")
 def synth(
-    users: int = typer.Option(
-        250, "--users", "-n", min=1, help="Number of users (19918 = full DSG17 scale)."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same files."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for train.csv, test.csv, test_answers.csv."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON, no progress bar."),
+    *,
+    users: Annotated[
+        int, typer.Option("--users", "-n", min=1, help="Number of users (19918 = full DSG17 scale).")
+    ] = 250,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same files.")] = 0,
+    out: Annotated[Path, common.out_option("Folder for train.csv, test.csv, test_answers.csv.", "-o")],
+    as_json: Annotated[bool, common.json_option("Print the summary as JSON, no progress bar.")] = False,
 ) -> None:
     """Generate train.csv, test.csv and test_answers.csv (sample_id,is_listened,p_true) into OUT."""
     from flowtui.core import safe_files

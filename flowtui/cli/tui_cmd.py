@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from flowtui.cli import app
+from flowtui.cli.common import data_option
 
 
 def open_app(train: Path | None = None, test: Path | None = None, models: Path | None = None) -> None:
@@ -18,15 +20,14 @@ def open_app(train: Path | None = None, test: Path | None = None, models: Path |
 
 @app.command("tui")
 def tui(
-    data: Path | None = typer.Option(
-        None, "--data", "-d", help="Train file (CSV, CSV.gz or parquet); default: the bundled sample."
-    ),
-    test: Path | None = typer.Option(
-        None, "--test", help="Test file, for submissions and per-user predictions."
-    ),
-    models: Path | None = typer.Option(
-        None, "--models", "-m", help="Folder where trained models are saved (default ./models)."
-    ),
+    data: Annotated[Path | None, data_option("-d")] = None,
+    test: Annotated[
+        Path | None, typer.Option("--test", help="Test file, for submissions and per-user predictions.")
+    ] = None,
+    models: Annotated[
+        Path | None,
+        typer.Option("--models", "-m", help="Folder where trained models are saved (default ./models)."),
+    ] = None,
 ) -> None:
     """Open the terminal app: load data, train and compare models, browse recommendations."""
     open_app(data, test, models)

@@ -172,8 +172,14 @@ class FlowApp(App[None]):
 
     # -- the command palette ------------------------------------------------------------------------------
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        yield from self._navigation_commands()
+        yield from self._training_commands()
+        yield from self._recommendation_commands()
+
+    def _navigation_commands(self) -> Iterable[SystemCommand]:
+        """Every screen, the help, and loading the data."""
         for p in self.pages:
             yield SystemCommand(
                 f"Go to {p.label}",
@@ -186,6 +192,9 @@ class FlowApp(App[None]):
             "Load and check the train/test files named on screen 1",
             partial(self.on_page, "data", "load"),
         )
+
+    def _training_commands(self) -> Iterable[SystemCommand]:
+        """Training the Flow models (and cancelling the run or one model), its chart, a submission."""
         yield SystemCommand(
             "Train the ticked models",
             "Holdout leaderboard, then final fits saved to the models folder",
@@ -212,6 +221,9 @@ class FlowApp(App[None]):
             "With the model highlighted on the Results screen; asks for the file",
             partial(self.on_page, "results", "submission"),
         )
+
+    def _recommendation_commands(self) -> Iterable[SystemCommand]:
+        """The recommenders' leaderboard and training, recommending for a user, with a model, for all."""
         yield SystemCommand(
             "Recommendation leaderboard",
             "The ticked recommenders on the loaded data, as `flowtui evaluate-recs` (screen 7, key e)",
@@ -307,7 +319,7 @@ class FlowApp(App[None]):
                 await asyncio.wait_for(waiting, QUIT_WAIT)
         self.exit()
 
-    def run(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def run(self, *args: Any, **kwargs: Any) -> Any:
         """Run until quit. After a quit through `shut_down` (the terminal is restored, settings are saved,
         running work was cancelled), the process ends at once: a fit stuck in library code cannot hold it,
         and the interpreter's teardown of torch, scikit-learn and LightGBM (seconds) is skipped."""

@@ -299,7 +299,7 @@ def _json_value(value: object) -> object:
     if isinstance(value, tuple):
         return list(value)
     if hasattr(value, "item"):  # a numpy scalar
-        return value.item()  # type: ignore[no-any-return]
+        return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 

@@ -16,10 +16,11 @@ from textual import events, work
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from flowtui.tui import helpers
+from flowtui.tui.dialogs import PickerDialog
 from flowtui.tui.messages import RecModelsFound
 from flowtui.tui.state import AppState, Work
 from flowtui.tui.widgets.navbar import NavBar
@@ -164,3 +165,33 @@ class FlowScreen(Screen[None]):
             if isinstance(self, page.screen):
                 return page
         raise LookupError(f"{type(self).__name__} is not in the app's page table")
+
+
+class PickIdsScreen(FlowScreen):
+    """A screen whose `pick('artist')` and `pick('genre')` actions fill an id field from a list."""
+
+    def pick_field(self, kind: str) -> Input:
+        """The text field holding the ids of `kind` ('artist' or 'genre')."""
+        raise NotImplementedError
+
+    def after_pick(self) -> None:
+        """The ids of a field were just picked from the list (default: nothing more to do)."""
+
+    def action_pick(self, kind: str) -> None:
+        """Pick artists or genres (`kind`) from a searchable list of the data's into their field."""
+        state = self.state
+        if state.train is None:
+            self.notify("load a data set first (screen 1)", severity="warning")
+            return
+        field = self.pick_field(kind)
+        try:
+            chosen = helpers.parse_ids(field.value)
+        except ValueError:
+            chosen = []
+
+        def picked(ids: list[int] | None) -> None:
+            if ids is not None:
+                field.value = ", ".join(map(str, ids))
+                self.after_pick()
+
+        self.app.push_screen(PickerDialog(kind, state.train.frame, chosen), picked)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -17,6 +17,9 @@ from flowtui.core.errors import ParamError
 from flowtui.core.params import Value, show_value
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets.ticklist import TickList
+
+if TYPE_CHECKING:
+    from flowtui.core.registry import ModelSpec
 
 FAMILY = {"collaborative": "collab. filter"}
 
@@ -76,7 +79,7 @@ class ModelsScreen(FlowScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.specs: dict[str, Any] = {}
+        self.specs: dict[str, ModelSpec] = {}
         self._current: str | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -118,7 +121,7 @@ class ModelsScreen(FlowScreen):
             self._fill(list(self.state.specs.values()))
             self.release_keys()
 
-    def _fill(self, specs: list[Any]) -> None:
+    def _fill(self, specs: list[ModelSpec]) -> None:
         self.specs = {s.name: s for s in specs}
         state = self.state
         listing = self.query_one("#model-list", TickList)

@@ -13,17 +13,17 @@ from textual.widgets import DataTable, Input, Label, Select
 
 from flowtui.core.errors import DataError
 from flowtui.tui import helpers
-from flowtui.tui.dialogs import ConfirmDialog, PickerDialog
+from flowtui.tui.dialogs import ConfirmDialog
 from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids
 from flowtui.tui.messages import NewUserReady, OtherDataQuestion, RecModelsFound
-from flowtui.tui.screens.base import FlowScreen
+from flowtui.tui.screens.base import PickIdsScreen
 from flowtui.tui.widgets import add_columns
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-class NewUserScreen(FlowScreen):
+class NewUserScreen(PickIdsScreen):
     """The cold-start form."""
 
     AUTO_FOCUS = "#nu-recs"
@@ -117,23 +117,9 @@ class NewUserScreen(FlowScreen):
     def _changed(self) -> None:
         self.action_recommend(quiet=True)
 
-    def action_pick(self, kind: str) -> None:
-        """Pick liked artists or genres from a searchable list of the data's."""
-        state = self.state
-        if state.train is None:
-            self.notify("load a data set first (screen 1)", severity="warning")
-            return
-        field = self.query_one(f"#nu-{kind}s", Input)
-        try:
-            chosen = parse_ids(field.value)
-        except ValueError:
-            chosen = []
-
-        def picked(ids: list[int] | None) -> None:
-            if ids is not None:
-                field.value = ", ".join(map(str, ids))
-
-        self.app.push_screen(PickerDialog(kind, state.train.frame, chosen), picked)
+    def pick_field(self, kind: str) -> Input:
+        """The field of liked artists or genres."""
+        return self.query_one(f"#nu-{kind}s", Input)
 
     def action_clear(self) -> None:
         """Empty the form."""

@@ -17,10 +17,10 @@ from textual.widgets import DataTable, Input, Select, Static
 from flowtui.core.data import users as queries
 from flowtui.core.errors import DataError
 from flowtui.tui import helpers
-from flowtui.tui.dialogs import ConfirmDialog, PathDialog, PickerDialog
+from flowtui.tui.dialogs import ConfirmDialog, PathDialog
 from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids
 from flowtui.tui.messages import FileWritten, OtherDataQuestion, RecModelsFound, UserReady
-from flowtui.tui.screens.base import FlowScreen
+from flowtui.tui.screens.base import PickIdsScreen
 from flowtui.tui.widgets import add_columns
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ HISTORY_ROWS = 8
 NO_MODEL = "no recommendation model yet: train recommenders (screen 7) or rbm, dbn, hybrid (screens 2-3)"
 
 
-class UsersScreen(FlowScreen):
+class UsersScreen(PickIdsScreen):
     """The per-user recommendation browser."""
 
     AUTO_FOCUS = "#user-list"
@@ -178,24 +178,13 @@ class UsersScreen(FlowScreen):
     def _controls(self) -> None:
         self.action_reload()
 
-    def action_pick(self, kind: str) -> None:
-        """Pick the genres or artists to keep from a searchable list of the data's."""
-        state = self.state
-        if state.train is None:
-            self.notify("load a data set first (screen 1)", severity="warning")
-            return
-        field = self.query_one(f"#{kind}-filter", Input)
-        try:
-            chosen = parse_ids(field.value)
-        except ValueError:
-            chosen = []
+    def pick_field(self, kind: str) -> Input:
+        """The field of the genres or artists to keep."""
+        return self.query_one(f"#{kind}-filter", Input)
 
-        def picked(ids: list[int] | None) -> None:
-            if ids is not None:
-                field.value = ", ".join(map(str, ids))
-                self.action_reload()
-
-        self.app.push_screen(PickerDialog(kind, state.train.frame, chosen), picked)
+    def after_pick(self) -> None:
+        """Show the open user's recommendations under the new filter."""
+        self.action_reload()
 
     def action_open_user(self, user_id: int) -> None:
         """Open `user_id` (the palette's "Recommend for a user")."""

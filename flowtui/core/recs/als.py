@@ -22,7 +22,7 @@ from flowtui.core import events as ev
 from flowtui.core.params import param
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, one_blas_thread, played_rows
-from flowtui.core.registry import RecommenderSpec, register_recommender
+from flowtui.core.registry import RecommenderSpec, register
 
 #: Users solved on one thread (see `ALS.user_factors`).
 SMALL_BATCH = 64
@@ -137,7 +137,7 @@ class ALS(RecommenderBase):
             raise ValueError("ALS item factors do not match the saved parameters")
 
 
-register_recommender(
+register(
     RecommenderSpec(
         name="als",
         description="implicit-feedback ALS (Hu et al. 2008) from the implicit library",

@@ -22,7 +22,7 @@ from flowtui.core import events as ev
 from flowtui.core.params import param
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, played_rows
-from flowtui.core.registry import RecommenderSpec, register_recommender
+from flowtui.core.registry import RecommenderSpec, register
 
 #: Rows of P copied at a time when mirroring its lower triangle (bounds the temporary memory).
 _BLOCK = 1024
@@ -135,7 +135,7 @@ def _ease_weights(G: np.ndarray) -> np.ndarray:
     return G
 
 
-register_recommender(
+register(
     RecommenderSpec(
         name="ease",
         description="EASE: closed-form item-item weights (Steck 2019) over the most played items",

@@ -21,7 +21,7 @@ from flowtui.core import events as ev
 from flowtui.core.params import param
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, played_rows
-from flowtui.core.registry import RecommenderSpec, register_recommender
+from flowtui.core.registry import RecommenderSpec, register
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class ItemKNN(RecommenderBase):
             raise ValueError("item kNN similarities do not match the item vocabulary")
 
 
-register_recommender(
+register(
     RecommenderSpec(
         name="item_knn",
         description="cosine item-item neighbours on the played matrix (top-k per item, sparse; implicit)",

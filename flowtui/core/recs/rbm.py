@@ -12,16 +12,19 @@ epoch costs O(entries x hidden) instead of O(users x items x hidden). In implici
 are weak negatives of weight w) the up-pass stays sparse (the unseen entries' share is one column sum)
 and only the negative phase is dense: the reconstruction T is the one dense array, and every product with
 the weighted negative spins is w times a dense product with T plus a sparse correction at the observed
-entries (`_implicit_step`), in float32 with mean-field visible units (no visible sampling).
+entries (`rbm_cd.implicit_step`), in float32 with mean-field visible units (no visible sampling).
 
 Catalogue context (`catalogue_context`, implicit mode): the visible units are also conditioned on the
 catalogue: item i's logit gains a_l for each level l (artist, album) at which the user has an entry for
 ANOTHER item of i's group (a conditional RBM whose conditioning input is the user's own catalogue
 neighbourhood, one learnt weight per level). A bottleneck of 128 hidden units cannot hold thousands of
 albums; this term lets the hidden units model taste while the catalogue says "more of the same album".
-Each batch lists the tracks of every group a row has an entry in (`_catalogue_parts`: sparse, as a user's
+Each batch lists the tracks of every group a row has an entry in (`rbm_catalogue`: sparse, as a user's
 artists and albums hold few tracks); an entry alone in its group does not count for itself.
-It lifted the rbm recommender's validation NDCG@10 on the synthetic data from 0.058 to 0.102 (`rbm_params`).
+It lifted the rbm recommender's validation NDCG@10 on the synthetic data from 0.058 to 0.102 (docs/RECS.md).
+
+The module holds the estimator (parameters, passes, the update, the fit loop, persistence); the CD-k
+steps' gradients are `rbm_cd`, the catalogue context `rbm_catalogue`.
 
 Data-parallel seam: `compute_update(batch)` returns the batch's CD statistics as sums, `apply_update`
 applies them; a wrapper all-reduces (sums) the lists between the two calls (see `compute_update`).

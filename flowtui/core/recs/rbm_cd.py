@@ -68,7 +68,10 @@ def implicit_step(
     are w T on unseen entries and m T on observed ones, so every product with them is w times a dense
     product with T plus a sparse correction over the observed entries (m T - w T there). Nothing dense
     is rescaled, scattered or centred, and the weight gradient is one dense product plus one
-    transposed sparse product."""
+    transposed sparse product.
+
+    Longer than 60 lines on purpose: one CD-k step's arithmetic, kept in one place and in its order
+    (results stay bit-identical); its parts share a dozen tensors."""
     import torch
 
     assert bt.s0 is not None and bt.col is not None and bt.row is not None
@@ -140,7 +143,10 @@ def dense_negative_step(
 ) -> tuple[list[torch.Tensor | None], float, torch.Tensor]:
     """Gradients when every entry is modelled (implicit mode or a fully observed dense batch): the
     up-pass of the data stays sparse, the reconstruction and the negative phase are dense. With
-    centring, the spins enter the weight gradient as m (s - o) and the hidden units as h - lambda."""
+    centring, the spins enter the weight gradient as m (s - o) and the hidden units as h - lambda.
+
+    Longer than 60 lines on purpose: one CD-k step's arithmetic, kept in one place and in its order
+    (results stay bit-identical); its parts share a dozen tensors."""
     import torch
 
     h0 = net._hidden(bt)

@@ -3,7 +3,7 @@
 On listen/skip data a listen network learns P(listened | played) (masked) and, when `exposure_weight`
 > 0, an exposure network learns P(played) on the played matrix (unseen entries weak negatives of that
 weight); items are ranked by P(played) x P(listened | played)^listen_power (power 1: the expected
-listens; the default 0.1 was chosen on validation, see `rbm_params`). On implicit data (plays only) the
+listens; the default 0.1 was chosen on validation, see docs/RECS.md). On implicit data (plays only) the
 exposure network alone is learnt and ranks. The networks are the Flow models' (`rbm_networks.build_network`,
 `fit_exposure`: same parameters, `RBMParams`/`DBNParams`); the matrix keys of those parameters (max_items,
 min_count, label) apply to the Flow models only, as a recommender learns the matrix it is given.

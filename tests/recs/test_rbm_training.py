@@ -10,9 +10,9 @@ import scipy.sparse as sp
 import torch
 
 from flowtui.core import metrics, registry
+from flowtui.core.recs import rbm_cd
 from flowtui.core.recs.evaluation import holdout, relevant
 from flowtui.core.recs.interactions import recommender_matrix
-from flowtui.core.recs import rbm_cd
 from flowtui.core.recs.rbm import RBM
 from flowtui.core.recs.rbm_source import Source
 

@@ -1,4 +1,4 @@
-"""The registries of every model flowtui can train: Flow-question models and recommenders.
+"""The registry of every model flowtui can train: Flow-question models and recommenders.
 
 A Flow model implements `FlowModel`: it is fitted on training rows (their feature matrix `X`, the labels
 `y` and the raw DSG17 `rows` the features came from, aligned) and predicts the listen probability of other

@@ -185,7 +185,7 @@ def side_rbm(args: argparse.Namespace, nproc: int) -> dict[str, Any]:
     y = frame["is_listened"].to_numpy()
     t1 = time.perf_counter()
     if nproc == 1:
-        from flowtui.core.recs.rbm_models import RBMModel
+        from flowtui.core.flow.rbm_classifier import RBMModel
 
         RBMModel(params).fit(None, y, frame, on_event=on_event)
         ranks: list[float] = []

@@ -1,13 +1,18 @@
-"""The registries of every model flowtui can train: Flow-question models and recommenders.
+"""The registry of every model flowtui can train: Flow-question models and recommenders.
 
 A Flow model implements `FlowModel`: it is fitted on training rows (their feature matrix `X`, the labels
 `y` and the raw DSG17 `rows` the features came from, aligned) and predicts the listen probability of other
 rows. Feature-based models use `X`; collaborative models (rbm, dbn) use `rows` (user_id, media_id, ...).
 
 A recommender implements `flowtui.core.recs.recommender.RecommenderBase` (fit on an interaction matrix,
-score users over all items, top-N, cold start, save/load) and is registered with a `RecommenderSpec`
-(`register_recommender`, `recommender_names()`, `get_recommender(name)`). Both kinds of spec declare their
-parameters with one params dataclass (`params.py`), so `--set`, validation and help come from it.
+score users over all items, top-N, cold start, save/load) and is registered with a `RecommenderSpec`.
+
+One table holds both, keyed by kind ("classifier" for a `ModelSpec`, "recommender" for a
+`RecommenderSpec`: the spec says its kind): modules call `register(spec)` at import time, and the modules of
+a kind (`_MODULES`) are imported the first time that kind is asked for. `model_names()`,
+`baseline_names()` and `get_spec(name)` are the views of the Flow models; `recommender_names()` and
+`get_recommender(name)` those of the recommenders. Both kinds of spec declare their parameters with one
+params dataclass (`params.py`), so `--set`, validation and help come from it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -61,6 +66,8 @@ class FlowModel(Protocol):
 
 
 Family = Literal["baseline", "classifier", "collaborative", "hybrid"]
+#: What a spec registers: a Flow model (`ModelSpec`) or a recommender (`RecommenderSpec`).
+Kind = Literal["classifier", "recommender"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ class _Spec:
     factory: Callable[[Any], Any]  # factory(params object) -> unfitted model
     loader: Callable[[Path, Any], Any]  # loader(folder, params object) -> fitted model
     quick: Mapping[str, Value] = field(default_factory=dict)
+    kind: ClassVar[Kind]
 
     @property
     def schema(self) -> Schema:
@@ -97,6 +105,7 @@ class ModelSpec(_Spec):
     the quick preset (checked at registration).
     """
 
+    kind: ClassVar[Kind] = "classifier"
     baseline: bool = False  # always shown on the leaderboard
     family: Family = "classifier"
 
@@ -115,6 +124,8 @@ class ModelSpec(_Spec):
 class RecommenderSpec(_Spec):
     """How to build, describe and reload one registered recommender (a `RecommenderBase`)."""
 
+    kind: ClassVar[Kind] = "recommender"
+
     def build(self, overrides: Mapping[str, object] | None = None, preset: str = "full") -> RecommenderBase:
         """A fresh, unfitted recommender with `params(overrides, preset)`."""
         model: RecommenderBase = self.factory(self.schema.build(self.params(overrides, preset), self.name))
@@ -126,100 +137,95 @@ class RecommenderSpec(_Spec):
         return model
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
-_MODULES = ("flowtui.core.flow.classifiers", "flowtui.core.recs.rbm_models", "flowtui.core.flow.hybrid")
-_loaded = False
+#: The two kinds of model, and the modules that register each, in listing order (a new model: one module,
+#: one line here). The modules are imported by name, lazily: this module imports none of them.
+_MODULES: dict[Kind, tuple[str, ...]] = {
+    "classifier": (
+        "flowtui.core.flow.classifiers",
+        "flowtui.core.flow.rbm_classifier",
+        "flowtui.core.flow.hybrid",
+    ),
+    "recommender": (
+        "flowtui.core.recs.rbm_recommender",
+        "flowtui.core.recs.ease",
+        "flowtui.core.recs.als",
+        "flowtui.core.recs.item_knn",
+        "flowtui.core.recs.popularity",
+    ),
+}
+_NOUNS: dict[Kind, str] = {"classifier": "model", "recommender": "recommender"}
+_SPECS: dict[Kind, dict[str, Any]] = {kind: {} for kind in _MODULES}
+_loaded: set[Kind] = set()
+
+AnySpec = TypeVar("AnySpec", ModelSpec, RecommenderSpec)
 
 
-def register(spec: ModelSpec) -> ModelSpec:
-    """Add a model to the registry (modules call this at import time); its quick preset is checked here."""
+def register(spec: AnySpec) -> AnySpec:
+    """Add a model of `spec.kind` to the registry (modules call this at import time, or again to replace
+    one); its quick preset is checked here."""
     spec.schema.check(spec.quick, spec.name)
-    _REGISTRY[spec.name] = spec
+    _SPECS[spec.kind][spec.name] = spec
     return spec
 
 
-def _load() -> None:
-    global _loaded
-    if _loaded:
+def _load(kind: Kind) -> None:
+    """Import the modules that register the models of `kind`, once."""
+    if kind in _loaded:
         return
-    for mod in _MODULES:
+    for mod in _MODULES[kind]:
         importlib.import_module(mod)
-    _loaded = True
+    _loaded.add(kind)
 
 
-def _rank(spec: ModelSpec) -> int:
-    """The position of the module that registered `spec` in `_MODULES` (its place in every listing)."""
-    module = getattr(spec.factory, "__module__", "")
-    return next((i for i, m in enumerate(_MODULES) if module.startswith(m)), len(_MODULES))
+def _names(kind: Kind) -> list[str]:
+    """The registered names of `kind`: in the order of their modules in `_MODULES`, then registration order."""
+    _load(kind)
+    modules = _MODULES[kind]
+    specs = _SPECS[kind]
+
+    def rank(name: str) -> int:
+        module = getattr(specs[name].factory, "__module__", "")
+        return next((i for i, m in enumerate(modules) if module.startswith(m)), len(modules))
+
+    return sorted(specs, key=rank)
 
 
-def model_names() -> list[str]:
-    """Every registered model name, in `_MODULES` order, then registration order (whatever imported first)."""
-    _load()
-    return sorted(_REGISTRY, key=lambda n: _rank(_REGISTRY[n]))
-
-
-def baseline_names() -> list[str]:
-    """Models that are always reported beside the others."""
-    _load()
-    return [n for n in model_names() if _REGISTRY[n].baseline]
-
-
-def get_spec(name: str) -> ModelSpec:
-    """The spec of `name`; KeyError with the known names when it does not exist."""
-    _load()
+def _get(kind: Kind, name: str) -> Any:
+    """The spec of `name` of `kind`; KeyError with the known names when it does not exist."""
+    _load(kind)
     try:
-        return _REGISTRY[name]
+        return _SPECS[kind][name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(_REGISTRY)}") from None
+        raise KeyError(f"unknown {_NOUNS[kind]} {name!r}; known: {', '.join(_names(kind))}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Recommenders
-
-_RECOMMENDERS: dict[str, RecommenderSpec] = {}
-#: Modules that register recommenders, in listing order (a new recommender: one module, one line here).
-_REC_MODULES = (
-    "flowtui.core.recs.rbm_recommender",
-    "flowtui.core.recs.ease",
-    "flowtui.core.recs.als",
-    "flowtui.core.recs.item_knn",
-    "flowtui.core.recs.popularity",
-)
-_recs_loaded = False
+# The kind views: what the rest of flowtui calls.
 
 
-def register_recommender(spec: RecommenderSpec) -> RecommenderSpec:
-    """Add a recommender (modules call this at import time); its quick preset is checked here."""
-    spec.schema.check(spec.quick, spec.name)
-    _RECOMMENDERS[spec.name] = spec
+def model_names() -> list[str]:
+    """Every registered Flow model (kind "classifier"), in `_MODULES` order, then registration order."""
+    return _names("classifier")
+
+
+def baseline_names() -> list[str]:
+    """Flow models that are always reported beside the others."""
+    specs: dict[str, ModelSpec] = _SPECS["classifier"]
+    return [n for n in model_names() if specs[n].baseline]
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec of Flow model `name`; KeyError with the known names when it does not exist."""
+    spec: ModelSpec = _get("classifier", name)
     return spec
 
 
-def _load_recs() -> None:
-    global _recs_loaded
-    if _recs_loaded:
-        return
-    for mod in _REC_MODULES:
-        importlib.import_module(mod)
-    _recs_loaded = True
-
-
 def recommender_names() -> list[str]:
-    """Every registered recommender, in `_REC_MODULES` order, then registration order."""
-    _load_recs()
-
-    def rank(name: str) -> int:
-        module = getattr(_RECOMMENDERS[name].factory, "__module__", "")
-        return next((i for i, m in enumerate(_REC_MODULES) if module.startswith(m)), len(_REC_MODULES))
-
-    return sorted(_RECOMMENDERS, key=rank)
+    """Every registered recommender, in `_MODULES` order, then registration order."""
+    return _names("recommender")
 
 
 def get_recommender(name: str) -> RecommenderSpec:
     """The spec of recommender `name`; KeyError with the known names when it does not exist."""
-    _load_recs()
-    try:
-        return _RECOMMENDERS[name]
-    except KeyError:
-        raise KeyError(f"unknown recommender {name!r}; known: {', '.join(recommender_names())}") from None
+    spec: RecommenderSpec = _get("recommender", name)
+    return spec

@@ -15,7 +15,7 @@ from flowtui.core.recs import early_stopping as es
 from flowtui.core.recs.evaluation import planted_frame
 from flowtui.core.recs.interactions import InteractionMatrix, recommender_matrix
 from flowtui.core.recs.rbm import RBM
-from flowtui.core.recs.rbm_models import fit_exposure
+from flowtui.core.recs.rbm_networks import fit_exposure
 from flowtui.core.recs.rbm_params import DBNParams, RBMParams
 from flowtui.core.recs.recommender import top_n
 from tests.recs.conftest import build

@@ -220,7 +220,7 @@ def test_estimator_defaults_are_the_registered_defaults(name: str, cls: type) ->
 
 
 def test_build_network_takes_the_estimator_arguments_from_params() -> None:
-    from flowtui.core.recs.rbm_models import build_network  # registers rbm, dbn: after the classifiers
+    from flowtui.core.recs.rbm_networks import build_network
 
     rbm = build_network(RBMParams(n_components=7, learning_rate=0.2, max_items=5), implicit_weight=0.1)
     assert type(rbm) is RBM

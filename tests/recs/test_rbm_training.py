@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import torch
 
 from flowtui.core import metrics, registry
+from flowtui.core.recs import rbm_cd
 from flowtui.core.recs.evaluation import holdout, relevant
 from flowtui.core.recs.interactions import recommender_matrix
 from flowtui.core.recs.rbm import RBM
@@ -72,9 +73,9 @@ def test_implicit_fast_path_matches_the_dense_negative_phase(centered: bool, k: 
     rbm = fitted(X, implicit_weight=0.3, centered=centered)
     bt = Source(X, None, 0.3).batch(np.arange(X.shape[0]), "cpu", transposed=True)
     state = rbm._gen.get_state()
-    dense, err_dense, _ = rbm._dense_negative_step(bt, bt.r, k)
+    dense, err_dense, _ = rbm_cd.dense_negative_step(rbm, bt, bt.r, k)
     rbm._gen.set_state(state)
-    fast, err_fast, _ = rbm._implicit_step(bt, bt.r, k)
+    fast, err_fast, _ = rbm_cd.implicit_step(rbm, bt, bt.r, k)
     assert err_fast == pytest.approx(err_dense, rel=1e-4)
     for g, f in zip(dense, fast, strict=True):
         assert g is not None and f is not None
@@ -166,7 +167,7 @@ def test_the_schedule_changes_the_training_and_is_saved_with_the_network(tmp_pat
 def test_the_exposure_network_gets_its_own_learning_rate_and_schedule() -> None:
     from flowtui.core.recs.evaluation import planted_frame
     from flowtui.core.recs.interactions import InteractionMatrix
-    from flowtui.core.recs.rbm_models import exposure_settings, fit_exposure
+    from flowtui.core.recs.rbm_networks import exposure_settings, fit_exposure
     from flowtui.core.recs.rbm_params import RBMParams
 
     p = RBMParams(exposure_n_components=8, exposure_n_iter=2, exposure_learning_rate=0.3)

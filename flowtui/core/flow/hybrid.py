@@ -1,7 +1,7 @@
 """The hybrid Flow model: LightGBM with a collaborative score as one more feature.
 
 `hybrid` is LightGBM (`classifiers.LightGBMModel`) whose feature matrix gains `rbm_score`, the listen
-probability the `rbm` model (`flowtui.core.recs.rbm_models`) gives each row's (user, media) pair. The score
+probability the `rbm` model (`flowtui.core.flow.rbm_classifier`) gives each row's (user, media) pair. The score
 is computed leak-free: each training row's score comes from an RBM fitted on the other folds of rows, later
 rows' score from an RBM fitted on all rows. Its parameters are LightGBM's, `rbm_folds`, and the RBM's as
 `rbm_*` keys. Nothing here imports torch or lightgbm at module import.
@@ -22,8 +22,8 @@ from sklearn.exceptions import NotFittedError
 from flowtui.core import events as ev
 from flowtui.core.events import EventCallback
 from flowtui.core.flow.classifiers import LightGBMModel, LightGBMParams
+from flowtui.core.flow.rbm_classifier import RBMModel
 from flowtui.core.params import param
-from flowtui.core.recs.rbm_models import RBMModel
 from flowtui.core.recs.rbm_params import RBMParams
 from flowtui.core.registry import ModelSpec, register
 

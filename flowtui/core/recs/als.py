@@ -23,7 +23,7 @@ from flowtui.core.params import param
 from flowtui.core.recs import state_checks
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, one_blas_thread, played_rows
-from flowtui.core.registry import RecommenderSpec, register_recommender
+from flowtui.core.registry import RecommenderSpec, register
 
 #: Users solved on one thread (see `ALS.user_factors`).
 SMALL_BATCH = 64
@@ -139,7 +139,7 @@ class ALS(RecommenderBase):
         self.item_factors_ = np.ascontiguousarray(factors, np.float32)
 
 
-register_recommender(
+register(
     RecommenderSpec(
         name="als",
         description="implicit-feedback ALS (Hu et al. 2008) from the implicit library",

@@ -118,8 +118,8 @@ class DBN(Network):
 
     def _scoring_hidden(self, bt: Batch) -> torch.Tensor:
         """The first layer's hidden probabilities, mixed by `deep_mix` with their reconstruction from the
-        top layer (the top-down pass alone squeezes every row through the narrowest layer; see DBNParams
-        for why the default mix is 0)."""
+        top layer (the top-down pass alone squeezes every row through the narrowest layer; see docs/RECS.md,
+        "Experiment history of the RBM defaults", for why the default mix is 0)."""
         h1 = self.rbms_[0]._hidden(bt)
         mix = float(self.deep_mix)
         if not mix or len(self.rbms_) < 2:

@@ -23,7 +23,7 @@ from flowtui.core.params import param
 from flowtui.core.recs import state_checks
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, played_rows
-from flowtui.core.registry import RecommenderSpec, register_recommender
+from flowtui.core.registry import RecommenderSpec, register
 
 #: Rows of P copied at a time when mirroring its lower triangle (bounds the temporary memory).
 _BLOCK = 1024
@@ -143,7 +143,7 @@ def _ease_weights(G: np.ndarray) -> np.ndarray:
     return G
 
 
-register_recommender(
+register(
     RecommenderSpec(
         name="ease",
         description="EASE: closed-form item-item weights (Steck 2019) over the most played items",

@@ -22,7 +22,7 @@ from flowtui.core.params import param
 from flowtui.core.recs import state_checks
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, played_rows
-from flowtui.core.registry import RecommenderSpec, register_recommender
+from flowtui.core.registry import RecommenderSpec, register
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class ItemKNN(RecommenderBase):
         self.similarity_ = sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(n, n))
 
 
-register_recommender(
+register(
     RecommenderSpec(
         name="item_knn",
         description="cosine item-item neighbours on the played matrix (top-k per item, sparse; implicit)",

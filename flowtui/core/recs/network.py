@@ -25,47 +25,6 @@ if TYPE_CHECKING:
     import torch
 
 _CD = CDParams()
-_BLAS: Any = None
-
-
-def mix_deep(
-    h1: np.ndarray, upper: list[tuple[np.ndarray, np.ndarray, np.ndarray]], mix: float
-) -> np.ndarray:
-    """numpy twin of `DBN._scoring_hidden` for one row: first-layer probabilities `h1` mixed by `mix` with
-    their reconstruction through the upper layers ((W, c, b) each, bottom first)."""
-    if not mix or not upper:
-        return h1
-    h = h1
-    for W, c, _ in upper:
-        h = 0.5 * (np.tanh(0.5 * (W @ (2.0 * h - 1.0) + c)) + 1.0)
-    for W, _, b in reversed(upper):
-        h = 0.5 * (np.tanh(W.T @ h + b) + 1.0)
-    out: np.ndarray = ((1.0 - mix) * h1 + mix * h).astype(np.float32)
-    return out
-
-
-def catalogue_half_logits(groups: list[np.ndarray], weights: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """numpy twin of `RBM._add_catalogue` for one user with entries at `cols`: per item, the sum of the
-    weights of the levels at which another of the user's items shares its group."""
-    n_items = len(groups[0])
-    seen = np.zeros(n_items, np.float32)
-    seen[np.asarray(cols, np.int64)] = 1.0
-    out = np.zeros(n_items, np.float32)
-    for g, a in zip(groups, weights, strict=True):
-        counts = np.bincount(g, weights=seen, minlength=int(g.max()) + 1).astype(np.float32)
-        out += np.float32(a) * (counts[g] - seen > 0.5)
-    return out
-
-
-def one_blas_thread() -> Any:
-    """A context limiting BLAS to one thread: one user's products are too small to share out, and on a
-    busy machine BLAS threads waiting for a core made a 2 ms matrix-vector product take 15-20 ms."""
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
 
 
 @dataclass(eq=False, kw_only=True)
@@ -233,54 +192,12 @@ class Network:
         """A numpy scorer of ONE user: `f(cols, labels) -> z`, the half-logits of every item (P(v = 1) =
         sigmoid(2 z)) given the user's observed item columns and their labels (1 listened, 0 skipped).
 
-        For one user, torch's per-call overheads exceed the arithmetic: this uses float32 numpy copies of
-        the weights taken once (call it again after further training)."""
+        For one user, torch's per-call overheads exceed the arithmetic: this is `NumpyNet`, float32 numpy
+        copies of the weights taken once (call it again after further training)."""
+        from flowtui.core.recs.numpy_net import NumpyNet
+
         self._check_fitted()
-        layers = self._rbm_layers()
-        first = layers[0]
-        WT = np.ascontiguousarray(first._WT.detach().cpu().numpy())  # items x hidden
-        c1 = first._c.detach().cpu().numpy()
-        b1 = first._b.detach().cpu().numpy()
-        d = first._d.detach().cpu().numpy()
-        e = first._visible_layer()[2].detach().cpu().numpy()
-        context = bool(first.user_rate)
-        w = float(first.implicit_weight or 0.0)
-        mix = float(getattr(self, "deep_mix", 0.0))
-        colsum = WT.sum(0) if w else None
-        groups, weights = self._catalogue()
-        upper = [
-            (r._W.detach().cpu().numpy().copy(), r._c.detach().cpu().numpy(), r._b.detach().cpu().numpy())
-            for r in layers[1:]
-        ]
-
-        def sigmoid(x: np.ndarray) -> np.ndarray:
-            out: np.ndarray = 0.5 * (np.tanh(0.5 * x) + 1.0)
-            return out
-
-        def score(cols: np.ndarray, labels: np.ndarray) -> np.ndarray:
-            with one_blas_thread():
-                return scores(cols, labels)
-
-        def scores(cols: np.ndarray, labels: np.ndarray) -> np.ndarray:
-            cols = np.asarray(cols, np.int64)
-            spins = 2.0 * np.asarray(labels, np.float32) - 1.0
-            pre = (spins + w) @ WT[cols] + c1
-            if colsum is not None:  # unseen entries are negatives of weight w
-                pre -= w * colsum
-            r = float(spins.mean()) if len(spins) else 0.0
-            if context:
-                pre += r * d
-            h = sigmoid(pre)
-            h = mix_deep(h, upper, mix)
-            z: np.ndarray = WT @ h.astype(np.float32)
-            z += b1
-            if context and r:
-                z += r * e
-            if groups:
-                z += catalogue_half_logits(groups, weights, cols)
-            return z
-
-        return score
+        return NumpyNet(self).half_logits  # type: ignore[arg-type]
 
     def reconstruction_error(self, X: Any, mask: Any = None) -> float:
         """Mean absolute difference between observed entries and their reconstruction (the RBM 'test loss')."""

@@ -10,8 +10,8 @@ import numpy as np
 from scipy.special import expit
 
 from flowtui.core.recs.dbn import DBN
-from flowtui.core.recs.network import catalogue_half_logits, mix_deep, one_blas_thread
 from flowtui.core.recs.rbm import RBM
+from flowtui.core.recs.recommender import one_blas_thread
 
 
 class NumpyNet:
@@ -60,6 +60,35 @@ class NumpyNet:
         if self.groups:
             z += catalogue_half_logits(self.groups, self.catalogue_weights, cols)
         return z
+
+
+def mix_deep(
+    h1: np.ndarray, upper: list[tuple[np.ndarray, np.ndarray, np.ndarray]], mix: float
+) -> np.ndarray:
+    """numpy twin of `DBN._scoring_hidden` for one row: first-layer probabilities `h1` mixed by `mix` with
+    their reconstruction through the upper layers ((W, c, b) each, bottom first)."""
+    if not mix or not upper:
+        return h1
+    h = h1
+    for W, c, _ in upper:
+        h = 0.5 * (np.tanh(0.5 * (W @ (2.0 * h - 1.0) + c)) + 1.0)
+    for W, _, b in reversed(upper):
+        h = 0.5 * (np.tanh(W.T @ h + b) + 1.0)
+    out: np.ndarray = ((1.0 - mix) * h1 + mix * h).astype(np.float32)
+    return out
+
+
+def catalogue_half_logits(groups: list[np.ndarray], weights: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """numpy twin of `RBM._add_catalogue` for one user with entries at `cols`: per item, the sum of the
+    weights of the levels at which another of the user's items shares its group."""
+    n_items = len(groups[0])
+    seen = np.zeros(n_items, np.float32)
+    seen[np.asarray(cols, np.int64)] = 1.0
+    out = np.zeros(n_items, np.float32)
+    for g, a in zip(groups, weights, strict=True):
+        counts = np.bincount(g, weights=seen, minlength=int(g.max()) + 1).astype(np.float32)
+        out += np.float32(a) * (counts[g] - seen > 0.5)
+    return out
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

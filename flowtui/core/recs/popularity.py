@@ -20,7 +20,7 @@ from flowtui.core.params import param
 from flowtui.core.recs import state_checks
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase
-from flowtui.core.registry import RecommenderSpec, register_recommender
+from flowtui.core.registry import RecommenderSpec, register
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class ItemMean(RecommenderBase):
         )
 
 
-register_recommender(
+register(
     RecommenderSpec(
         name="popularity",
         description="most played items, the same for everyone (baseline)",
@@ -115,7 +115,7 @@ register_recommender(
         loader=Popularity.load,
     )
 )
-register_recommender(
+register(
     RecommenderSpec(
         name="item_mean",
         description="items with the best smoothed listen rate, the same for everyone (baseline; labels only)",

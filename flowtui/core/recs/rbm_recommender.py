@@ -3,8 +3,8 @@
 On listen/skip data a listen network learns P(listened | played) (masked) and, when `exposure_weight`
 > 0, an exposure network learns P(played) on the played matrix (unseen entries weak negatives of that
 weight); items are ranked by P(played) x P(listened | played)^listen_power (power 1: the expected
-listens; the default 0.1 was chosen on validation, see `rbm_params`). On implicit data (plays only) the
-exposure network alone is learnt and ranks. The networks are the Flow models' (`rbm_models.build_network`,
+listens; the default 0.1 was chosen on validation, see docs/RECS.md). On implicit data (plays only) the
+exposure network alone is learnt and ranks. The networks are the Flow models' (`rbm_networks.build_network`,
 `fit_exposure`: same parameters, `RBMParams`/`DBNParams`); the matrix keys of those parameters (max_items,
 min_count, label) apply to the Flow models only, as a recommender learns the matrix it is given.
 A model saved by `flowtui train --model rbm` becomes a recommender with `network_recommender`.
@@ -31,7 +31,7 @@ from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.network_files import RBMFileError, load_network, save_network
 from flowtui.core.recs.numpy_net import NumpyNet
 from flowtui.core.recs.rbm import RBM
-from flowtui.core.recs.rbm_models import (
+from flowtui.core.recs.rbm_networks import (
     EXPOSURE_FILE,
     CollaborativeModel,
     build_network,
@@ -40,7 +40,7 @@ from flowtui.core.recs.rbm_models import (
 )
 from flowtui.core.recs.rbm_params import DBN_QUICK, RBM_QUICK, DBNParams, RBMParams
 from flowtui.core.recs.recommender import RecommenderBase
-from flowtui.core.registry import RecommenderSpec, register_recommender
+from flowtui.core.registry import RecommenderSpec, register
 
 __all__ = ["DBNRecommender", "NetworkRecommender", "RBMRecommender", "network_recommender"]
 
@@ -197,8 +197,8 @@ class DBNRecommender(NetworkRecommender):
 
 
 def network_recommender(model: CollaborativeModel) -> NetworkRecommender:
-    """The recommender of a fitted Flow `rbm`/`dbn` model (e.g. loaded from a `flowtui train` folder):
-    the same networks and item vocabulary, no copy."""
+    """The recommender of fitted networks, e.g. a Flow `rbm`/`dbn` model loaded from a `flowtui train`
+    folder: the same networks and item vocabulary, no copy."""
     if not hasattr(model, "user_hidden_"):
         raise NotFittedError(f"{model.kind} is not fitted yet; call fit first")
     cls: type[NetworkRecommender] = DBNRecommender if model.kind == "dbn" else RBMRecommender
@@ -213,7 +213,7 @@ def network_recommender(model: CollaborativeModel) -> NetworkRecommender:
     return rec
 
 
-register_recommender(
+register(
     RecommenderSpec(
         name="rbm",
         description="RBM: listen and exposure networks, ranked by P(played) x P(listened | played)^power (torch)",
@@ -223,7 +223,7 @@ register_recommender(
         quick=RBM_QUICK,
     )
 )
-register_recommender(
+register(
     RecommenderSpec(
         name="dbn",
         description="DBN (stacked RBMs): listen and exposure networks, ranked as the rbm",

@@ -45,7 +45,7 @@ MIN_SEGMENT_ROWS = 50
 
 def as_recommender(model: object) -> RecommenderBase:
     """`model` as a recommender: itself, or the rbm/dbn inside a Flow model (a TrainedModel, a hybrid)."""
-    from flowtui.core.recs.rbm_models import CollaborativeModel
+    from flowtui.core.recs.rbm_networks import CollaborativeModel
     from flowtui.core.recs.rbm_recommender import network_recommender
 
     for _ in range(4):

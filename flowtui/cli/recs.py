@@ -369,7 +369,7 @@ def evaluate_recs_cmd(
             fail_data(err)
         except (ValueError, TypeError) as exc:
             fail(" ".join(str(exc).split()))
-    from flowtui.core.recs.store import data_fingerprint
+    from flowtui.core.modelfiles import fingerprint as data_fingerprint
 
     board.setup["data"] = {
         "source": str((data or paths.sample_train()).absolute()),
@@ -453,13 +453,9 @@ def train_recs_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train recommenders on all of TRAIN and save each to OUT/NAME (read by `flowtui recommend --model`)."""
+    from flowtui.core.modelfiles import fingerprint as data_fingerprint
     from flowtui.core.modelfiles.data_match import describe_data
-    from flowtui.core.recs.store import (
-        check_recommender_target,
-        data_fingerprint,
-        save_recommender,
-        train_recommender,
-    )
+    from flowtui.core.recs.store import check_recommender_target, save_recommender, train_recommender
 
     names = _names(model)
     implicit = _feedback(feedback, max_items)

@@ -12,15 +12,10 @@ it is). flowtui replaces only regular files, so it refuses an output path that i
 - a read-only file, or a file in a folder that is missing (unless the caller asks for it to be created),
   is not a folder, or is read-only.
 
-Folders (`folder_lock`, `swap_in`, `leftovers`, `recover_folder`): a folder `DIR/NAME` (a model) is
-replaced by writing the new one beside it as `DIR/.NAME.XXXXXXXX.tmp` and swapping it in. On Linux the swap
-is one `renameat2(RENAME_EXCHANGE)` call, so there is no moment when neither the old nor the new folder is
-at `DIR/NAME`; elsewhere (or on a file system without it) the old folder steps aside to `DIR/.NAME.old-PID`
-and the new one steps in, and `recover_folder` puts a complete folder back when a crash fell between those
-two renames. Writers of one folder are serialised by `fcntl.flock` on `DIR/.NAME.lock`, which never waits:
-a second writer gets `FolderBusyError` at once.
-
-This module is part of the engine: no textual, rich or typer import.
+Folders: `exchange` swaps two paths in one step where the system can (Linux's
+`renameat2(RENAME_EXCHANGE)`), and `folder_lock` serialises the writers of a folder `DIR/NAME` with an
+`fcntl.flock` on `DIR/.NAME.lock`, which never waits: a second writer gets `FolderBusyError` at once. How a
+model folder is written beside its target and swapped in is `flowtui.core.modelfiles.swap`.
 """
 
 from __future__ import annotations
@@ -30,9 +25,7 @@ import ctypes
 import errno
 import hashlib
 import os
-import re
 import secrets
-import shutil
 import stat
 import sys
 import threading
@@ -56,13 +49,10 @@ __all__ = [
     "check_output_dir",
     "check_output_path",
     "describe",
+    "exchange",
     "file_sha256",
     "folder_lock",
     "fsync_dir",
-    "leftovers",
-    "recover_folder",
-    "swap_in",
-    "temp_folder",
     "write_csv",
     "write_error",
 ]
@@ -164,10 +154,9 @@ def _check_folder(folder: Path, *, create: bool, what: str = "folder") -> None:
     if kind is None:
         if not create:
             raise UnsafePathError(folder, f"{what} does not exist")
-        parent = folder.parent
-        if parent == folder:
+        if folder.parent == folder:
             raise UnsafePathError(folder, f"{what} does not exist")
-        _check_folder(parent, create=True)
+        _check_folder(folder.parent, create=True)
         return
     if kind == "a symbolic link":  # a link to a folder is a fine place to write into
         if not folder.is_dir():
@@ -207,9 +196,8 @@ def check_output_path(path: str | Path, *, make_parents: bool = False) -> Path:
 
 def check_output_dir(path: str | Path) -> Path:
     """Check that `path` is a writable folder or can be created as one (its parents too); returns it."""
-    p = Path(path)
-    _check_folder(p, create=True)
-    return p
+    _check_folder(Path(path), create=True)
+    return Path(path)
 
 
 def check_input_file(path: str | Path, what: str = "file") -> Path:
@@ -335,84 +323,12 @@ def write_csv(frame: pd.DataFrame, path: str | Path, *, make_parents: bool = Fal
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Folders: lock, temporary sibling, swap, leftovers
-
-
-def _tmp_pattern(name: str) -> re.Pattern[str]:
-    return re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp")
-
-
-def _old_pattern(name: str) -> re.Pattern[str]:
-    return re.compile(rf"\.{re.escape(name)}\.old-\d+")
+# Folders: the atomic exchange of two paths, the write lock
 
 
 def lock_file(target: Path) -> Path:
     """The lock file of folder `target`: `.NAME.lock` beside it (kept; an empty file)."""
     return target.with_name(f".{target.name}.lock")
-
-
-def temp_folder(target: Path) -> Path:
-    """A new empty folder `.NAME.XXXXXXXX.tmp` beside `target` (the parent must exist), with the mode a
-    plain `mkdir` gives (mkdtemp's 0700 would make a shared models folder unreadable to others)."""
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789_"
-    for _ in range(100):
-        token = "".join(secrets.choice(alphabet) for _ in range(8))
-        tmp = target.with_name(f".{target.name}.{token}.tmp")
-        try:
-            os.mkdir(tmp, 0o777)  # the kernel applies the umask
-        except FileExistsError:
-            continue
-        return tmp
-    raise UnsafePathError(target.parent, "cannot find a free temporary folder name")  # pragma: no cover
-
-
-def leftovers(target: Path) -> list[Path]:
-    """What interrupted swaps of `target` left beside it: `.NAME.XXXXXXXX.tmp` and `.NAME.old-PID`."""
-    tmp, old = _tmp_pattern(target.name), _old_pattern(target.name)
-    try:
-        with os.scandir(target.parent) as it:
-            names = [e.name for e in it if tmp.fullmatch(e.name) or old.fullmatch(e.name)]
-    except OSError:
-        return []
-    return [target.parent / n for n in sorted(names)]
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or not path.is_dir():
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-    else:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def recover_folder(target: Path, is_complete: Callable[[Path], bool]) -> Path | None:
-    """Clean up after interrupted swaps of `target`; call it holding the folder's lock.
-
-    When `target` is missing, the newest complete leftover (`is_complete(path)`) is renamed into place:
-    a finished new folder (`.tmp`) before a set-aside old one (`.old-PID`). Every other leftover is removed.
-    Returns the leftover put in place, or None.
-    """
-    found = leftovers(target)
-    restored: Path | None = None
-    if found and not os.path.lexists(target):
-        tmp_re = _tmp_pattern(target.name)
-
-        def rank(p: Path) -> tuple[bool, float]:
-            with contextlib.suppress(OSError):
-                return bool(tmp_re.fullmatch(p.name)), p.lstat().st_mtime
-            return False, 0.0
-
-        for cand in sorted(found, key=rank, reverse=True):
-            if cand.is_dir() and not cand.is_symlink() and is_complete(cand):
-                os.rename(cand, target)
-                restored = cand
-                break
-    for p in found:
-        if p != restored:
-            _remove(p)
-    if found:
-        fsync_dir(target.parent)
-    return restored
 
 
 # renameat2(2) with RENAME_EXCHANGE swaps two paths atomically (Linux 3.15+, glibc 2.28+).
@@ -424,7 +340,7 @@ _renameat2_looked_up = False
 EXCHANGE_ENABLED = True
 
 
-def _exchange(a: Path, b: Path) -> bool:
+def exchange(a: Path, b: Path) -> bool:
     """Swap paths `a` and `b` in one step; False where the system or file system cannot."""
     global _renameat2, _renameat2_looked_up
     if not EXCHANGE_ENABLED or not sys.platform.startswith("linux"):
@@ -446,35 +362,6 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-def swap_in(tmp: Path, target: Path, step: Callable[[str], None] | None = None) -> Path | None:
-    """Put the complete folder `tmp` at `target`; returns the path now holding the previous folder (for
-    the caller to remove), or None when there was none. Call it holding the folder's lock.
-
-    With RENAME_EXCHANGE the two trade places in one step (the old folder ends at `tmp`). Otherwise the old
-    folder is renamed to `.NAME.old-PID` and `tmp` to `target`; an exception between the two renames puts
-    the old folder back, and a crash there is repaired by `recover_folder`. `step(name)` is called between
-    the steps (a test hook).
-    """
-    if not os.path.lexists(target):
-        os.rename(tmp, target)
-        return None
-    if _exchange(tmp, target):
-        return tmp
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if os.path.lexists(old):
-        _remove(old)
-    os.rename(target, old)
-    try:
-        if step is not None:
-            step("old_moved")
-        os.rename(tmp, target)
-    except BaseException:
-        if not os.path.lexists(target):
-            os.rename(old, target)
-        raise
-    return old
-
-
 @dataclass
 class FolderLock:
     """A held folder lock. `fresh`: this holder took it (no other holder in this process), so no writer of
@@ -494,10 +381,8 @@ _HOLDS_GUARD = threading.Lock()
 
 
 def _busy(target: Path, lock: Path, who: str) -> FolderBusyError:
-    return FolderBusyError(
-        target,
-        f"is being written by {who} (lock {lock.name}); wait for it to finish or choose another folder",
-    )
+    why = f"is being written by {who} (lock {lock.name}); wait for it to finish or choose another folder"
+    return FolderBusyError(target, why)
 
 
 def _open_lock(target: Path) -> int:

@@ -214,9 +214,9 @@ PER_FRAME = PerFrame()
 
 def fingerprint(frame: pd.DataFrame) -> str:
     """The data fingerprint saved models carry (`store.fingerprint`), cached per frame; call it in a worker."""
-    from flowtui.core.flow import store
+    from flowtui.core.modelfiles import fingerprint as data_fingerprint
 
-    return PER_FRAME.get(frame, "fingerprint", lambda: store.fingerprint(frame))
+    return PER_FRAME.get(frame, "fingerprint", lambda: data_fingerprint(frame))
 
 
 def catalog(frame: pd.DataFrame, kind: str) -> pd.DataFrame:

@@ -19,7 +19,8 @@ from flowtui.core.cluster.boost import dask_params
 from flowtui.core.cluster.run import cluster_run
 from flowtui.core.errors import ParamError
 from flowtui.core.flow.classifiers.lightgbm_model import LightGBMParams
-from flowtui.core.flow.store import fingerprint, load_model
+from flowtui.core.flow.store import load_model
+from flowtui.core.modelfiles import fingerprint
 from flowtui.core.run import run
 from flowtui.core.run_config import RunConfig
 from tests.cluster.conftest import to_dask

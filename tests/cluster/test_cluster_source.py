@@ -19,7 +19,7 @@ from flowtui.core.cluster.source import ROW, fingerprint, list_parts, read_train
 from flowtui.core.data.io import from_frame
 from flowtui.core.data.schema import TRAIN_COLUMNS
 from flowtui.core.errors import DataError
-from flowtui.core.flow.store import fingerprint as single_fingerprint
+from flowtui.core.modelfiles import fingerprint as single_fingerprint
 
 
 @pytest.fixture(scope="module")

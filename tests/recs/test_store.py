@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flowtui.core.modelfiles import fingerprint as data_fingerprint
 from flowtui.core.recs.interactions import recommender_matrix
 from flowtui.core.recs.recommender import RecommenderBase
 from flowtui.core.recs.store import (
     RecommenderFileError,
-    data_fingerprint,
     is_recommender_folder,
     load_recommender,
     read_recommender_meta,

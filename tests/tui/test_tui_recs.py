@@ -47,8 +47,9 @@ async def _until(pilot, condition: Callable[[], bool], seconds: float = 20.0) ->
 def _save(train: Path, folder: Path, name: str) -> None:
     """Train and save recommender `name` on `train` as `flowtui train-recs` does (no app)."""
     from flowtui.core.data.io import load_dataset
+    from flowtui.core.modelfiles import fingerprint as data_fingerprint
     from flowtui.core.modelfiles.data_match import describe_data
-    from flowtui.core.recs.store import data_fingerprint, save_recommender, train_recommender
+    from flowtui.core.recs.store import save_recommender, train_recommender
 
     frame = load_dataset(train, kind="train").frame
     fingerprint = data_fingerprint(frame)

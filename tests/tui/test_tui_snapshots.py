@@ -308,8 +308,9 @@ def test_recs_leaderboard(snap_compare, app: FlowApp, size: tuple[int, int]) -> 
     """Screen 7: the recommendation leaderboard (mean±std over seeds), the recommenders, the saved ones."""
 
     from flowtui.core.data.io import load_dataset
+    from flowtui.core.modelfiles import fingerprint as data_fingerprint
     from flowtui.core.modelfiles.data_match import describe_data
-    from flowtui.core.recs.store import data_fingerprint, save_recommender, train_recommender
+    from flowtui.core.recs.store import save_recommender, train_recommender
 
     async def run_before(pilot: Pilot) -> None:
         frame = load_dataset(Path("train.csv"), kind="train").frame
@@ -329,8 +330,9 @@ def test_recs_leaderboard(snap_compare, app: FlowApp, size: tuple[int, int]) -> 
 def test_other_data_question(snap_compare, app: FlowApp) -> None:
     """A recommender trained on other data is used on screen 5 only after a yes; the question names both."""
     from flowtui.core.data.io import load_dataset
+    from flowtui.core.modelfiles import fingerprint as data_fingerprint
     from flowtui.core.modelfiles.data_match import DataDescription, IdSketch
-    from flowtui.core.recs.store import data_fingerprint, save_recommender, train_recommender
+    from flowtui.core.recs.store import save_recommender, train_recommender
 
     async def run_before(pilot: Pilot) -> None:
         Path("other").mkdir()

@@ -27,7 +27,8 @@ from flowtui.core.events import EventCallback
 from flowtui.core.executor import Executor, InlineExecutor
 from flowtui.core.flow import features, split
 from flowtui.core.flow.features import FeatureSettings
-from flowtui.core.flow.store import TrainedModel, fingerprint, library_versions
+from flowtui.core.flow.store import TrainedModel, library_versions
+from flowtui.core.modelfiles import fingerprint
 from flowtui.core.modelfiles.data_match import describe_data
 from flowtui.core.registry import FlowModel
 

@@ -1,7 +1,8 @@
 """Does a saved model meet the data it was trained on? `check_data` answers before any prediction.
 
-A model saved by `store.save_model` records its training data: the content fingerprint, the row count, the
-file it came from, and compact sketches of its user and media ids (`data_sketch.json` in the model folder).
+A saved model records its training data: the content fingerprint (`fingerprint`), the row count, the file
+it came from, and compact sketches of its user and media ids (`data_sketch.json` in the model folder, written
+by `write_sketch` and read back by `read_training_data`).
 A sketch holds every distinct id when there are at most `SKETCH_SIZE` of them, else the `SKETCH_SIZE` ids
 with the smallest hash (a bottom-k sample). For any later set of ids, the ids that hash at or below the
 sample's largest hash are exactly those the sample can answer for, so the share of them found in the sample
@@ -20,18 +21,19 @@ other old models can only be used on other data with `allow_other=True`.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from flowtui.core.errors import DataError
-
-if TYPE_CHECKING:
-    from flowtui.core.flow.store import TrainedModel
+from flowtui.core.modelfiles.kind import ModelFolderError, read_json
 
 SKETCH_FILE = "data_sketch.json"
 SKETCH_FORMAT = "flowtui-data-sketch"
@@ -45,6 +47,12 @@ MIN_SAMPLE = 5
 
 class DataMismatchError(DataError):
     """Data that is not the model's training data and shares too few users or media with it."""
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A short content hash of a data frame: its row count and a SHA-1 of its row hashes."""
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return f"{len(frame)}:{hashlib.sha1(hashes.tobytes()).hexdigest()[:16]}"
 
 
 def _mix(values: np.ndarray) -> np.ndarray:
@@ -175,7 +183,7 @@ def frame_source(frame: pd.DataFrame) -> str | None:
 
 
 def describe_data(frame: pd.DataFrame, fingerprint: str, *, source: str | None = None) -> DataDescription:
-    """The description of training data `frame` (fingerprint from `store.fingerprint`)."""
+    """The description of training data `frame` (`fingerprint` is `fingerprint(frame)`)."""
     source = source or frame_source(frame)
     if source is not None:
         source = os.path.abspath(source)
@@ -183,6 +191,41 @@ def describe_data(frame: pd.DataFrame, fingerprint: str, *, source: str | None =
     users = frame["user_id"].to_numpy() if "user_id" in frame.columns else empty
     items = frame["media_id"].to_numpy() if "media_id" in frame.columns else empty
     return DataDescription(source, len(frame), fingerprint, IdSketch.of(users), IdSketch.of(items))
+
+
+def write_sketch(folder: Path, data: DataDescription) -> None:
+    """Write `data`'s id sketches as `folder/data_sketch.json`, unless the model wrote its own there."""
+    if not (folder / SKETCH_FILE).exists():
+        (folder / SKETCH_FILE).write_text(json.dumps(data.sketch_doc()))
+
+
+def read_training_data(
+    folder: Path, files: dict[str, Any], summary: object, error: type[ModelFolderError]
+) -> DataDescription | None:
+    """The training data a model folder records: meta.json "data" (`summary`: empty when none) and the
+    sketch file it names, which must be among the folder's `files`; `error` when either is damaged."""
+    if not summary:
+        return None
+    if not isinstance(summary, dict) or summary.get("sketch") != SKETCH_FILE or SKETCH_FILE not in files:
+        raise error(folder / "meta.json", f"meta.json: 'data' does not name a listed {SKETCH_FILE}")
+    doc = read_json(folder / SKETCH_FILE, SKETCH_FILE, error)
+    try:
+        return DataDescription.from_docs(summary, doc)
+    except (ValueError, TypeError, zlib.error) as exc:  # binascii.Error is a ValueError
+        raise error(folder / SKETCH_FILE, f"damaged data sketch ({exc})") from None
+
+
+class TrainedLike(Protocol):
+    """What `check_data` reads of a loaded model (a Flow `TrainedModel`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def model(self) -> Any: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def data(self) -> DataDescription | None: ...
 
 
 @dataclass(frozen=True)
@@ -214,7 +257,7 @@ def _pct(share: float | None) -> str:
 
 
 def check_data(
-    trained: TrainedModel,
+    trained: TrainedLike,
     frame: pd.DataFrame,
     *,
     rows: pd.DataFrame | None = None,
@@ -229,13 +272,11 @@ def check_data(
     `DataMatch`; raises `DataMismatchError` when the data is not the model's and too little of it is known
     (unless `allow_other`). Call it before predicting, recommending or evaluating with a loaded model.
     """
-    from flowtui.core.flow.store import fingerprint, training_data
-
     given = source or frame_source(frame) or "the given data"
     if trained.fingerprint and fingerprint(frame) == trained.fingerprint:
         return DataMatch(same=True, user_known=1.0, item_known=1.0)
     scored = frame if rows is None else rows
-    desc = training_data(trained)
+    desc = trained.data
     users: IdSketch | None
     items: IdSketch | None
     if desc is not None:

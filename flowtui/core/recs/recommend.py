@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from flowtui.core.errors import DataError
+from flowtui.core.modelfiles import fingerprint as data_fingerprint
 from flowtui.core.recs.interactions import _lookup, recommender_matrix
 from flowtui.core.recs.recommender import RecommenderBase, top_n
-from flowtui.core.recs.store import data_fingerprint, is_recommender_folder, load_recommender
+from flowtui.core.recs.store import is_recommender_folder, load_recommender
 
 if TYPE_CHECKING:
     from flowtui.core.data.idmap import IdMap

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Select, Static
 
-from flowtui.core.data import users as queries
+from flowtui.core.flow import users as queries
 from flowtui.core.errors import DataError
 from flowtui.tui import helpers
 from flowtui.tui.dialogs import ConfirmDialog, PathDialog, PickerDialog

@@ -2,9 +2,8 @@
 
 LightGBM's own log lines never reach stdout (they would break `--json`): `lightgbm()` routes them to the
 Python logger "flowtui.lightgbm" (silent unless configured). A saved `model.txt` is checked by
-`check_model_text` (lightgbm_text.py) before LightGBM parses it: LightGBM aborts the whole process (SIGABRT from its parallel
-tree parser) on some malformed trees, and silently accepts others (a truncated file, a child index out of
-range) that would crash or mislead later.
+`check_model_text` (lightgbm_text.py) before LightGBM parses it: LightGBM aborts the whole process on
+some malformed trees, and silently accepts others that would crash or mislead later.
 """
 
 from __future__ import annotations

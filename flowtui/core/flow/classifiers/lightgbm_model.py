@@ -112,7 +112,7 @@ class LightGBMModel(BaseFlowModel):
             "verbosity": -1,
         }
 
-    def _valid_mask(self, rows: pd.DataFrame, n: int) -> np.ndarray | None:
+    def valid_mask(self, rows: pd.DataFrame, n: int) -> np.ndarray | None:
         """Each user's latest Flow rows (a `valid_fraction` of them) as the early-stopping set."""
         frac = self.params.valid_fraction
         if frac <= 0 or not {"user_id", "ts_listen"} <= set(rows.columns) or len(rows) != n:
@@ -135,7 +135,7 @@ class LightGBMModel(BaseFlowModel):
             )
             Xa, y, rows = Xa[idx], y[idx], rows.iloc[idx]
         total = self.n_epochs() or 1
-        mask = self._valid_mask(rows, len(Xa))
+        mask = self.valid_mask(rows, len(Xa))
         valid_ok = (
             mask is not None
             and mask.sum() >= 50

@@ -14,12 +14,12 @@ group's first row excludes ties.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from flowtui.core.data.schema import LABEL, SECONDS_PER_DAY, SESSION_GAP
+from flowtui.core.run_config import FeatureSettings
 
 __all__ = [
     "BASE_PRIOR",
@@ -85,15 +85,6 @@ _RAW = (
 )
 #: Prior listen rate before any labelled row is seen (it weighs `smoothing` pseudo-rows).
 BASE_PRIOR = 0.5
-
-
-@dataclass(frozen=True)
-class FeatureSettings:
-    """How the feature matrices of a run are built."""
-
-    smoothing: float = 10.0
-    flow_only: bool = False
-    top_k: int | None = None
 
 
 class Keyed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -114,7 +115,9 @@ def test_failing_model_gets_a_failed_row_and_no_final_fit(frame: pd.DataFrame, t
         ({"models": ("no_such_model",)}, "unknown model"),
     ],
 )
-def test_bad_settings_are_refused_before_any_work(frame: pd.DataFrame, options: dict[str, object], message: str) -> None:
+def test_bad_settings_are_refused_before_any_work(
+    frame: pd.DataFrame, options: dict[str, Any], message: str
+) -> None:
     config = RunConfig(**{"models": ("logreg",), **options})
     with pytest.raises(ParamError, match=message):
         config.validate()

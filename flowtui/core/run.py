@@ -2,7 +2,9 @@
 
 The CLI's `evaluate` and `train` and the app's Training screen all call `run(frame, RunConfig(...))`;
 nothing else orchestrates models. The `RunConfig` (run_config.py) is checked whole before any work starts.
-The fits run on an `Executor` (inline today; a cluster executor plugs in at the same seam).
+The fits run on an `Executor` (inline by default) and the rows are read through a `RunData`
+(flow/run_data.py): a pandas frame here, partitions of a Dask cluster for `cluster.run.cluster_run`,
+which calls this same `run`.
 """
 
 from __future__ import annotations
@@ -19,13 +21,8 @@ from flowtui.core import events as ev
 from flowtui.core.errors import DataError
 from flowtui.core.events import EventCallback
 from flowtui.core.executor import Executor, InlineExecutor
-from flowtui.core.flow import features
-from flowtui.core.flow.evaluate import (
-    Leaderboard,
-    fit_final,
-    holdout_leaderboard,
-    select_features,
-)
+from flowtui.core.flow.evaluate import FrameData, Leaderboard, holdout_leaderboard
+from flowtui.core.flow.run_data import RunData
 from flowtui.core.flow.store import TrainedModel, save_model
 from flowtui.core.run_config import RunConfig
 
@@ -92,7 +89,7 @@ def _holdout_then_final(
 
 
 def run(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | RunData,
     config: RunConfig,
     *,
     executor: Executor | None = None,
@@ -103,19 +100,21 @@ def run(
 ) -> RunResult:
     """Holdout leaderboard, then (with `models_dir`) each chosen model fitted on all rows and saved.
 
-    Emits `Stage` and `Saved` besides the models' own events; `on_leaderboard` receives the leaderboard as
-    soon as it is ready. A model that fails gets a failed row and no final fit; setting a model's own flag
-    in `model_cancel` stops that model only (recorded as failed: "cancelled by the user"); `events.Cancelled`
+    `frame`: the train rows (a pandas frame, or a `RunData` such as a cluster's partitions). Emits `Stage`
+    and `Saved` besides the models' own events; `on_leaderboard` receives the leaderboard as soon as it is
+    ready. A model that fails gets a failed row and no final fit; setting a model's own flag in
+    `model_cancel` stops that model only (recorded as failed: "cancelled by the user"); `events.Cancelled`
     propagates (models saved before the cancel stay, nothing half-written does). Without a Flow row to hold
     out, an evaluate-only run raises DataError and a training run goes on without holdout scores.
     """
     config.validate()
     params = config.resolved_params()
     executor = executor or InlineExecutor()
+    data = FrameData(frame) if isinstance(frame, pd.DataFrame) else frame
 
     def leaderboard() -> Leaderboard:
         return holdout_leaderboard(
-            frame,
+            data,
             config.on_leaderboard(),
             params,
             config.features,
@@ -128,7 +127,7 @@ def run(
         )
 
     def final_fits(result: RunResult) -> None:
-        _final_fits(frame, config, params, result, executor, on_event, cancel, model_cancel or {})
+        _final_fits(data, config, params, result, executor, on_event, cancel, model_cancel or {})
 
     result = _holdout_then_final(config, leaderboard, final_fits, on_event, on_leaderboard)
     ev.emit(on_event, ev.Stage("done"))
@@ -136,7 +135,7 @@ def run(
 
 
 def _final_fits(
-    frame: pd.DataFrame,
+    data: RunData,
     config: RunConfig,
     params: Mapping[str, Mapping[str, object]],
     result: RunResult,
@@ -153,24 +152,16 @@ def _final_fits(
     ev.check_cancel(cancel)
     ev.emit(on_event, ev.Stage("final"))
     ev.emit(on_event, ev.Progress("train", 0, len(todo), "features of all rows"))
-    settings = config.features
-    matrices = features.training_matrix(frame, smoothing=settings.smoothing, flow_only=settings.flow_only)
-    selected = None
-    if settings.top_k is not None:
-        selected = select_features(matrices[0], matrices[1], settings.top_k, on_event=on_event, cancel=cancel)
+    rows = data.final_rows(config.features, on_event=on_event, cancel=cancel)
     models_dir = config.models_dir
     board = result.leaderboard
 
     def fit_and_save(name: str) -> tuple[TrainedModel, Path]:
         holdout = _holdout_scores(board, name) if board is not None else None
-        trained = fit_final(
+        trained = rows.fit_final(
             name,
             params[name],
-            matrices,
-            selected,
-            settings,
             holdout=holdout,
-            fingerprint_of=frame,
             on_event=on_event,
             cancel=cancel,
             own_cancel=model_cancel.get(name),

@@ -13,13 +13,22 @@ from pathlib import Path
 
 from flowtui.core import registry
 from flowtui.core.errors import ParamError
-from flowtui.core.flow.features import FeatureSettings
 from flowtui.core.params import PRESETS, Value
 
-__all__ = ["MAX_ROUNDS", "RunConfig", "describe_options"]
+__all__ = ["MAX_ROUNDS", "FeatureSettings", "RunConfig", "describe_options"]
 
 #: Holdout rounds at most: each round peels one more Flow row off every user.
 MAX_ROUNDS = 50
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How the feature matrices of a run are built (flow/features.py; defined here, below the Flow layer,
+    since a `RunConfig` carries them)."""
+
+    smoothing: float = 10.0
+    flow_only: bool = False
+    top_k: int | None = None
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,7 @@ PER_FRAME = PerFrame()
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
-    """The data fingerprint saved models carry (`store.fingerprint`), cached per frame; call it in a worker."""
+    """The data fingerprint saved models carry (`modelfiles.fingerprint`), cached per frame; call it in a worker."""
     from flowtui.core.modelfiles import fingerprint as data_fingerprint
 
     return PER_FRAME.get(frame, "fingerprint", lambda: data_fingerprint(frame))

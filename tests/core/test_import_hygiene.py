@@ -20,7 +20,9 @@ def test_core_sources_import_no_front_end() -> None:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
-            offenders += [f"{path.relative_to(CORE)}:{node.lineno} {n}" for n in names if n.split(".")[0] in FRONT_ENDS]
+            offenders += [
+                f"{path.relative_to(CORE)}:{node.lineno} {n}" for n in names if n.split(".")[0] in FRONT_ENDS
+            ]
     assert offenders == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -114,7 +115,9 @@ def test_failing_model_gets_a_failed_row_and_no_final_fit(frame: pd.DataFrame, t
         ({"models": ("no_such_model",)}, "unknown model"),
     ],
 )
-def test_bad_settings_are_refused_before_any_work(frame: pd.DataFrame, options: dict, message: str) -> None:
+def test_bad_settings_are_refused_before_any_work(
+    frame: pd.DataFrame, options: dict[str, Any], message: str
+) -> None:
     config = RunConfig(**{"models": ("logreg",), **options})
     with pytest.raises(ParamError, match=message):
         config.validate()
@@ -210,3 +213,46 @@ def test_cancel_one_model_lets_the_others_finish(frame: pd.DataFrame, tmp_path: 
     assert set(result.saved) == {"decision_tree"} and not (tmp_path / "logreg").exists()
     assert result.leaderboard is not None and result.leaderboard.row("logreg").failed
     assert result.leaderboard.row("decision_tree").auc is not None
+
+
+def test_run_reads_its_rows_through_a_run_data(frame: pd.DataFrame, tmp_path: Path) -> None:
+    """`run` over a `RunData` (here the frame's own `FrameData`, counting what the loop asks of it) gives
+    the very leaderboard of the frame; the loop asks for each round once and the final rows once."""
+    from flowtui.core.flow.evaluate import FrameData
+
+    asked: list[str] = []
+
+    class Counting(FrameData):
+        def holdout_round(self, r, *args, **kw):  # type: ignore[no-untyped-def]
+            asked.append(f"round {r}")
+            return super().holdout_round(r, *args, **kw)
+
+        def final_rows(self, *args, **kw):  # type: ignore[no-untyped-def]
+            asked.append("final")
+            return super().final_rows(*args, **kw)
+
+    cfg = RunConfig(models=("logreg",), preset="quick", rounds=2, models_dir=tmp_path / "m")
+    plain = run(frame, RunConfig(models=("logreg",), preset="quick", rounds=2)).leaderboard
+    result = run(Counting(frame), cfg)
+    assert plain is not None and result.leaderboard is not None
+    assert result.leaderboard.to_records()[0]["auc"] == plain.to_records()[0]["auc"]
+    for name in ("logreg", "user_flow_rate"):
+        np.testing.assert_array_equal(result.leaderboard.predictions[name][1], plain.predictions[name][1])
+    assert asked == ["round 0", "round 1", "final"] and set(result.saved) == {"logreg"}
+
+
+def test_an_inline_executor_can_let_an_error_stop_the_run() -> None:
+    """`InlineExecutor(propagate=...)`: those errors stop the map (a cluster's DataError); others are outcomes."""
+    from flowtui.core.executor import InlineExecutor
+
+    def task(x: int) -> int:
+        if x == 1:
+            raise ValueError("one")
+        if x == 2:
+            raise DataError(None, "two")
+        return x
+
+    outcomes = InlineExecutor().map(task, [0, 1, 2])
+    assert outcomes[0] == 0 and isinstance(outcomes[1], ValueError) and isinstance(outcomes[2], DataError)
+    with pytest.raises(DataError, match="two"):
+        InlineExecutor(propagate=(DataError,)).map(task, [0, 1, 2])

@@ -9,7 +9,8 @@ install when it is missing).
 - `features.py`: the leak-free features of `flow/features.py`, partition-wise and EXACTLY equal.
 - `boost.py`: LightGBM on the cluster (`lightgbm.dask`), early-stopped as on one machine.
 - `executor.py`: `DaskExecutor` (the `core/executor.py` seam) and the cancel/wait helpers.
-- `run.py`: `cluster_run(source, RunConfig, cluster=...)`, the cluster twin of `core/run.run`.
+- `data.py`: `ClusterData`, a run's rows on the cluster (the `RunData` of flow/run_data.py).
+- `run.py`: `cluster_run(source, RunConfig, cluster=...)`: `core/run.run` over a `ClusterData`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ on samples of each worker's rows) and the bagging draws (per worker): the holdou
 not bit for bit.
 
 Early stopping, as on one machine, on each user's latest `valid_fraction` of Flow rows (the mask is
-`LightGBMModel._valid_mask` run on partitions of whole users, in input order: the very same rows).
+`LightGBMModel.valid_mask` run on partitions of whole users, in input order: the very same rows).
 `lightgbm.dask` does not support early stopping as such: each worker scores its OWN share of the
 validation rows, so the workers would stop at different rounds and the network would hang. Here every
 worker gets the WHOLE validation set instead (one copy per training partition; the training rows are cut
@@ -42,13 +42,8 @@ from flowtui.core.cluster.lazy import DaskClient, DaskFrame, dask_dataframe, dis
 from flowtui.core.cluster.source import ROW
 from flowtui.core.data.schema import LABEL
 from flowtui.core.events import EventCallback
-from flowtui.core.flow.classifiers.lightgbm_model import (
-    LOGGER,
-    LightGBMModel,
-    LightGBMParams,
-    check_model_text,
-    lightgbm,
-)
+from flowtui.core.flow.classifiers.lightgbm_model import LOGGER, LightGBMModel, LightGBMParams, lightgbm
+from flowtui.core.flow.classifiers.lightgbm_text import check_model_text
 
 __all__ = ["dask_params", "fit_lightgbm", "predict_frame"]
 
@@ -171,7 +166,7 @@ def _keep_sample(
 def _with_valid(part: pd.DataFrame, params: LightGBMParams) -> pd.DataFrame:
     """The partition (whole users, input order) with `_valid`: the single machine's validation mask."""
     part = part.sort_values(ROW, kind="stable")
-    mask = LightGBMModel(params)._valid_mask(part, len(part))
+    mask = LightGBMModel(params).valid_mask(part, len(part))
     valid = mask if mask is not None else np.zeros(len(part), dtype=bool)
     return part.assign(**{VALID: valid, LABEL: part[LABEL].to_numpy().astype(np.int8)})
 
@@ -193,28 +188,16 @@ def predict_frame(
     return cast(pd.DataFrame, out.sort_values(ROW, kind="stable").reset_index(drop=True))
 
 
-def fit_lightgbm(
+def _training_rows(
     client: DaskClient,
     train: DaskFrame,
-    params: Mapping[str, object] | None,
-    features: Sequence[str],
-    *,
-    on_event: EventCallback | None = None,
-    cancel: threading.Event | None = None,
-    cancel_name: str | None = None,
-) -> LightGBMModel:
-    """LightGBM fitted on the training rows `train` (partitions of whole users: features, LABEL, user_id,
-    ts_listen, listen_type, `_row`), returned as a single-machine `LightGBMModel` (saved, loaded and used
-    for prediction like any other). `cancel_name`: the run's `CancelBridge` event, which stops the rounds."""
-    from lightgbm.dask import DaskLGBMClassifier
-
-    lgb = lightgbm()
-    model = cast(LightGBMModel, registry.get_spec("lightgbm").build(params))
-    p = model.params
-    feats = [str(f) for f in features]
-    n_workers = max(len(client.scheduler_info(n_workers=-1).get("workers", {})), 1)
-    notes: list[str] = [f"trained on a Dask cluster of {n_workers} workers (lightgbm.dask, data-parallel)"]
-    ev.check_cancel(cancel)
+    feats: list[str],
+    p: LightGBMParams,
+    notes: list[str],
+    on_event: EventCallback | None,
+    cancel: threading.Event | None,
+) -> DaskFrame:
+    """The columns LightGBM needs of `train`, sampled down to about `max_rows` rows (noted in `notes`)."""
     # (listen_type is a feature too: the frame holds each name once, the raw columns among the features)
     cols = list(dict.fromkeys([*feats, LABEL, "user_id", "ts_listen", "listen_type", ROW]))
     rows = train[cols]
@@ -230,6 +213,14 @@ def fit_lightgbm(
         )
         notes.append(note)
         ev.emit(on_event, ev.Log(f"lightgbm: {note}"))
+    return rows
+
+
+def _with_validation(
+    client: DaskClient, rows: DaskFrame, p: LightGBMParams, cancel: threading.Event | None
+) -> tuple[DaskFrame, bool]:
+    """`rows` with the `_valid` column (held on the cluster), and whether early stopping has enough rows
+    of each label on each side of the split (as on one machine)."""
     meta = rows._meta.assign(**{VALID: np.empty(0, bool), LABEL: np.empty(0, np.int8)})
     rows = persist(client, rows.map_partitions(_with_valid, p, meta=meta), cancel)
     counts = compute(client, rows.groupby([VALID, LABEL]).size(), cancel)
@@ -242,62 +233,132 @@ def fit_lightgbm(
         and n_rest >= 50
         and all(count.get((v, y), 0) > 0 for v in (True, False) for y in (0, 1))
     )
-    total = p.n_estimators
+    return rows, valid_ok
+
+
+def _eval_kwargs(rows: DaskFrame, n_copies: int, feats: list[str]) -> dict[str, Any]:
+    """The validation rows of `rows` as `DaskLGBMClassifier.fit` takes them: one WHOLE copy per training
+    partition (see the module's docstring), scored by AUC."""
+    from lightgbm.dask import DaskLGBMClassifier
+
+    valid = rows[rows[VALID]].repartition(npartitions=1)
+    (whole,) = valid.to_delayed()
+    copies = dask_dataframe().from_delayed([whole] * n_copies, meta=valid._meta, verify_meta=False)
+    kwargs: dict[str, Any]
+    if "eval_X" in inspect.signature(DaskLGBMClassifier.fit).parameters:  # lightgbm >= 4.7
+        kwargs = {"eval_X": (copies[feats],), "eval_y": (copies[LABEL],)}
+    else:
+        kwargs = {"eval_set": [(copies[feats], copies[LABEL])]}
+    kwargs.update(eval_names=["valid"], eval_metric="auc")
+    return kwargs
+
+
+class _RoundRelay:
+    """Receives the rounds the workers report (a Dask topic) and passes each on once, in order, as an
+    `AfterEpoch` (every worker reports every round)."""
+
+    def __init__(self, on_event: EventCallback | None, total: int) -> None:
+        self.on_event = on_event
+        self.total = total
+        self.start = time.perf_counter()
+        self.seen = 0
+        self.lock = threading.Lock()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def __call__(self, msg: dict[str, Any]) -> None:
+        i = int(msg.get("iteration", 0))
+        with self.lock:
+            if i <= self.seen:
+                return
+            self.seen = i
+        m = msg.get("metric")
+        metric = float(m) if m is not None else None
+        ev.emit(
+            self.on_event, ev.AfterEpoch("lightgbm", i, self.total, metric=metric, elapsed=self.elapsed())
+        )
+
+
+def _boost(
+    client: DaskClient,
+    clf: Any,
+    fit_rows: DaskFrame,
+    feats: list[str],
+    fit_kwargs: dict[str, Any],
+    *,
+    topic: str,
+    total: int,
+    on_event: EventCallback | None,
+    cancel: threading.Event | None,
+) -> None:
+    """`clf.fit` on the cluster with its rounds relayed from `topic`; Cancelled when `cancel` stopped it."""
+    relay = _RoundRelay(on_event, total)
+    _quiet_workers(client)
+    ev.emit(on_event, ev.BeforeFit("lightgbm", n_epochs=relay.total))
+    try:
+        with topic_events(client, topic, relay), _no_thread_notice():
+            clf.fit(fit_rows[feats], fit_rows[LABEL], **fit_kwargs)
+    except Exception as exc:
+        if cancel is not None and cancel.is_set():  # the workers stopped themselves (or were closed)
+            ev.emit(on_event, ev.AfterFit("lightgbm", relay.elapsed(), cancelled=True))
+            raise ev.Cancelled("cancelled by the user") from exc
+        raise
+    ev.emit(on_event, ev.AfterFit("lightgbm", relay.elapsed()))
+
+
+def fit_lightgbm(
+    client: DaskClient,
+    train: DaskFrame,
+    params: Mapping[str, object] | None,
+    features: Sequence[str],
+    *,
+    on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
+    cancel_name: str | None = None,
+) -> LightGBMModel:
+    """LightGBM fitted on the training rows `train` (partitions of whole users: features, LABEL, user_id,
+    ts_listen, listen_type, `_row`), returned as a single-machine `LightGBMModel` (saved, loaded and used
+    for prediction like any other). `cancel_name`: the run's `CancelBridge` event, which stops the rounds."""
+    from lightgbm.dask import DaskLGBMClassifier
+
+    model = cast(LightGBMModel, registry.get_spec("lightgbm").build(params))
+    p = model.params
+    feats = [str(f) for f in features]
+    n_workers = max(len(client.scheduler_info(n_workers=-1).get("workers", {})), 1)
+    notes: list[str] = [f"trained on a Dask cluster of {n_workers} workers (lightgbm.dask, data-parallel)"]
+    ev.check_cancel(cancel)
+    rows = _training_rows(client, train, feats, p, notes, on_event, cancel)
+    rows, valid_ok = _with_validation(client, rows, p, cancel)
     fit_rows = _pinned(client, (rows[~rows[VALID]] if valid_ok else rows).repartition(npartitions=n_workers))
-    kwargs: dict[str, Any] = {}
     topic = f"flowtui-lightgbm-{uuid.uuid4().hex}"
     callbacks: list[Any] = [_WorkerProgress(topic, cancel_name)]
+    fit_kwargs: dict[str, Any] = {}
     if valid_ok:
-        valid = rows[rows[VALID]].repartition(npartitions=1)
-        (whole,) = valid.to_delayed()
-        copies = dask_dataframe().from_delayed(
-            [whole] * fit_rows.npartitions, meta=valid._meta, verify_meta=False
-        )
-        if "eval_X" in inspect.signature(DaskLGBMClassifier.fit).parameters:  # lightgbm >= 4.7
-            kwargs = {"eval_X": (copies[feats],), "eval_y": (copies[LABEL],)}
-        else:
-            kwargs = {"eval_set": [(copies[feats], copies[LABEL])]}
-        kwargs.update(eval_names=["valid"], eval_metric="auc")
-        callbacks.append(lgb.early_stopping(p.early_stopping_rounds, verbose=False))
+        fit_kwargs = _eval_kwargs(rows, fit_rows.npartitions, feats)
+        callbacks.append(lightgbm().early_stopping(p.early_stopping_rounds, verbose=False))
     else:
         note = "too few rows for a validation split: no early stopping"
         notes.append(note)
         ev.emit(on_event, ev.Log(f"lightgbm: {note}"))
-
-    start = time.perf_counter()
-    seen = [0]
-    lock = threading.Lock()
-
-    def on_round(msg: dict[str, Any]) -> None:
-        i = int(msg.get("iteration", 0))
-        with lock:  # every worker reports each round: pass each on once, in order
-            if i <= seen[0]:
-                return
-            seen[0] = i
-        m = msg.get("metric")
-        metric = float(m) if m is not None else None
-        ev.emit(
-            on_event, ev.AfterEpoch("lightgbm", i, total, metric=metric, elapsed=time.perf_counter() - start)
-        )
-
     clf = DaskLGBMClassifier(client=client, **dask_params(p))
-    _quiet_workers(client)
-    ev.emit(on_event, ev.BeforeFit("lightgbm", n_epochs=total))
-    try:
-        with topic_events(client, topic, on_round), _no_thread_notice():
-            clf.fit(fit_rows[feats], fit_rows[LABEL], callbacks=callbacks, **kwargs)
-    except Exception as exc:
-        if cancel is not None and cancel.is_set():  # the workers stopped themselves (or were closed)
-            ev.emit(on_event, ev.AfterFit("lightgbm", time.perf_counter() - start, cancelled=True))
-            raise ev.Cancelled("cancelled by the user") from exc
-        raise
-    ev.emit(on_event, ev.AfterFit("lightgbm", time.perf_counter() - start))
+    _boost(
+        client,
+        clf,
+        fit_rows,
+        feats,
+        {**fit_kwargs, "callbacks": callbacks},
+        topic=topic,
+        total=p.n_estimators,
+        on_event=on_event,
+        cancel=cancel,
+    )
     booster = clf.booster_
     best = int(booster.best_iteration)
     if valid_ok and best > 0:
         auc = clf.best_score_["valid"]["auc"]
         notes.append(
-            f"early stopping: best iteration {best} of {total} "
+            f"early stopping: best iteration {best} of {p.n_estimators} "
             f"(validation AUC {auc:.4f} on each user's latest Flow rows)"
         )
     # The fitted state of a single-machine LightGBMModel: save, load and predict work unchanged.

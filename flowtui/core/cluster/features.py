@@ -6,7 +6,7 @@
 2. Per-user statistics (user counts and rates, Flow rates, session position) and user x item statistics
    (user x genre/artist/media counts, shares, rates): their keys all contain the user, so after ONE
    shuffle of the rows on `user_id` (each partition holds whole users, sorted back into input order by
-   `_row`) the single-machine code (`_user_features` of flow/features.py) run on a partition sees exactly
+   `_row`) the single-machine code (`user_features` of flow/features.py) run on a partition sees exactly
    the rows it sees on one machine: same counts, same floats.
 3. Population priors (the overall and Flow listen rates of every STRICTLY earlier row, all users): a
    global prefix over time. Each partition counts (labelled, listened, Flow labelled, Flow listened) per
@@ -15,10 +15,10 @@
    timestamp, the counts over all rows strictly before it: the very integers the single machine's
    cumulative sum gives. The table (one row per distinct second: 2.6M rows for a month at most, however
    many rows) is handed to every user partition as a task argument (worker to worker, never through the
-   caller), and the priors are computed from it in float32 with the same `_smooth` as on one machine.
+   caller), and the priors are computed from it in float32 with the same `smooth` as on one machine.
 4. Item statistics (target encodings of media, artist, album, genre, context; media and artist plays):
    keyed by the item alone, so for each of the five keys a NARROW frame (_row, user_id, key, timestamp,
-   label, prior: about 40 bytes a row) is shuffled on the key, `_Keyed` runs per partition (whole keys,
+   label, prior: about 40 bytes a row) is shuffled on the key, `Keyed` runs per partition (whole keys,
    any row order: the statistics depend only on (key, timestamp) groups), and the result (_row, user_id,
    one or two float32 columns) is shuffled back on `user_id` with the user partitions' count, which puts
    each row in the same partition as its user block (the same hash of the same column). The partitions
@@ -43,14 +43,14 @@ from flowtui.core.cluster.source import ROW, portable_errors
 from flowtui.core.data.schema import LABEL
 from flowtui.core.flow import split
 from flowtui.core.flow.features import (
-    _BASE_PRIOR,
+    BASE_PRIOR,
     FEATURE_NAMES,
-    _codes,
-    _Keyed,
-    _label_values,
-    _row_features,
-    _smooth,
-    _user_features,
+    Keyed,
+    dense_codes,
+    label_values,
+    row_features,
+    smooth,
+    user_features,
 )
 
 __all__ = [
@@ -224,7 +224,7 @@ def _user_block(part: pd.DataFrame, table: pd.DataFrame, smoothing: float) -> pd
     """`build_features` of the user columns on a partition of whole users, with the global priors."""
     n = len(part)
     ts = part["ts_listen"].to_numpy(np.int64)
-    vals = _label_values(part)
+    vals = label_values(part)
     out: dict[str, np.ndarray] = {}
 
     def put(name: str, value: np.ndarray) -> None:
@@ -232,9 +232,9 @@ def _user_block(part: pd.DataFrame, table: pd.DataFrame, smoothing: float) -> pd
         col[:] = value
         out[name] = col
 
-    _row_features(put, part, ts)
+    row_features(put, part, ts)
 
-    # Dense timestamp ranks of the partition: only their order matters to `_Keyed`.
+    # Dense timestamp ranks of the partition: only their order matters to `Keyed`.
     uniq_ts, ts_rank = np.unique(ts, return_inverse=True)
     ts_rank = ts_rank.astype(np.int64)
     n_ts = max(int(uniq_ts.size), 1)
@@ -247,12 +247,12 @@ def _user_block(part: pd.DataFrame, table: pd.DataFrame, smoothing: float) -> pd
     g = np.empty((n, 4), dtype=np.float32, order="F")
     for j, c in enumerate(_COUNTS):
         g[:, j] = table[c].to_numpy(np.int64)[at]
-    prior = _smooth(g[:, 1], g[:, 0], _BASE_PRIOR, smoothing)
-    flow_prior = _smooth(g[:, 3], g[:, 2], prior, smoothing)
+    prior = smooth(g[:, 1], g[:, 0], BASE_PRIOR, smoothing)
+    flow_prior = smooth(g[:, 3], g[:, 2], prior, smoothing)
     del g
 
-    items = {name: _codes(part[f"{name}_id"].to_numpy()) for name in ("genre", "artist", "media")}
-    _user_features(put, part, ts, ts_rank, n_ts, vals, prior, flow_prior, smoothing, items)
+    items = {name: dense_codes(part[f"{name}_id"].to_numpy()) for name in ("genre", "artist", "media")}
+    user_features(put, part, ts, ts_rank, n_ts, vals, prior, flow_prior, smoothing, items)
     del flow_prior, items
 
     base = part.reset_index(drop=True)
@@ -277,13 +277,13 @@ def _item_block(part: pd.DataFrame, name: str, smoothing: float) -> pd.DataFrame
     vals[:, 1] = labelled
     vals[:, 2] = labelled & (label == 1)
     uniq_ts, ts_rank = np.unique(ts, return_inverse=True)
-    codes, n_codes = _codes(part[ITEM_KEYS[name]].to_numpy())
-    s = _Keyed(codes, n_codes, ts_rank.astype(np.int64), max(int(uniq_ts.size), 1)).before(vals)
+    codes, n_codes = dense_codes(part[ITEM_KEYS[name]].to_numpy())
+    s = Keyed(codes, n_codes, ts_rank.astype(np.int64), max(int(uniq_ts.size), 1)).before(vals)
     prior = part[PRIOR].to_numpy(np.float32)
     cols: dict[str, np.ndarray] = {
         ROW: part[ROW].to_numpy(np.int64),
         "user_id": part["user_id"].to_numpy(),
-        f"te_{name}": np.asarray(_smooth(s[:, 2], s[:, 1], prior, smoothing), dtype=np.float32),
+        f"te_{name}": np.asarray(smooth(s[:, 2], s[:, 1], prior, smoothing), dtype=np.float32),
     }
     if name in _PLAYS:
         cols[f"{name}_plays"] = np.ascontiguousarray(s[:, 0])

@@ -170,7 +170,7 @@ def _digest(parts: list[pd.DataFrame]) -> str:
 
 
 def fingerprint(rows: DaskFrame) -> Any:
-    """A Delayed str: `store.fingerprint` of the rows in input (`_row`) order, whatever their partitioning
+    """A Delayed str: `modelfiles.fingerprint` of the rows in input (`_row`) order, whatever their partitioning
     (the same value as on one machine for the same columns and dtypes). Each partition hashes its rows;
     one task sorts the (row, hash) pairs, 16 bytes a row, and digests them."""
     delayed = dask().delayed

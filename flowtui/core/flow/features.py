@@ -14,12 +14,28 @@ group's first row excludes ties.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from flowtui.core.data.schema import LABEL, SECONDS_PER_DAY, SESSION_GAP
+from flowtui.core.run_config import FeatureSettings
+
+__all__ = [
+    "BASE_PRIOR",
+    "FEATURE_NAMES",
+    "FeatureSettings",
+    "Keyed",
+    "build_features",
+    "dense_codes",
+    "fold_matrices",
+    "label_values",
+    "row_features",
+    "smooth",
+    "target_matrix",
+    "training_matrix",
+    "user_features",
+]
 
 #: Feature columns produced by `build_features`, in order.
 FEATURE_NAMES: tuple[str, ...] = (
@@ -68,20 +84,12 @@ _RAW = (
     "user_gender",
 )
 #: Prior listen rate before any labelled row is seen (it weighs `smoothing` pseudo-rows).
-_BASE_PRIOR = 0.5
+BASE_PRIOR = 0.5
 
 
-@dataclass(frozen=True)
-class FeatureSettings:
-    """How the feature matrices of a run are built."""
-
-    smoothing: float = 10.0
-    flow_only: bool = False
-    top_k: int | None = None
-
-
-class _Keyed:
-    """Exclusive (strictly earlier timestamp) running sums of values per key.
+class Keyed:
+    """Exclusive (strictly earlier timestamp) running sums of values per key (the cluster's features use it
+    on partitions of whole keys).
 
     `key` holds non-negative int codes below `n_keys`; `ts_rank` dense timestamp ranks below `n_ts`.
     """
@@ -125,7 +133,7 @@ class _Keyed:
         return out
 
 
-def _codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+def dense_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
     """Dense int64 codes of `values` and their number."""
     codes, uniq = pd.factorize(values)
     return codes.astype(np.int64), max(len(uniq), 1)
@@ -135,7 +143,7 @@ def _pair(a: np.ndarray, n_a: int, b: np.ndarray, n_b: int, n_ts: int) -> tuple[
     """Int codes of the pair (a, b) small enough to combine with timestamp ranks in an int64."""
     if n_a * n_b * n_ts < 2**62:
         return a * np.int64(n_b) + b, n_a * n_b
-    return _codes(a * np.int64(n_b) + b)
+    return dense_codes(a * np.int64(n_b) + b)
 
 
 def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -149,7 +157,8 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.asarray(era * 146097 + doe - 719468)
 
 
-def _smooth(s: np.ndarray, c: np.ndarray, prior: np.ndarray | float, m: float) -> np.ndarray:
+def smooth(s: np.ndarray, c: np.ndarray, prior: np.ndarray | float, m: float) -> np.ndarray:
+    """The rate `s / c` smoothed toward `prior` with the weight of `m` pseudo-rows."""
     return (s + m * prior) / (c + m)
 
 
@@ -157,14 +166,14 @@ def build_features(frame: pd.DataFrame, *, smoothing: float = 10.0) -> pd.DataFr
     """One float32 row of `FEATURE_NAMES` per row of `frame` (same index), from strictly earlier rows only."""
     n = len(frame)
     ts = frame["ts_listen"].to_numpy(np.int64)
-    vals = _label_values(frame)
+    vals = label_values(frame)
     X = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32, order="F")
     col = {f: j for j, f in enumerate(FEATURE_NAMES)}
 
     def put(name: str, value: np.ndarray) -> None:
         X[:, col[name]] = value
 
-    _row_features(put, frame, ts)
+    row_features(put, frame, ts)
 
     # Dense timestamp ranks from one sort by time, reused for the population priors.
     ts_order = np.argsort(ts, kind="stable")
@@ -179,25 +188,25 @@ def build_features(frame: pd.DataFrame, *, smoothing: float = 10.0) -> pd.DataFr
     del ts_s, new_ts
 
     # Population priors from strictly earlier rows: overall and on Flow.
-    g = _Keyed(np.zeros(n, dtype=np.int64), 1, ts_rank, n_ts, order=ts_order).before(vals[:, [1, 2, 4, 5]])
-    prior = _smooth(g[:, 1], g[:, 0], _BASE_PRIOR, smoothing)
-    flow_prior = _smooth(g[:, 3], g[:, 2], prior, smoothing)
+    g = Keyed(np.zeros(n, dtype=np.int64), 1, ts_rank, n_ts, order=ts_order).before(vals[:, [1, 2, 4, 5]])
+    prior = smooth(g[:, 1], g[:, 0], BASE_PRIOR, smoothing)
+    flow_prior = smooth(g[:, 3], g[:, 2], prior, smoothing)
     del g, ts_order
 
     items = {
-        "genre": _codes(frame["genre_id"].to_numpy()),
-        "artist": _codes(frame["artist_id"].to_numpy()),
-        "media": _codes(frame["media_id"].to_numpy()),
-        "album": _codes(frame["album_id"].to_numpy()),
-        "context": _codes(frame["context_type"].to_numpy()),
+        "genre": dense_codes(frame["genre_id"].to_numpy()),
+        "artist": dense_codes(frame["artist_id"].to_numpy()),
+        "media": dense_codes(frame["media_id"].to_numpy()),
+        "album": dense_codes(frame["album_id"].to_numpy()),
+        "context": dense_codes(frame["context_type"].to_numpy()),
     }
-    _user_features(put, frame, ts, ts_rank, n_ts, vals, prior, flow_prior, smoothing, items)
+    user_features(put, frame, ts, ts_rank, n_ts, vals, prior, flow_prior, smoothing, items)
     del flow_prior
 
     # Item target encodings and popularity.
     for name in ("media", "artist", "album", "genre", "context"):
-        s = _Keyed(*items[name], ts_rank, n_ts).before(vals[:, :3])
-        put(f"te_{name}", _smooth(s[:, 2], s[:, 1], prior, smoothing))
+        s = Keyed(*items[name], ts_rank, n_ts).before(vals[:, :3])
+        put(f"te_{name}", smooth(s[:, 2], s[:, 1], prior, smoothing))
         if name in ("media", "artist"):
             put(f"{name}_plays", s[:, 0])
         del s
@@ -205,7 +214,7 @@ def build_features(frame: pd.DataFrame, *, smoothing: float = 10.0) -> pd.DataFr
     return pd.DataFrame(X, index=frame.index, columns=list(FEATURE_NAMES), copy=False)
 
 
-def _label_values(frame: pd.DataFrame) -> np.ndarray:
+def label_values(frame: pd.DataFrame) -> np.ndarray:
     """Stacked 0/1 values summed per key: play, labelled, listened, and the same on Flow rows only."""
     n = len(frame)
     if LABEL in frame.columns:
@@ -222,8 +231,8 @@ def _label_values(frame: pd.DataFrame) -> np.ndarray:
     return vals
 
 
-def _row_features(put: Callable[[str, np.ndarray], None], frame: pd.DataFrame, ts: np.ndarray) -> None:
-    """The row-wise features: time, release and the raw columns."""
+def row_features(put: Callable[[str, np.ndarray], None], frame: pd.DataFrame, ts: np.ndarray) -> None:
+    """The row-wise features (time, release and the raw columns), each passed to `put(name, values)`."""
     day = np.floor_divide(ts, SECONDS_PER_DAY)
     put("hour", np.floor_divide(ts, 3600) % 24)
     put("weekday", (day + 3) % 7)  # 1970-01-01 was a Thursday; Monday = 0
@@ -237,7 +246,7 @@ def _row_features(put: Callable[[str, np.ndarray], None], frame: pd.DataFrame, t
         put(c, frame[c].to_numpy())
 
 
-def _user_features(
+def user_features(
     put: Callable[[str, np.ndarray], None],
     frame: pd.DataFrame,
     ts: np.ndarray,
@@ -250,16 +259,18 @@ def _user_features(
     items: Mapping[str, tuple[np.ndarray, int]],
 ) -> None:
     """The per-user features (rates, session position) and user x item ones (genre, artist, media codes in
-    `items`) of `frame`, whose rows must hold every row of their users."""
-    user, n_users = _codes(frame["user_id"].to_numpy())
-    uk = _Keyed(user, n_users, ts_rank, n_ts)
+    `items`, from `dense_codes`) of `frame`, each passed to `put(name, values)`. `frame` must hold every row
+    of its users; `prior` and `flow_prior` are the population priors of its rows, `vals` their
+    `label_values`, `ts_rank` dense ranks of `ts` below `n_ts`."""
+    user, n_users = dense_codes(frame["user_id"].to_numpy())
+    uk = Keyed(user, n_users, ts_rank, n_ts)
     u = uk.before(vals)
     user_count = u[:, 0]
-    user_rate = _smooth(u[:, 2], u[:, 1], prior, smoothing)
+    user_rate = smooth(u[:, 2], u[:, 1], prior, smoothing)
     put("user_count", user_count)
     put("user_rate", user_rate)
     put("user_flow_count", u[:, 3])
-    put("user_flow_rate", _smooth(u[:, 5], u[:, 4], flow_prior, smoothing))
+    put("user_flow_rate", smooth(u[:, 5], u[:, 4], flow_prior, smoothing))
     del u
     position = _session_position(uk, ts)
     put("session_position", position)
@@ -268,14 +279,14 @@ def _user_features(
 
     # User x item: plays, share of the user's plays, listen rate smoothed toward the user's rate.
     for name in ("genre", "artist", "media"):
-        s = _Keyed(*_pair(user, n_users, *items[name], n_ts), ts_rank, n_ts).before(vals[:, :3])
+        s = Keyed(*_pair(user, n_users, *items[name], n_ts), ts_rank, n_ts).before(vals[:, :3])
         put(f"user_{name}_count", s[:, 0])
         put(f"user_{name}_share", s[:, 0] / np.maximum(user_count, 1.0))
-        put(f"user_{name}_rate", _smooth(s[:, 2], s[:, 1], user_rate, smoothing))
+        put(f"user_{name}_rate", smooth(s[:, 2], s[:, 1], user_rate, smoothing))
         del s
 
 
-def _session_position(uk: _Keyed, ts: np.ndarray) -> np.ndarray:
+def _session_position(uk: Keyed, ts: np.ndarray) -> np.ndarray:
     """Position of each row in its user's session: the session's rows with an earlier timestamp.
 
     A session starts at a user's first row or after a gap longer than `SESSION_GAP` seconds.

@@ -31,6 +31,52 @@ class Fold:
     round: int
 
 
+@dataclass(frozen=True)
+class _Candidates:
+    """The possible targets: per (user, timestamp) group holding a Flow row, its last Flow row."""
+
+    pos: np.ndarray  # positions in the frame
+    ts: np.ndarray
+    user: np.ndarray
+    rank: np.ndarray  # from the end within each user: 0 = the user's latest Flow timestamp
+    n_earlier: np.ndarray  # the user's rows with a strictly earlier timestamp
+
+
+def _candidates(user: np.ndarray, ts: np.ndarray, flow: np.ndarray) -> _Candidates | None:
+    """The candidates of `holdout`, in ascending (user, ts) order; None without any Flow row."""
+    n = user.size
+    pos = np.arange(n, dtype=np.int64)
+    # Sort by (user, ts, original position); then each (user, ts) tie group is contiguous.
+    order = np.lexsort((pos, ts, user))
+    u_s, t_s, f_s = user[order], ts[order], flow[order]
+    new_user = np.empty(n, dtype=bool)
+    new_user[0] = True
+    new_user[1:] = u_s[1:] != u_s[:-1]
+    new_group = new_user.copy()
+    new_group[1:] |= t_s[1:] != t_s[:-1]
+    idx = np.arange(n, dtype=np.int64)
+    user_start = np.maximum.accumulate(np.where(new_user, idx, 0))
+    group_start = np.maximum.accumulate(np.where(new_group, idx, 0))
+    n_earlier = group_start - user_start  # the user's rows with a strictly earlier timestamp
+
+    flow_idx = np.flatnonzero(f_s)
+    if flow_idx.size == 0:
+        return None
+    fg = group_start[flow_idx]
+    last_in_group = np.empty(flow_idx.size, dtype=bool)
+    last_in_group[-1] = True
+    last_in_group[:-1] = fg[1:] != fg[:-1]
+    cand = flow_idx[last_in_group]  # sorted positions, ascending (user, ts)
+    cand_user = u_s[cand]
+    is_last_of_user = np.empty(cand.size, dtype=bool)
+    is_last_of_user[-1] = True
+    is_last_of_user[:-1] = cand_user[1:] != cand_user[:-1]
+    cidx = np.arange(cand.size, dtype=np.int64)
+    # Index of the user's last candidate, filled backwards.
+    last_pos = np.minimum.accumulate(np.where(is_last_of_user, cidx, cand.size)[::-1])[::-1]
+    return _Candidates(order[cand], t_s[cand], cand_user, last_pos - cidx, n_earlier[cand])
+
+
 def holdout(
     frame: pd.DataFrame,
     *,
@@ -47,62 +93,31 @@ def holdout(
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
-    n = len(frame)
-    if n == 0:
+    if len(frame) == 0:
         return []
     user = frame["user_id"].to_numpy(np.int64)
     ts = frame["ts_listen"].to_numpy(np.int64)
     flow = frame["listen_type"].to_numpy() == 1
     if contexts is not None:
         flow &= np.isin(frame["context_type"].to_numpy(), np.asarray(list(contexts), dtype=np.int64))
-    pos = np.arange(n, dtype=np.int64)
-
-    # Sort by (user, ts, original position); then each (user, ts) tie group is contiguous.
-    order = np.lexsort((pos, ts, user))
-    u_s, t_s, f_s = user[order], ts[order], flow[order]
-    new_user = np.empty(n, dtype=bool)
-    new_user[0] = True
-    new_user[1:] = u_s[1:] != u_s[:-1]
-    new_group = new_user.copy()
-    new_group[1:] |= t_s[1:] != t_s[:-1]
-    idx = np.arange(n, dtype=np.int64)
-    user_start = np.maximum.accumulate(np.where(new_user, idx, 0))
-    group_start = np.maximum.accumulate(np.where(new_group, idx, 0))
-    n_earlier = group_start - user_start  # the user's rows with a strictly earlier timestamp
-
-    # Candidates: per (user, ts) group holding a Flow row, its last Flow row in original order.
-    flow_idx = np.flatnonzero(f_s)
-    if flow_idx.size == 0:
+    cand = _candidates(user, ts, flow)
+    if cand is None:
         return []
-    fg = group_start[flow_idx]
-    last_in_group = np.empty(flow_idx.size, dtype=bool)
-    last_in_group[-1] = True
-    last_in_group[:-1] = fg[1:] != fg[:-1]
-    cand = flow_idx[last_in_group]  # sorted positions, ascending (user, ts)
-    cand_user = u_s[cand]
-    # Rank from the end within each user: 0 = latest Flow timestamp.
-    is_last_of_user = np.empty(cand.size, dtype=bool)
-    is_last_of_user[-1] = True
-    is_last_of_user[:-1] = cand_user[1:] != cand_user[:-1]
-    cidx = np.arange(cand.size, dtype=np.int64)
-    # Index of the user's last candidate, filled backwards.
-    last_pos = np.minimum.accumulate(np.where(is_last_of_user, cidx, cand.size)[::-1])[::-1]
-    rank = last_pos - cidx
     # Failing min_history at rank r means failing at every larger rank (fewer earlier rows), so the valid
     # ranks of a user are 0..R_u-1.
-    ok = n_earlier[cand] >= min_history
+    ok = cand.n_earlier >= min_history
 
     folds: list[Fold] = []
     # cut_ts per user (by position in `uniq`): history keeps the user's rows with ts < cut.
     uniq, inv = np.unique(user, return_inverse=True)
     cut = np.full(uniq.size, np.iinfo(np.int64).max, dtype=np.int64)
-    cand_uid = np.searchsorted(uniq, cand_user)
+    cand_uid = np.searchsorted(uniq, cand.user)
     for r in range(rounds):
-        sel = (rank == r) & ok
+        sel = (cand.rank == r) & ok
         if not sel.any():
             break
-        cut[cand_uid[sel]] = t_s[cand[sel]]
-        target_pos = np.sort(order[cand[sel]])
+        cut[cand_uid[sel]] = cand.ts[sel]
+        target_pos = np.sort(cand.pos[sel])
         keep = ts < cut[inv]
         folds.append(Fold(history=frame[keep], targets=frame.iloc[target_pos], round=r))
     return folds

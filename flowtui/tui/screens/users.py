@@ -14,8 +14,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Select, Static
 
-from flowtui.core.data import users as queries
 from flowtui.core.errors import DataError
+from flowtui.core.flow import users as queries
 from flowtui.tui import helpers
 from flowtui.tui.dialogs import ConfirmDialog, PathDialog
 from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids

@@ -1,6 +1,7 @@
 """Per-user views of a loaded train frame: the user list, a profile, recent history, the test-row prediction.
 
 Read-only lookups (vectorised pandas) that the app's user browser shows; kept in core so any front end can.
+Here in flow, not in data, since the test-row prediction reads a saved Flow model.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def user_history(frame: pd.DataFrame, user_id: int, n: int = 8) -> pd.DataFrame:
 
 def test_probability(folder: Path, train: pd.DataFrame, test: pd.DataFrame, user_id: int) -> float | None:
     """The saved model's predicted listen probability for the user's test row (None when they have none)."""
-    from flowtui.core.flow import evaluate, store
+    from flowtui.core.flow import evaluate, store  # loaded when first asked: the app starts lighter
 
     row = test[test["user_id"] == user_id]
     if row.empty:

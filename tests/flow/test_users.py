@@ -4,7 +4,7 @@ import math
 
 import pandas as pd
 
-from flowtui.core.data import users
+from flowtui.core.flow import users
 
 
 def _frame() -> pd.DataFrame:

@@ -6,19 +6,23 @@ plain numpy passes give the same half-logits as the torch network (see `Recommen
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy.special import expit
 
-from flowtui.core.recs.dbn import DBN
-from flowtui.core.recs.rbm import RBM
 from flowtui.core.recs.recommender import one_blas_thread
+
+if TYPE_CHECKING:  # the networks import this module lazily (Network.user_scorer): no import back at run time
+    from flowtui.core.recs.dbn import DBN
+    from flowtui.core.recs.rbm import RBM
 
 
 class NumpyNet:
     """numpy copies of an RBM/DBN's layers for one-user scoring (small torch ops pay thread start-up costs)."""
 
     def __init__(self, net: RBM | DBN) -> None:
-        layers = list(net.rbms_) if isinstance(net, DBN) else [net]
+        layers = list(net._rbm_layers())
         self.layers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
             (r._W.detach().cpu().numpy(), r._c.detach().cpu().numpy(), r._b.detach().cpu().numpy())
             for r in layers
@@ -32,7 +36,7 @@ class NumpyNet:
         self.e: np.ndarray = first._visible_layer()[2].detach().cpu().numpy()
         self.implicit = float(net.implicit_weight or 0.0)
         self.W1_sum: np.ndarray = self.layers[0][0].sum(axis=1)
-        self.mix = float(net.deep_mix) if isinstance(net, DBN) else 0.0
+        self.mix = float(getattr(net, "deep_mix", 0.0))  # a DBN's; an RBM has none
         self.groups, self.catalogue_weights = net._catalogue()
 
     def half_logits(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -113,12 +113,9 @@ class EASE(RecommenderBase):
         if len(kept) > 1 and not (np.diff(kept.astype(np.int64)) > 0).all():
             raise ValueError("state.npz 'kept' items are not distinct and sorted")
         B = check.array(arrays, "B", ndim=2, kind="f")
-        popularity = check.array(arrays, "popularity", ndim=1, kind="f")
         self.B_ = check.finite("B", check.shape("B", B, (len(kept), len(kept)))).astype(np.float32)
         self.kept_ = kept.astype(np.int64)
-        self.popularity_ = check.finite(
-            "popularity", check.shape("popularity", popularity, (n_items,))
-        ).astype(np.float32)
+        self.popularity_ = check.item_vector(arrays, "popularity")
 
 
 def _ease_weights(G: np.ndarray) -> np.ndarray:

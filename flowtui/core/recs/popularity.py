@@ -59,11 +59,7 @@ class Popularity(RecommenderBase):
         return {"counts": self.counts_}
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
-        counts = state_checks.array(arrays, "counts", ndim=1, kind="fiu")
-        n_items = len(arrays["item_ids"])
-        self.counts_ = state_checks.finite("counts", state_checks.shape("counts", counts, (n_items,))).astype(
-            np.float32
-        )
+        self.counts_ = state_checks.item_vector(arrays, "counts")
 
 
 class ItemMean(RecommenderBase):
@@ -99,11 +95,7 @@ class ItemMean(RecommenderBase):
         return {"rate": self.rate_}
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
-        rate = state_checks.array(arrays, "rate", ndim=1, kind="f")
-        n_items = len(arrays["item_ids"])
-        self.rate_ = state_checks.finite("rate", state_checks.shape("rate", rate, (n_items,))).astype(
-            np.float32
-        )
+        self.rate_ = state_checks.item_vector(arrays, "rate")
 
 
 register(

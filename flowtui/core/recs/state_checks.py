@@ -39,6 +39,12 @@ def shape(name: str, a: np.ndarray, expected: tuple[int, ...]) -> np.ndarray:
     return a
 
 
+def item_vector(arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """`arrays[name]` as float32: one finite number per item of the saved vocabulary."""
+    a = array(arrays, name, ndim=1, kind="fiu")
+    return finite(name, shape(name, a, (len(arrays["item_ids"]),))).astype(np.float32)
+
+
 def indices(name: str, a: np.ndarray, n: int) -> np.ndarray:
     """`a` when every index lies in 0..n-1."""
     if a.size and (int(a.min()) < 0 or int(a.max()) >= n):

@@ -81,6 +81,9 @@ class _Spec:
     factory: Callable[[Any], Any]  # factory(params object) -> unfitted model
     loader: Callable[[Path, Any], Any]  # loader(folder, params object) -> fitted model
     quick: Mapping[str, Value] = field(default_factory=dict)
+    # preflight(params, name): checks of this machine that no schema can make (a device that must exist),
+    # run whenever parameters are resolved for new work, before any data is touched; raises ParamError
+    preflight: Callable[[Mapping[str, Value], str], None] | None = None
     kind: ClassVar[Kind]
 
     @property
@@ -93,7 +96,10 @@ class _Spec:
         if preset not in PRESETS:
             raise ParamError(f"preset {preset!r}: expected one of {', '.join(PRESETS)}")
         merged = {**(self.quick if preset == "quick" else {}), **(overrides or {})}
-        return self.schema.resolve(merged, self.name)
+        resolved = self.schema.resolve(merged, self.name)
+        if self.preflight is not None:
+            self.preflight(resolved, self.name)
+        return resolved
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from flowtui.core.flow.classifiers import LightGBMModel, LightGBMParams
 from flowtui.core.flow.rbm_classifier import RBMModel
 from flowtui.core.params import param
 from flowtui.core.recs.rbm_params import RBMParams
+from flowtui.core.recs.rbm_source import device_preflight
 from flowtui.core.registry import ModelSpec, register
 
 SCORE_FEATURE = "rbm_score"
@@ -105,6 +106,7 @@ register(
         params_cls=HybridParams,
         factory=HybridModel,
         loader=HybridModel.load,
+        preflight=device_preflight,
         quick={
             "n_estimators": 100,
             "learning_rate": 0.1,

@@ -27,6 +27,7 @@ from flowtui.core.recs.network_files import RBMFileError, load_network, save_net
 from flowtui.core.recs.rbm import RBM
 from flowtui.core.recs.rbm_networks import EXPOSURE_FILE, CollaborativeModel, params_as_saved
 from flowtui.core.recs.rbm_params import DBN_QUICK, RBM_QUICK, DBNParams, RBMParams
+from flowtui.core.recs.rbm_source import device_preflight
 from flowtui.core.registry import ModelSpec, register
 
 __all__ = ["DBNModel", "RBMModel"]
@@ -186,6 +187,7 @@ register(
         factory=RBMModel,
         loader=RBMModel.load,
         quick=RBM_QUICK,
+        preflight=device_preflight,
         family="collaborative",
     )
 )
@@ -197,6 +199,7 @@ register(
         factory=DBNModel,
         loader=DBNModel.load,
         quick=DBN_QUICK,
+        preflight=device_preflight,
         family="collaborative",
     )
 )

@@ -39,6 +39,7 @@ from flowtui.core.recs.rbm_networks import (
     params_as_saved,
 )
 from flowtui.core.recs.rbm_params import DBN_QUICK, RBM_QUICK, DBNParams, RBMParams
+from flowtui.core.recs.rbm_source import device_preflight
 from flowtui.core.recs.recommender import RecommenderBase
 from flowtui.core.registry import RecommenderSpec, register
 
@@ -221,6 +222,7 @@ register(
         factory=RBMRecommender,
         loader=RBMRecommender.load,
         quick=RBM_QUICK,
+        preflight=device_preflight,
     )
 )
 register(
@@ -231,5 +233,6 @@ register(
         factory=DBNRecommender,
         loader=DBNRecommender.load,
         quick=DBN_QUICK,
+        preflight=device_preflight,
     )
 )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from flowtui.core.errors import ParamError
 from flowtui.core.recs.interactions import InteractionMatrix
 
 if TYPE_CHECKING:
@@ -30,12 +31,52 @@ BIAS_PRIOR = 5.0
 
 
 def resolve_device(device: str = "auto") -> str:
-    """ "auto" -> "cuda" when a CUDA device is available, else "cpu"; other values pass through."""
+    """ "auto" -> "cuda" when a CUDA device is available, else "cpu"; "cuda" or "mps" must exist here
+    (ParamError naming the devices this machine has, not torch's RuntimeError mid-fit)."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    check_device(device)
     return device
+
+
+def devices_here() -> list[str]:
+    """The torch devices this machine offers: "cpu", then "cuda:N (name)" and "mps" where present."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+def check_device(device: str, where: str = "device") -> None:
+    """ParamError unless `device` ("cpu", "cuda", "mps", "auto") can be used on this machine."""
+    if device in ("cpu", "auto"):
+        return
+    import torch
+
+    ok = (
+        torch.cuda.is_available()
+        if device == "cuda"
+        else device == "mps" and torch.backends.mps.is_available()
+    )
+    if not ok:
+        build = "a CPU-only build" if device == "cuda" and torch.version.cuda is None else "no device visible"
+        raise ParamError(
+            f"{where} is {device!r}, but this machine has no {device.upper()} device (torch {torch.__version__}, "
+            f"{build}); devices here: {', '.join(devices_here())} (or 'auto')"
+        )
+
+
+def device_preflight(params: Mapping[str, object], name: str) -> None:
+    """A registry preflight: every `device` (or `*_device`) parameter of `name` names a device that exists."""
+    for key, value in params.items():
+        if (key == "device" or key.endswith("_device")) and isinstance(value, str):
+            check_device(value, f"{name}.{key}")
 
 
 @dataclass

@@ -282,7 +282,7 @@ def test_other_data_question_names_both_data_sets(
     tiny: tuple[Path, Path], other_tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:
     from flowtui.core.data.io import load_dataset
-    from flowtui.core.recs.recommend import open_model
+    from flowtui.core.recs.workflow import open_model
 
     _save(tiny[0], tmp_path / "m", "popularity")
     model = open_model(tmp_path / "m")

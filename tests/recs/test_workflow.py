@@ -79,7 +79,9 @@ def test_train_stops_at_the_first_failure_and_checks_parameters_first(
     assert not (tmp_path / "m" / "popularity").exists()
 
 
-def test_a_cancel_leaves_what_was_saved_and_nothing_half_written(blocks: pd.DataFrame, tmp_path: Path) -> None:
+def test_a_cancel_leaves_what_was_saved_and_nothing_half_written(
+    blocks: pd.DataFrame, tmp_path: Path
+) -> None:
     cancel = threading.Event()
 
     def stop_after_first(name: str, outcome: object) -> None:
@@ -116,7 +118,7 @@ def test_a_tuner_gives_the_parameters_trained_with(blocks: pd.DataFrame, tmp_pat
     def bad(*args: object, **kw: object) -> Mapping[str, Mapping[str, object]]:
         return {"item_knn": {"k": -1}}
 
-    with pytest.raises(ParamError, match="item_knn.k must be"):
+    with pytest.raises(ParamError, match=r"item_knn\.k must be"):
         workflow.train_and_save(blocks, request, tuner=bad)
 
 

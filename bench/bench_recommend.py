@@ -33,8 +33,9 @@ import pandas as pd
 
 from flowtui.core import registry
 from flowtui.core.recs.interactions import recommender_matrix
-from flowtui.core.recs.recommend import Recommender, open_model
+from flowtui.core.recs.recommend import Recommender
 from flowtui.core.recs.store import save_recommender
+from flowtui.core.workflows.recs import open_model
 
 
 def synthetic_log(n_users: int, n_items: int, per_user: int, seed: int = 0) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
@@ -392,28 +392,39 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
 
 
 def parse_overrides(
-    items: Iterable[str], models: Sequence[str], known: Sequence[str]
+    items: Iterable[str],
+    models: Sequence[str],
+    known: Sequence[str],
+    *,
+    has_key: Callable[[str, str], bool] | None = None,
 ) -> dict[str, dict[str, str]]:
-    """`MODEL.KEY=VALUE` items (or `KEY=VALUE` when exactly one model is chosen) as {model: {key: text}}.
+    """`MODEL.KEY=VALUE` items as {model: {key: text}}; the one parser of `--set` for every model kind.
 
-    Only the syntax and the model names are checked here; values are checked by each model's schema.
+    A plain `KEY=VALUE` goes to the one chosen model; with `has_key(model, key)` (recommenders) it goes to
+    every chosen model that has KEY instead, and at least one must. Only the syntax, the model names and
+    (with `has_key`) the keys are checked here; values are checked by each model's schema.
     """
     out: dict[str, dict[str, str]] = {}
     for item in items:
         key, raw = _assignment(item, "MODEL.KEY=VALUE")
         prefix, dot, rest = key.partition(".")
         if dot and prefix in known:
-            name, key = prefix, rest
+            names, key = [prefix], rest
         elif dot:
             raise ParamError(f"--set {item!r}: unknown model {prefix!r}; known: {', '.join(known)}")
+        elif has_key is not None:
+            names = [n for n in models or known if has_key(n, key)]
+            if not names:
+                raise ParamError(f"--set {item!r}: no chosen model has a parameter {key!r}")
         elif len(models) == 1:
-            name = models[0]
+            names = [models[0]]
         else:
             listed = ", ".join(models or known)
             raise ParamError(f"--set {item!r}: name the model, as MODEL.KEY=VALUE (models: {listed})")
-        if models and name not in models:
-            raise ParamError(
-                f"--set {item!r}: model {name!r} is not among the chosen models ({', '.join(models)})"
-            )
-        out.setdefault(name, {})[key] = raw
+        for name in names:
+            if models and name not in models:
+                raise ParamError(
+                    f"--set {item!r}: model {name!r} is not among the chosen models ({', '.join(models)})"
+                )
+            out.setdefault(name, {})[key] = raw
     return out

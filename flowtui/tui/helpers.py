@@ -110,7 +110,7 @@ class RecommenderCache:
         Flow model) over `frame`, built on first use; call it in a worker. Raises `OtherData` when the model
         was trained on other data and `data_key(folder, frame)` is not in `allowed`; DataError (one line)
         for a damaged folder, ValueError for a model that cannot recommend."""
-        from flowtui.core.recs import recommend
+        from flowtui.core.workflows import recs as recommend
 
         key = (str(folder), (folder / "meta.json").stat().st_mtime_ns, id(frame))
         with self._lock:

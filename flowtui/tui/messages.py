@@ -72,7 +72,7 @@ class UserReady(Message):
     """Profile, history, recommendations and test-row probability of one user."""
 
     user_id: int
-    profile: dict[str, Any]  # core.data.users.user_profile
+    profile: dict[str, Any]  # core.flow.users.user_profile
     history: pd.DataFrame
     recs: pd.DataFrame | None  # None when there is no model or it cannot recommend for this user
     test_probability: float | None

@@ -110,6 +110,29 @@ def test_override_syntax() -> None:
     assert parse_assignments(["a=1", "b=x=y"]) == {"a": "1", "b": "x=y"}
 
 
+def test_override_syntax_spread_over_the_models_that_have_the_key() -> None:
+    known = ["ease", "als", "popularity"]
+    keys = {"ease": {"l2"}, "als": {"factors", "num_threads"}, "popularity": {"num_threads"}}
+
+    def has_key(name: str, key: str) -> bool:
+        return key in keys[name]
+
+    chosen = ["ease", "als", "popularity"]
+    assert parse_overrides(["num_threads=2", "ease.l2=5"], chosen, known, has_key=has_key) == {
+        "als": {"num_threads": "2"},
+        "popularity": {"num_threads": "2"},
+        "ease": {"l2": "5"},
+    }
+    assert parse_overrides(["l2=9"], ["ease"], known, has_key=has_key) == {"ease": {"l2": "9"}}
+    for bad, message in [
+        (["factors=3"], "no chosen model has a parameter 'factors'"),
+        (["als.factors=3"], "model 'als' is not among the chosen models"),
+        (["nope.k=3"], "unknown model 'nope'"),
+    ]:
+        with pytest.raises(ParamError, match=message):
+            parse_overrides(bad, ["ease", "popularity"], known, has_key=has_key)
+
+
 def _all_params() -> list[tuple[str, Param]]:
     return [(n, p) for n in registry.model_names() for p in registry.get_spec(n).schema.params]
 

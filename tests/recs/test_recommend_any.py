@@ -11,8 +11,9 @@ import pytest
 from flowtui.core import registry
 from flowtui.core.errors import DataError
 from flowtui.core.recs.interactions import recommender_matrix
-from flowtui.core.recs.recommend import REC_COLUMNS, Recommender, as_recommender, open_model
+from flowtui.core.recs.recommend import REC_COLUMNS, Recommender, as_recommender
 from flowtui.core.recs.store import RecommenderFileError, save_recommender
+from flowtui.core.workflows.recs import open_model
 from tests.recs.conftest import block_frame, build
 
 NAMES = registry.recommender_names()

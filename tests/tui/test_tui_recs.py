@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from textual.clock import MockClock
-from textual.widgets import DataTable, Input, Label, Select, Static
+from textual.widgets import DataTable, Input, Label, RichLog, Select, Static
 
 from flowtui.core import events as ev
 from flowtui.tui import helpers
@@ -265,7 +265,8 @@ async def test_users_and_new_user_use_any_recommender_and_ask_about_other_data(
         assert any("used on other data" in line for line in app.state.activity)
         await pilot.press("5", "f5")  # the yes holds for the Users screen too
         await _settle(app, pilot)
-        assert app.screen is screen and recs.row_count == helpers.TOP_N
+        current: object = app.screen  # mypy narrowed app.screen to the dialog above
+        assert current is screen and recs.row_count == helpers.TOP_N
 
         # and for the export of every user's top 10 with it
         out = tmp_path / "recs.csv"
@@ -283,7 +284,7 @@ def test_other_data_question_names_both_data_sets(
     tiny: tuple[Path, Path], other_tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:
     from flowtui.core.data.io import load_dataset
-    from flowtui.core.recs.recommend import open_model
+    from flowtui.core.workflows.recs import open_model
 
     _save(tiny[0], tmp_path / "m", "popularity")
     model = open_model(tmp_path / "m")
@@ -379,4 +380,4 @@ async def test_a_part_of_a_model_reports_on_its_model_row(tiny: tuple[Path, Path
             await pilot.pause()
         assert set(screen._rows) == {"rbm"}
         assert "exposure 2/4" in str(row._status.content)
-        assert any("rbm exposure" in line for line in map(str, screen.query_one("#train-log").lines))
+        assert any("rbm exposure" in line for line in map(str, screen.query_one("#train-log", RichLog).lines))

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,9 @@ from flowtui.core import events as ev
 from flowtui.core import metrics
 from flowtui.core.recs.interactions import MAX_ITEMS, InteractionMatrix, recommender_matrix
 from flowtui.core.recs.recommender import SCORE_CELLS, RecommenderBase, top_n
+
+if TYPE_CHECKING:
+    from flowtui.core.registry import RecommenderSpec
 
 Holdout = Literal["random", "latest"]
 #: The metrics of a leaderboard row, in display order.
@@ -187,6 +190,39 @@ def _aggregate(name: str, runs: list[dict[str, float | None]]) -> dict[str, Any]
     return row
 
 
+def _checked_specs(
+    models: Sequence[str] | None,
+    *,
+    k: int,
+    seeds: int,
+    fraction: float,
+    preset: str,
+    params: Mapping[str, Mapping[str, object]] | None,
+) -> dict[str, RecommenderSpec]:
+    """The specs of the chosen recommenders once every setting is checked: ValueError (ParamError for a
+    bad parameter) before any data is touched."""
+    from flowtui.core import registry
+
+    names = list(dict.fromkeys(models or registry.recommender_names()))
+    known = registry.recommender_names()
+    bad = [m for m in names if m not in known]
+    if bad:
+        raise ValueError(f"unknown recommender {', '.join(bad)}; known: {', '.join(known)}")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if seeds < 1:
+        raise ValueError(f"seeds must be at least 1, got {seeds}")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
+    extra = set(params or {}) - set(names)
+    if extra:
+        raise ValueError(f"parameters given for {', '.join(sorted(extra))}, which is not evaluated")
+    specs = {n: registry.get_recommender(n) for n in names}
+    for n, spec in specs.items():
+        spec.params((params or {}).get(n), preset)
+    return specs
+
+
 def leaderboard(
     data: pd.DataFrame | InteractionMatrix,
     models: Sequence[str] | None = None,
@@ -207,51 +243,21 @@ def leaderboard(
     """Every recommender in `models` (default: every registered one) on the same splits, `seeds` of them
     (seed, seed + 1, ...); `params` holds each model's overrides. Bad settings raise ValueError (ParamError
     for a bad parameter) before any fit. A model that needs labels is skipped on implicit data."""
-    from flowtui.core import registry
-
-    names = list(dict.fromkeys(models or registry.recommender_names()))
-    known = registry.recommender_names()
-    bad = [m for m in names if m not in known]
-    if bad:
-        raise ValueError(f"unknown recommender {', '.join(bad)}; known: {', '.join(known)}")
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    if seeds < 1:
-        raise ValueError(f"seeds must be at least 1, got {seeds}")
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
-    extra = set(params or {}) - set(names)
-    if extra:
-        raise ValueError(f"parameters given for {', '.join(sorted(extra))}, which is not evaluated")
-    specs = {n: registry.get_recommender(n) for n in names}
-    for n, spec in specs.items():
-        spec.params((params or {}).get(n), preset)  # ParamError before any data is touched
+    specs = _checked_specs(models, k=k, seeds=seeds, fraction=fraction, preset=preset, params=params)
+    names = list(specs)
     matrix = (
         data
         if isinstance(data, InteractionMatrix)
         else recommender_matrix(data, implicit=implicit, max_items=max_items)
     )
-    board = Leaderboard(
-        setup={
-            "k": k,
-            "seeds": list(range(seed, seed + seeds)),
-            "fraction": fraction,
-            "holdout": how,
-            "validation": validation,
-            "preset": preset,
-            "implicit": matrix.is_implicit,
-            "n_users": int(matrix.shape[0]),
-            "n_items": int(matrix.shape[1]),
-            "n_entries": matrix.nnz,
-        }
-    )
-    runnable = []
-    for n in names:
-        cls = specs[n].factory
-        if matrix.is_implicit and getattr(cls, "needs_labels", False):
-            board.skipped[n] = "needs listen/skip labels; this data holds plays only"
-        else:
-            runnable.append(n)
+    setup = {"k": k, "seeds": list(range(seed, seed + seeds)), "fraction": fraction, "holdout": how}
+    board = Leaderboard(setup={**setup, "validation": validation, "preset": preset, **_shape(matrix)})
+    board.skipped = {
+        n: "needs listen/skip labels; this data holds plays only"
+        for n in names
+        if matrix.is_implicit and getattr(specs[n].factory, "needs_labels", False)
+    }
+    runnable = [n for n in names if n not in board.skipped]
     runs: dict[str, list[dict[str, float | None]]] = {n: [] for n in runnable}
     total = seeds * len(runnable)
     done = 0
@@ -270,6 +276,16 @@ def leaderboard(
     )
     _paired_to_best(board.rows)
     return board
+
+
+def _shape(matrix: InteractionMatrix) -> dict[str, Any]:
+    """What a leaderboard's setup tells of its matrix: the kind of feedback and the sizes."""
+    return {
+        "implicit": matrix.is_implicit,
+        "n_users": int(matrix.shape[0]),
+        "n_items": int(matrix.shape[1]),
+        "n_entries": matrix.nnz,
+    }
 
 
 def _paired_to_best(rows: list[dict[str, Any]]) -> None:

@@ -7,32 +7,28 @@ artist) are applied BEFORE ranking: every matching track is a candidate. Reasons
 did or chose, or say plainly why ("listeners of media 12 you listened to also play it", "by artist 8485
 (you chose it)", "ranked high by ease for you").
 
-`open_model(folder)` reads a recommender folder (`flowtui train-recs`) or a Flow model folder holding an
-rbm, dbn or hybrid (`flowtui train`); `as_recommender` turns such a fitted Flow model into a recommender.
-`check_model_data(model, frame)` tells whether an opened model meets the data it was trained on (the
-same rule as `flow.data_match.check_data`). With `ids` (the `IdMap` kept beside an imported log), every
-id a list shows or writes (user, media, artist, genre, and those named in reasons) is the log's own.
+`as_recommender` turns a fitted Flow model holding an rbm, dbn or hybrid into a recommender (folders are
+opened by `workflow.open_model`); `check_model_data(model, frame)` (data_check.py) tells whether it meets
+the data it was trained on. With `ids` (the `IdMap` kept beside an imported log), every id a list shows
+or writes (user, media, artist, genre, and those named in reasons) is the log's own.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 
 from flowtui.core.errors import DataError
-from flowtui.core.modelfiles import fingerprint as data_fingerprint
+from flowtui.core.recs.data_check import check_model_data
 from flowtui.core.recs.interactions import _lookup, recommender_matrix
 from flowtui.core.recs.recommender import RecommenderBase, top_n
-from flowtui.core.recs.store import is_recommender_folder, load_recommender
 
 if TYPE_CHECKING:
     from flowtui.core.data.idmap import IdMap
-    from flowtui.core.modelfiles.data_match import DataMatch
 
 REC_COLUMNS = ["media_id", "score", "artist_id", "genre_id", "reason"]
 ALL_COLUMNS = ["user_id", "rank", "media_id", "score"]
@@ -62,56 +58,6 @@ def as_recommender(model: object) -> RecommenderBase:
         "recommendations need a recommender (train one with `flowtui train-recs`) or an rbm, dbn or "
         "hybrid model (`flowtui train --model rbm`)"
     )
-
-
-def open_model(folder: str | Path) -> RecommenderBase:
-    """The recommender saved in `folder`: a `flowtui train-recs` folder, or a `flowtui train` folder of an
-    rbm, dbn or hybrid. DataError (one line) on a missing or damaged folder; ValueError for a model that
-    cannot recommend."""
-    if is_recommender_folder(folder):
-        return load_recommender(folder)
-    from flowtui.core.flow import store
-
-    trained = store.load_model(folder)
-    model = as_recommender(trained)
-    model.trained_on = trained.data
-    model.trained_fingerprint = trained.fingerprint or ""
-    return model
-
-
-def check_model_data(
-    model: RecommenderBase, frame: pd.DataFrame, *, source: str | None = None, allow_other: bool = False
-) -> DataMatch:
-    """May `model` recommend over `frame`? The rule of `flow.data_match.check_data`: the same data (by
-    fingerprint) is fine; other data is fine with a warning when at least `MIN_KNOWN` of its distinct users
-    and media are known to the model; otherwise `DataMismatchError` naming both data sets, unless
-    `allow_other` (then a warning with the shares). A model that records no training data is compared by
-    its item vocabulary. `source` names `frame` in messages."""
-    from flowtui.core.modelfiles.data_match import DataMatch, DataMismatchError, IdSketch, _share_verdict
-
-    given = source or "the given data"
-    if model.trained_fingerprint and data_fingerprint(frame) == model.trained_fingerprint:
-        return DataMatch(same=True, user_known=1.0, item_known=1.0)
-    desc = model.trained_on
-    users: IdSketch | None = desc.users if desc is not None else None
-    items: IdSketch | None = desc.items if desc is not None else None
-    if items is None and len(model.item_ids_):
-        items = IdSketch.of(model.item_ids_, size=len(model.item_ids_))
-    trained_on = (
-        desc.label() if desc is not None else f"data with fingerprint {model.trained_fingerprint or '?'}"
-    )
-    shares = [
-        None if sketch is None or col not in frame.columns else sketch.known_share(frame[col].to_numpy())
-        for sketch, col in ((users, "user_id"), (items, "media_id"))
-    ]
-    u, i = shares
-    known = [x for x in shares if x is not None]
-    head = f"not the data this {model.name} model was trained on ({trained_on})"
-    if not known:
-        if not allow_other:
-            raise DataMismatchError(given, f"{head}, and too few of its ids can be compared")
-        return DataMatch(False, u, i, f"{given}: {head}; used anyway")
-    return _share_verdict(given, head, u, i, allow_other)
 
 
 class Recommender:
@@ -482,4 +428,4 @@ def _cap_per_group(ranked: np.ndarray, group: np.ndarray, cap: int) -> np.ndarra
     return ranked[(rank < cap) | (group < 0)]
 
 
-__all__ = ["ALL_COLUMNS", "REC_COLUMNS", "Recommender", "as_recommender", "check_model_data", "open_model"]
+__all__ = ["ALL_COLUMNS", "REC_COLUMNS", "Recommender", "as_recommender", "check_model_data"]

@@ -19,7 +19,7 @@ Filters are a boolean `allowed` mask over items applied BEFORE ranking (`top_n`)
 filter finds every matching item, not only those in some longer list. `recs/store.py` writes and reads
 model folders (`save_recommender`, `load_recommender`). Subclasses implement `_fit`, `_score`, `_state`
 and `_restore`; adding a recommender is one module with its params dataclass, its class and one
-`registry.register_recommender(...)` call, plus its module's name in `registry._REC_MODULES`.
+`registry.register(RecommenderSpec(...))` call, plus its module's name in `registry._MODULES["recommender"]`.
 """
 
 from __future__ import annotations

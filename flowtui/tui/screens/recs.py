@@ -9,7 +9,6 @@ computed on: loading other data clears it (screen 1).
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,74 +29,19 @@ from flowtui.tui.messages import (
     RecNamesRead,
     RecTrained,
     RecTrainingEnded,
-    SavedRecsRead,
 )
-from flowtui.tui.screens.base import FlowScreen
+from flowtui.tui.screens.recs_board import BOARD_COLUMNS, DETAIL, SEEDS, K, board_setup, cell, num
+from flowtui.tui.screens.recs_saved import SAVED_COLUMNS, SavedRecsPanel
 from flowtui.tui.widgets import add_columns
 from flowtui.tui.widgets.ticklist import TickList
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: The last leaderboard is kept here, inside the models folder's recs/ (with its data's fingerprint), and
-#: shown again in a later session on the same data.
-BOARD_FILE = "leaderboard.json"
-#: The leaderboard's cut-off and number of held-out splits (seeds 0..SEEDS-1), as `flowtui evaluate-recs`.
-K = 10
-SEEDS = 3
-#: (label, width, metric key, digits, with std) of the leaderboard table; the highlighted row's every
-#: figure with its std is spelt out below the table.
-BOARD_COLUMNS = [
-    ("model", 10, "model", 0, False),
-    (f"P@{K}", 4, "precision_at_k", 3, False),
-    (f"R@{K}", 4, "recall_at_k", 3, False),
-    (f"NDCG@{K}", 9, "ndcg_at_k", 3, True),
-    ("vs best", 10, "ndcg_at_k_vs_best", 3, True),
-    ("AUC", 9, "auc", 3, True),
-    ("MAE", 4, "mae", 3, False),
-    ("cov", 4, "coverage", 3, False),
-    ("fit s", 5, "fit_seconds", 1, False),
-]
-DETAIL = [
-    (f"P@{K}", "precision_at_k", 3),
-    (f"R@{K}", "recall_at_k", 3),
-    (f"NDCG@{K}", "ndcg_at_k", 3),
-    ("AUC", "auc", 3),
-    ("MAE", "mae", 3),
-    ("coverage", "coverage", 3),
-    ("fit s", "fit_seconds", 2),
-]
-SAVED_COLUMNS = [("folder", 16), ("data", 17), ("model", 10), ("items", 6), ("fit s", 5)]
+__all__ = ["SEEDS", "K", "RecsScreen", "cell", "num"]
 
 
-def num(x: float, digits: int) -> str:
-    """A compact number as the CLI prints it: 0.1322 -> ".132", 12.34 -> "12.3" for digits=1."""
-    text = f"{x:.{digits}f}"
-    return text.replace("0.", ".", 1) if text.startswith(("0.", "-0.")) else text
-
-
-def cell(row: dict[str, Any], key: str, digits: int, std: bool) -> str:
-    """A leaderboard cell: the mean over the seeds, with ±std when `std`; "-" when not measured."""
-    mean, sd = row.get(key), row.get(f"{key}_std")
-    if mean is None:
-        return "-"
-    return num(mean, digits) + (f"±{num(sd, digits)}" if std and sd is not None else "")
-
-
-def board_setup(setup: dict[str, Any]) -> str:
-    """One line on how a leaderboard was measured."""
-    kind = "plays only" if setup.get("implicit") else "listen/skip labels"
-    split = "validation split of train" if setup.get("validation") else "held-out split"
-    seeds = setup.get("seeds") or [0]
-    return (
-        f"{setup.get('n_users', 0):,} users × {setup.get('n_items', 0):,} items, {kind} · "
-        f"{setup.get('holdout', 'random')} {setup.get('fraction', 0.2):.0%} {split}, "
-        f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}, {setup.get('preset', '?')} preset, mean±std · "
-        "vs best: paired NDCG gap (< 2 std: noise)"
-    )
-
-
-class RecsScreen(FlowScreen):
+class RecsScreen(SavedRecsPanel):
     """The recommenders' leaderboard, their training, and the saved ones."""
 
     HELP = (
@@ -120,9 +64,6 @@ class RecsScreen(FlowScreen):
         self._busy = ""  # "leaderboard" or "training" while a job runs
         self._board: Any = None
         self._rows: list[dict[str, Any]] = []
-        self._saved: list[tuple[str, dict[str, Any] | None, str]] = []
-        self._fingerprint = ""
-        self._saved_key: object = None
         self._restore_key: object = None
         self._done = 0
         self._trained: list[str] = []  # saved by the training run in progress
@@ -264,18 +205,21 @@ class RecsScreen(FlowScreen):
         cancel: threading.Event,
         quitting: threading.Event,
     ) -> None:
-        from flowtui.core.recs.evaluation import leaderboard
+        from flowtui.core.workflows import recs as workflow
 
         def run() -> Any:
-            board = leaderboard(
-                frame, names, k=K, seeds=SEEDS, preset=preset, on_event=self._forward, cancel=cancel
+            return workflow.evaluate(
+                frame,
+                names,
+                k=K,
+                seeds=SEEDS,
+                preset=preset,
+                source=helpers.data_label(frame),
+                fingerprint=helpers.fingerprint(frame),
+                stamp=True,
+                on_event=self._forward,
+                cancel=cancel,
             )
-            board.setup["data"] = {
-                "source": helpers.data_label(frame),
-                "fingerprint": helpers.fingerprint(frame),
-            }
-            board.setup["computed"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-            return board
 
         try:
             board = helpers.call_abandonable(run, quitting)
@@ -311,19 +255,19 @@ class RecsScreen(FlowScreen):
         best = message.board.rows[0]["model"] if message.board.rows else "?"
         state.record(f"recommendation leaderboard on {helpers.data_label(message.frame)}: best {best}")
         self._show_board()
-        self._store_board(state.models_dir / helpers.RECS_DIR / BOARD_FILE, message.board.to_dict())
+        self._store_board(state.models_dir / helpers.RECS_DIR, message.board)
 
     @work(thread=True, exit_on_error=False, group="recs-board-file")
-    def _store_board(self, path: Path, doc: dict[str, Any]) -> None:
-        """Keep the leaderboard for a later session on the same data (a failure to write is told)."""
-        import json
-
+    def _store_board(self, folder: Path, board: Any) -> None:
+        """Keep the leaderboard beside the recommenders for a later session on the same data (a failure to
+        write is told)."""
         from flowtui.core import safe_files
+        from flowtui.core.workflows import recs as workflow
 
         try:
-            with safe_files.atomic_write(path, make_parents=True) as fh:
-                fh.write(json.dumps(doc, indent=1, default=float))
+            workflow.save_leaderboard(board, folder)
         except (OSError, safe_files.UnsafePathError) as exc:
+            path = folder / workflow.BOARD_FILE
             self.app.call_from_thread(
                 self.notify, f"leaderboard not kept in {path}: {exc}", severity="warning", timeout=6
             )
@@ -331,20 +275,11 @@ class RecsScreen(FlowScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="recs-board-read")
     def _restore_board(self, models_dir: Path, frame: pd.DataFrame) -> None:
         """Show the kept leaderboard again when it was computed on these data (same fingerprint)."""
-        import json
+        from flowtui.core.workflows import recs as workflow
 
-        from flowtui.core.recs.evaluation import Leaderboard
-
-        path = models_dir / helpers.RECS_DIR / BOARD_FILE
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            setup, rows, skipped = doc["setup"], doc["leaderboard"], doc.get("skipped", {})
-            fingerprint = setup["data"]["fingerprint"]
-            ok = all(isinstance(r, dict) and isinstance(r.get("model"), str) for r in rows)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return  # none kept, or damaged: nothing to show
-        if ok and isinstance(skipped, dict) and fingerprint == helpers.fingerprint(frame):
-            self.post_result(RecBoardReady(Leaderboard(setup, list(rows), skipped), frame, restored=True))
+        board = workflow.load_leaderboard(models_dir / helpers.RECS_DIR, helpers.fingerprint(frame))
+        if board is not None:
+            self.post_result(RecBoardReady(board, frame, restored=True))
 
     def _show_board(self) -> None:
         board = self._board = self.state.rec_board
@@ -426,35 +361,38 @@ class RecsScreen(FlowScreen):
         cancel: threading.Event,
         quitting: threading.Event,
     ) -> None:
-        from flowtui.core.modelfiles.data_match import describe_data
-        from flowtui.core.recs.store import save_recommender, train_recommender
+        from flowtui.core.workflows import recs as workflow
 
-        fingerprint = helpers.fingerprint(frame)
-        described = describe_data(frame, fingerprint)
-        for name in names:
-            if cancel.is_set():
-                break
-
-            def fit_and_save(name: str = name) -> tuple[Path, float]:
-                rec = train_recommender(frame, name, None, preset, on_event=self._forward, cancel=cancel)
-                ev.check_cancel(cancel)  # nothing is saved once cancelled
-                saved = save_recommender(rec, folder / name, fingerprint=fingerprint, data=described)
-                return saved, rec.fit_seconds_
-
-            try:
-                path, seconds = helpers.call_abandonable(fit_and_save, quitting)
-            except helpers.Abandoned:
+        def told(name: str, outcome: workflow.Trained | Exception) -> None:
+            if isinstance(outcome, workflow.Trained):
+                self.post_message(RecTrained(name, outcome.path, frame, seconds=outcome.fit_seconds))
                 return
-            except ev.Cancelled:
-                break
-            except DataError as err:
-                self.post_message(RecTrained(name, None, frame, err.one_line()))
-            except (ValueError, TypeError) as exc:
-                self.post_message(RecTrained(name, None, frame, " ".join(str(exc).split())))
-            except OSError as exc:
-                self.post_message(RecTrained(name, None, frame, f"cannot write {folder / name}: {exc}"))
+            if isinstance(outcome, DataError):
+                error = outcome.one_line()
+            elif isinstance(outcome, OSError):
+                error = f"cannot write {folder / name}: {outcome}"
             else:
-                self.post_message(RecTrained(name, path, frame, seconds=seconds))
+                error = " ".join(str(outcome).split())
+            self.post_message(RecTrained(name, None, frame, error))
+
+        request = workflow.TrainRequest(tuple(names), folder, {}, preset, keep_going=True)
+
+        def run() -> None:
+            workflow.train_and_save(
+                frame,
+                request,
+                fingerprint=helpers.fingerprint(frame),
+                on_event=self._forward,
+                cancel=cancel,
+                on_model=told,
+            )
+
+        try:
+            helpers.call_abandonable(run, quitting)
+        except helpers.Abandoned:
+            return
+        except ev.Cancelled:
+            pass
         self.post_message(RecTrainingEnded(cancelled=cancel.is_set()))
 
     def on_rec_trained(self, message: RecTrained) -> None:
@@ -489,79 +427,3 @@ class RecsScreen(FlowScreen):
         else:
             self.notify("recommenders trained and saved", timeout=4)
         self.scan_models(self.state.models_dir)  # the pickers of screens 5 and 6 offer them
-
-    # -- saved recommenders --------------------------------------------------------------------------------
-
-    def refresh_saved(self, force: bool = False) -> None:
-        """Re-read the saved recommender folders when the models folder or the loaded data changed."""
-        state = self.state
-        frame = state.train.frame if state.train is not None else None
-        key = (str(state.models_dir), id(frame))
-        if key != self._saved_key or force:
-            self._saved_key = key
-            self._read_saved(state.models_dir, frame)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="recs-saved")
-    def _read_saved(self, models_dir: Path, frame: pd.DataFrame | None) -> None:
-        from flowtui.core.recs.store import read_recommender_meta
-
-        found: list[tuple[str, dict[str, Any] | None, str]] = []
-        for name in helpers.recommender_folders(models_dir):
-            try:
-                found.append((name, read_recommender_meta(models_dir / name), ""))
-            except DataError as err:
-                found.append((name, None, err.one_line()))
-        self.post_result(SavedRecsRead(helpers.fingerprint(frame) if frame is not None else "", found))
-
-    def on_saved_recs_read(self, message: SavedRecsRead) -> None:
-        self._saved, self._fingerprint = message.folders, message.fingerprint
-        table = self.query_one("#recs-saved", DataTable)
-        cursor = table.cursor_row
-        table.clear()
-        for name, meta, error in self._saved:
-            if meta is None:
-                table.add_row(name, f"✗ {error}", "?", "", "", key=name)
-                continue
-            table.add_row(
-                name + (" ◀" if name == self.state.rec_model else ""),
-                self._data_of(meta),
-                str(meta.get("model", "?")),
-                f"{meta.get('n_items', 0):,}",
-                f"{float(meta.get('fit_seconds', 0.0)):.1f}",
-                key=name,
-            )
-        if self._saved:
-            table.move_cursor(row=min(max(cursor, 0), len(self._saved) - 1))
-
-    def _data_of(self, meta: dict[str, Any]) -> str:
-        """'these data' or 'other: FILE' for a saved recommender's meta.json."""
-        if self._fingerprint and meta.get("data_fingerprint") == self._fingerprint:
-            return "these data"
-        data = meta.get("data")
-        source = data.get("source") if isinstance(data, dict) else None
-        if not isinstance(source, str):
-            return f"other: {meta.get('data_fingerprint')}"
-        path = Path(source)  # the parent too: data files are often all called train.csv
-        return f"other: {path.parent.name}/{path.name}" if path.parent.name else f"other: {path.name}"
-
-    def action_use(self) -> None:
-        """Recommend with the highlighted saved recommender on screens 5 and 6."""
-        table = self.query_one("#recs-saved", DataTable)
-        if not self._saved or not 0 <= table.cursor_row < len(self._saved):
-            self.notify("no saved recommender yet: t trains the ticked ones", severity="warning")
-            return
-        name, meta, error = self._saved[table.cursor_row]
-        if meta is None:
-            self.notify(f"{name} cannot be used: {error}", severity="error")
-            return
-        self.state.rec_model = name
-        other = (
-            "" if self._data_of(meta) == "these data" else " (trained on other data: screens 5-6 will ask)"
-        )
-        self.notify(f"recommendations now come from {name}{other}", timeout=4)
-        self.refresh_saved(force=True)
-        self.refresh_status()
-
-    def action_reload(self) -> None:
-        """Re-read the saved recommenders."""
-        self.refresh_saved(force=True)

@@ -18,6 +18,7 @@ from flowtui.core.cluster.rbm_ddp import (
     fit_data_parallel,
     row_ranges,
 )
+from flowtui.core.errors import ParamError
 from flowtui.core.recs.interactions import InteractionMatrix
 from flowtui.core.recs.rbm import RBM
 
@@ -132,6 +133,16 @@ def test_refusals(matrix: InteractionMatrix) -> None:
         fit_data_parallel(RBM(**SMALL), matrix, nproc=0)
     with pytest.raises(ValueError, match="sparse"):
         fit_data_parallel(RBM(**SMALL), np.ones((4, 3), np.float32), nproc=2)
+    with pytest.raises(ParamError, match="no MPS device"):  # a device this machine lacks: named first
+        fit_data_parallel(RBM(**(SMALL | {"device": "mps"})), matrix, nproc=2)
+
+
+def test_an_existing_device_without_a_backend_is_refused(
+    matrix: InteractionMatrix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     with pytest.raises(DistributedError, match=r"CPU \(gloo\) or CUDA"):
         fit_data_parallel(RBM(**(SMALL | {"device": "mps"})), matrix, nproc=2)
 

@@ -62,8 +62,15 @@ KIND = FolderKind(
     version=FORMAT_VERSION,
     trainer="flowtui train-recs",
     format=FORMAT,
-    fields=(("data_fingerprint", str),),
+    fields=(
+        ("data_fingerprint", str),
+        ("n_items", int),
+        ("n_users", int),
+        ("implicit", bool),
+        ("level", str),
+    ),
 )
+_SKETCH = "data_sketch.json"
 
 
 def check_recommender_target(folder: str | Path) -> None:
@@ -134,6 +141,12 @@ def load_recommender(folder: str | Path) -> RecommenderBase:
 
     folder = Path(folder)
     meta = read_recommender_meta(folder)
+    if meta["level"] != "media":
+        raise RecommenderFileError(
+            folder / META_FILE, f"meta.json 'level' is {meta['level']!r}; expected 'media'"
+        )
+    if "data" not in meta and _SKETCH in meta["files"]:
+        raise RecommenderFileError(folder / META_FILE, f"meta.json has no 'data' section for its {_SKETCH}")
     try:
         spec = registry.get_recommender(meta["model"])
     except KeyError as exc:
@@ -145,10 +158,21 @@ def load_recommender(folder: str | Path) -> RecommenderBase:
         raise RecommenderFileError(
             folder, f"cannot load {meta['model']} recommender: {type(exc).__name__}: {detail}"
         ) from None
+    _check_against_state(folder, meta, model)
     # "data" is absent when the model was saved without a description of its training data
     model.trained_on = read_training_data(folder, meta["files"], meta.get("data"), RecommenderFileError)
     model.trained_fingerprint = meta["data_fingerprint"]
     return model
+
+
+def _check_against_state(folder: Path, meta: dict[str, Any], model: RecommenderBase) -> None:
+    """meta.json's description of the model agrees with what its state files hold."""
+    found = {"n_items": len(model.item_ids_), "n_users": model.n_users_, "implicit": model.implicit_}
+    for key, value in found.items():
+        if meta[key] != value or type(meta[key]) is not type(value):
+            raise RecommenderFileError(
+                folder / META_FILE, f"meta.json {key!r} is {meta[key]!r}, but the saved model has {value!r}"
+            )
 
 
 def train_recommender(

@@ -149,7 +149,13 @@ def read_recommender_meta(folder: str | Path) -> dict[str, Any]:
     """The checked meta.json of a recommender folder; RecommenderFileError when missing, bad or damaged.
     What an interrupted save left beside it is cleaned up first (a missing folder put back)."""
     recover(Path(folder), is_sealed)
-    return read_meta(folder, KIND)
+    meta = read_meta(folder, KIND)
+    path = Path(folder) / META_FILE
+    if meta["level"] != "media":  # the only level a recommender is saved at
+        raise RecommenderFileError(path, f"meta.json 'level' is {meta['level']!r}; expected 'media'")
+    if "data" not in meta and _SKETCH in meta["files"]:
+        raise RecommenderFileError(path, f"meta.json has no 'data' section for its {_SKETCH}")
+    return meta
 
 
 def load_recommender(folder: str | Path) -> RecommenderBase:
@@ -158,12 +164,6 @@ def load_recommender(folder: str | Path) -> RecommenderBase:
 
     folder = Path(folder)
     meta = read_recommender_meta(folder)
-    if meta["level"] != "media":
-        raise RecommenderFileError(
-            folder / META_FILE, f"meta.json 'level' is {meta['level']!r}; expected 'media'"
-        )
-    if "data" not in meta and _SKETCH in meta["files"]:
-        raise RecommenderFileError(folder / META_FILE, f"meta.json has no 'data' section for its {_SKETCH}")
     try:
         spec = registry.get_recommender(meta["model"])
     except KeyError as exc:

@@ -180,3 +180,28 @@ def test_als_factors_of_the_wrong_shape_are_refused(
     _edit_state(folder, item_factors=np.ones(shape, np.float32))
     rehash(folder)
     refused(folder, "item_factors")
+
+
+@pytest.fixture(scope="module")
+def rbm() -> RecommenderBase:
+    return build("rbm").fit(recommender_matrix(block_frame(implicit=True, seed=1), implicit=True))
+
+
+@pytest.mark.parametrize("case", ["groups of other data", "unknown levels", "groups out of range"])
+def test_rbm_catalogue_levels_of_other_data_are_refused(
+    rbm: RecommenderBase, tmp_path: Path, case: str
+) -> None:
+    import torch
+
+    folder = save_recommender(rbm, tmp_path / "rbm")
+    state = torch.load(folder / "exposure.pt", weights_only=True)
+    groups = state["net.catalogue_groups"]
+    if case == "groups of other data":
+        state["net.catalogue_groups"] = groups[:, :100].clone()
+    elif case == "unknown levels":
+        state["net.catalogue_levels"] = torch.tensor([0, 7])
+    else:
+        state["net.catalogue_groups"] = groups + 1000
+    torch.save(state, folder / "exposure.pt")
+    rehash(folder)
+    refused(folder, "rbm")

@@ -205,3 +205,13 @@ def test_rbm_catalogue_levels_of_other_data_are_refused(
     torch.save(state, folder / "exposure.pt")
     rehash(folder)
     refused(folder, "rbm")
+
+
+@pytest.mark.parametrize("depth", [70, 900])
+def test_meta_json_nested_below_the_recursion_limit_is_refused_too(
+    fitted: dict[str, RecommenderBase], frame: pd.DataFrame, tmp_path: Path, depth: int
+) -> None:
+    """Parsed fine, but printed (`json.dumps`) or walked later it would raise RecursionError."""
+    folder = saved(fitted, frame, tmp_path / "ease")
+    rehash(folder, lambda m: m.update(libraries=json.loads("[" * depth + "]" * depth)))
+    assert "nested deeper" in refused(folder, "meta.json")

@@ -7,7 +7,8 @@
 - Writers of one folder are serialised by an flock on `DIR/.NAME.lock` (`safe_files.folder_lock`); a second
   writer gets `FolderBusyError` at once.
 - Crash leftovers (`.NAME.*.tmp`, `.NAME.old-*`) are cleaned by the next save (and by a load, `swap.recover`);
-  when `DIR/NAME` itself is missing, the newest complete leftover (new before old) is put back into place.
+  when `DIR/NAME` itself is missing, the newest complete leftover (new before old; `is_sealed`, a folder of
+  any kind, so that a reader of one kind never deletes the other's only copy) is put back into place.
 """
 
 from __future__ import annotations

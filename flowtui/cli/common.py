@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -26,6 +26,7 @@ from flowtui.core import events as ev
 from flowtui.core.errors import DataError
 
 if TYPE_CHECKING:
+    from flowtui.core.data.schema import DataWarning
     from flowtui.core.registry import ModelSpec, RecommenderSpec
 
 console = Console()
@@ -151,6 +152,42 @@ def or_warnings(on_event: ev.EventCallback | None, quiet: bool = False) -> ev.Ev
             )
 
     return warn
+
+
+def print_warnings(warnings: Sequence[DataWarning], out: Console | None = None) -> None:
+    """The warnings about an accepted data file, each on one line with up to three examples (on stdout by
+    default, as `data validate` prints them; commands whose stdout is their result pass `err_console`)."""
+    out = out or console
+    for w in warnings:
+        out.print(f"[yellow]warning:[/] {escape(w.one_line())}", highlight=False, soft_wrap=True)
+        for e in w.examples[:3]:
+            out.print(f"  e.g. {e}", highlight=False, soft_wrap=True, markup=False)
+
+
+@contextlib.contextmanager
+def reserve_targets(out: Path, names: Sequence[str], check: Callable[[Path], None]) -> Iterator[None]:
+    """Check every OUT/NAME with `check` before any work (only flowtui model folders are replaced; no
+    links, pipes, devices, read-only folders) and hold their locks until the block ends, so that a second
+    process training into the same folders is refused at once (exit 2 otherwise)."""
+    from flowtui.core import safe_files
+
+    targets = [out / name for name in names]
+    try:
+        safe_files.check_output_dir(out)
+        for target in targets:
+            check(target)
+        out.mkdir(parents=True, exist_ok=True)
+    except DataError as err:
+        fail_data(err)
+    except OSError as exc:
+        fail(f"{out}: cannot create the folder ({exc.strerror or exc})")
+    with contextlib.ExitStack() as stack:
+        try:
+            for target in targets:
+                stack.enter_context(safe_files.folder_lock(target, shared=True))
+        except DataError as err:
+            fail_data(err)
+        yield
 
 
 def show_progress(quiet: bool = False) -> bool:

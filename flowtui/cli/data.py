@@ -12,7 +12,6 @@ from rich.markup import escape
 
 from flowtui.cli import common
 from flowtui.core import paths
-from flowtui.core.data.schema import DataWarning
 from flowtui.core.errors import DataError
 from flowtui.core.events import Cancelled
 
@@ -45,13 +44,6 @@ def reason(exc: OSError) -> str:
     from flowtui.core.data.reader import os_reason
 
     return os_reason(exc)
-
-
-def _print_warnings(warnings: list[DataWarning]) -> None:
-    for w in warnings:
-        common.console.print(f"[yellow]warning:[/] {escape(w.one_line())}", highlight=False, soft_wrap=True)
-        for e in w.examples[:3]:
-            common.console.print(f"  e.g. {e}", highlight=False, soft_wrap=True, markup=False)
 
 
 @common.data_app.command("validate")
@@ -89,7 +81,7 @@ def validate(
             }
         )
         return
-    _print_warnings(warnings)
+    common.print_warnings(warnings)
     note = " (from cache)" if ds.from_cache else ""
     common.console.print(
         f"[green]ok:[/] {escape(str(path))}: a valid {ds.kind} file, {ds.n_rows:,} rows, "
@@ -237,7 +229,7 @@ def _report_import(imported: ImportedLog, out: Path, ids_file: Path, as_json: bo
     if as_json:
         common.print_json({"out": str(out), "ids": str(ids_file), **summary})
         return
-    _print_warnings(imported.warnings)
+    common.print_warnings(imported.warnings)
     common.console.print(
         f"wrote {summary['rows']:,} rows ({summary['users']:,} users, {summary['items']:,} items, "
         f"listen rate {summary['listen_rate']:.3f}) to {out}; the log's own ids are in {ids_file}",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -37,7 +35,9 @@ from flowtui.cli.common import (
     out_option,
     print_json,
     print_params,
+    print_warnings,
     progress_events,
+    reserve_targets,
 )
 from flowtui.cli.run_opts import (
     FlowOnlyOpt,
@@ -68,6 +68,7 @@ def _load(path: Path | None, kind: str, on_event: ev.EventCallback | None) -> pd
         ds = io.load_dataset(p, kind=kind, on_event=on_event)  # type: ignore[arg-type]
     except DataError as err:
         fail_data(err)
+    print_warnings(ds.warnings, err_console)  # as `data validate` words them, on stderr
     ds.frame.attrs["source"] = str(p)  # a saved model records the file it was trained on
     return ds.frame
 
@@ -154,31 +155,6 @@ def evaluate_cmd(
         console.print(f"[yellow]warning: {board.leak_warning}[/]", highlight=False)
 
 
-@contextlib.contextmanager
-def _reserve_targets(out: Path, names: list[str]) -> Iterator[None]:
-    """Check every OUT/NAME before training (only flowtui model folders are replaced; no links, pipes,
-    devices, read-only folders) and hold their locks until the models are saved (exit 2 otherwise)."""
-    from flowtui.core.flow.store import check_model_target
-
-    targets = [out / name for name in names]
-    try:
-        safe_files.check_output_dir(out)
-        for target in targets:
-            check_model_target(target)
-        out.mkdir(parents=True, exist_ok=True)
-    except DataError as err:
-        fail_data(err)
-    except OSError as exc:
-        fail(f"{out}: cannot create the folder ({exc.strerror or exc})")
-    with contextlib.ExitStack() as stack:
-        try:
-            for target in targets:
-                stack.enter_context(safe_files.folder_lock(target, shared=True))
-        except DataError as err:
-            fail_data(err)
-        yield
-
-
 @app.command("train")
 def train_cmd(
     out: Annotated[Path, out_option("Folder; each model is saved to OUT/NAME.")],
@@ -215,7 +191,9 @@ def train_cmd(
         models_dir=out,
     )
     check_placement(config, where, nproc)
-    with _reserve_targets(out, config.chosen()):
+    from flowtui.core.flow.store import check_model_target
+
+    with reserve_targets(out, config.chosen(), check_model_target):
         result = _dispatch(data, config, as_json, where, nproc)
     if result.failed:
         fail("; ".join(f"{name}: {why}" for name, why in result.failed.items()))

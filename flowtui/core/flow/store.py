@@ -34,7 +34,7 @@ from flowtui.core.modelfiles.data_match import (
     write_sketch,
 )
 from flowtui.core.modelfiles.meta import read_meta as read_folder_meta
-from flowtui.core.modelfiles.save import is_complete, save_folder
+from flowtui.core.modelfiles.save import is_sealed, save_folder
 from flowtui.core.modelfiles.swap import interrupted, recover
 from flowtui.core.modelfiles.target import check_target
 from flowtui.core.registry import FlowModel
@@ -182,10 +182,6 @@ def save_model(trained: TrainedModel, folder: str | Path) -> Path:
 # Loading
 
 
-def _is_complete(folder: Path) -> bool:
-    return is_complete(folder, KIND)
-
-
 def read_meta(folder: str | Path) -> dict[str, Any]:
     """The checked `meta.json` of a model folder (at format version 2); ModelFileError when missing, bad or
     incompatible, when a listed file is missing or damaged, or when the folder holds a file meta.json does
@@ -245,7 +241,7 @@ def load_model(folder: str | Path) -> TrainedModel:
     """Load a model folder written by `save_model`; ModelFileError on anything missing, damaged or edited
     into something unusable (never a traceback, never a read outside the folder)."""
     folder = Path(folder)
-    recover(folder, _is_complete)
+    recover(folder, is_sealed)  # a complete folder of either kind is put back, never deleted
     meta = read_meta(folder)
     meta_path = folder / META_FILE
     try:
@@ -331,7 +327,7 @@ def list_models(models_dir: str | Path) -> list[SavedModel]:
     if not models_dir.is_dir():
         return []
     for missing in interrupted(models_dir):
-        recover(missing, _is_complete, wait=0.0)  # an interrupted save: put the model back
+        recover(missing, is_sealed, wait=0.0)  # an interrupted save: put the model back
     found: list[SavedModel] = []
     for folder in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:

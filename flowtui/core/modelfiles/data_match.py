@@ -168,12 +168,13 @@ class DataDescription:
         if doc.get("hash") != "splitmix64":
             raise ValueError(f"{SKETCH_FILE} uses an unknown hash {doc.get('hash')!r}")
         source, rows = summary.get("source"), summary.get("rows")
-        if not (source is None or isinstance(source, str)) or not isinstance(rows, int):
+        if not (source is None or isinstance(source, str)) or type(rows) is not int or rows < 0:
             raise ValueError('meta.json "data" has a bad source or row count')
-        return cls(
-            source, rows, str(summary.get("fingerprint", "")), IdSketch.from_doc(doc.get("users")),
-            IdSketch.from_doc(doc.get("items")),
-        )  # fmt: skip
+        users, items = IdSketch.from_doc(doc.get("users")), IdSketch.from_doc(doc.get("items"))
+        for key, sketch in (("users", users), ("items", items)):
+            if key in summary and summary[key] != sketch.n:
+                raise ValueError(f'meta.json "data" counts {summary[key]!r} {key}; its sketch {sketch.n}')
+        return cls(source, rows, str(summary.get("fingerprint", "")), users, items)
 
 
 def frame_source(frame: pd.DataFrame) -> str | None:

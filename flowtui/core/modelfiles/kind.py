@@ -18,6 +18,8 @@ __all__ = ["META_FILE", "FolderKind", "Migration", "ModelFolderError", "read_jso
 
 META_FILE = "meta.json"
 _MAX_JSON_BYTES = 16 << 20
+#: Deeper than any file flowtui writes; deeper documents (a RecursionError later, when printed) are refused.
+_MAX_JSON_DEPTH = 64
 
 #: One step of a kind's format history: a meta.json of version v in, the same model as version v + 1 out.
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
@@ -78,7 +80,23 @@ def read_json(path: Path, what: str, error: type[ModelFolderError] = ModelFolder
     if st.st_size > _MAX_JSON_BYTES:
         raise error(path, f"{what} is too large ({st.st_size:,} bytes)")
     try:
-        return json.loads(path.read_bytes().decode("utf-8"))
+        doc = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         detail = " ".join(str(exc).split())
         raise error(path, f"unreadable {what} ({detail})") from None
+    if _too_deep(doc):
+        raise error(path, f"unreadable {what} (nested deeper than {_MAX_JSON_DEPTH} levels)")
+    return doc
+
+
+def _too_deep(doc: Any) -> bool:
+    """Is `doc` nested deeper than `_MAX_JSON_DEPTH` lists and objects? (No recursion.)"""
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth >= _MAX_JSON_DEPTH:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return False

@@ -7,7 +7,8 @@
 - Writers of one folder are serialised by an flock on `DIR/.NAME.lock` (`safe_files.folder_lock`); a second
   writer gets `FolderBusyError` at once.
 - Crash leftovers (`.NAME.*.tmp`, `.NAME.old-*`) are cleaned by the next save (and by a load, `swap.recover`);
-  when `DIR/NAME` itself is missing, the newest complete leftover (new before old) is put back into place.
+  when `DIR/NAME` itself is missing, the newest complete leftover (new before old; `is_sealed`, a folder of
+  any kind, so that a reader of one kind never deletes the other's only copy) is put back into place.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flowtui.core.modelfiles.kind import FolderKind, ModelFolderError
-from flowtui.core.modelfiles.members import seal
+from flowtui.core.modelfiles.kind import META_FILE, FolderKind, ModelFolderError, read_json
+from flowtui.core.modelfiles.members import check_files, seal
 from flowtui.core.modelfiles.meta import read_meta, write_meta
 from flowtui.core.modelfiles.swap import recover_folder, swap_in, temp_folder
 from flowtui.core.modelfiles.target import check_target
 from flowtui.core.safe_files import folder_lock, fsync_dir
 
-__all__ = ["is_complete", "save_folder"]
+__all__ = ["is_complete", "is_sealed", "save_folder"]
 
 
 def is_complete(folder: Path, kind: FolderKind) -> bool:
@@ -33,6 +34,23 @@ def is_complete(folder: Path, kind: FolderKind) -> bool:
     try:
         read_meta(folder, kind)
     except ModelFolderError:
+        return False
+    return True
+
+
+def is_sealed(folder: Path) -> bool:
+    """Does `folder` hold a whole model folder of any kind: a meta.json naming its model and its files,
+    every listed file there with its checksum, and nothing else? (What an interrupted swap may put back:
+    a folder of either kind, so that no reader deletes the other kind's only copy.)"""
+    try:
+        meta = read_json(folder / META_FILE, "meta.json")
+        if not isinstance(meta, dict) or not isinstance(meta.get("model"), str):
+            return False
+        files = meta.get("files")
+        if not isinstance(files, dict):
+            return False
+        check_files(folder, files, ModelFolderError)
+    except (ModelFolderError, OSError):
         return False
     return True
 
@@ -60,8 +78,9 @@ def save_folder(
     target.parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(target) as lock, lock.mutex:
         step("locked")
-        if lock.fresh:
-            recover_folder(target, lambda p: is_complete(p, kind))
+        # leftovers now are a crashed writer's: this process's other writers wait on the mutex, and
+        # another process's on the flock
+        recover_folder(target, is_sealed)
         step("cleaned")
         check_target(target, kind.error)  # again, now that no other writer can change it
         tmp = temp_folder(target)

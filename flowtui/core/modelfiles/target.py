@@ -1,6 +1,6 @@
 """May a model be saved at a path? Only where nothing is, into an empty folder, or over a flowtui model
 folder: anything else (a file, a link, a pipe, a folder of other files, a model folder with a file added)
-is refused before anything is written."""
+is refused before anything is written, as is a models folder (`--out`) that is itself a symbolic link."""
 
 from __future__ import annotations
 
@@ -28,6 +28,12 @@ def check_target(folder: str | Path, error: type[ModelFolderError] = ModelFolder
     if not target.name or target.name in (".", ".."):
         raise error(target, "is not a folder name")
     check_output_dir(target.parent)
+    if describe(target.parent) == "a symbolic link":  # a save would replace folders in the link's target
+        raise error(
+            target.parent,
+            f"is a symbolic link; flowtui saves models only into a real folder, never through a link "
+            f"(give its target: {os.path.realpath(target.parent)})",
+        )
     kind = describe(target)
     if kind is None:
         return

@@ -15,8 +15,9 @@ Format versions: 1 (the only one so far).
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ from flowtui.core.modelfiles import library_versions as installed_versions
 from flowtui.core.modelfiles.data_match import DataDescription, read_training_data, write_sketch
 from flowtui.core.modelfiles.kind import read_json
 from flowtui.core.modelfiles.meta import read_meta
-from flowtui.core.modelfiles.save import save_folder
+from flowtui.core.modelfiles.save import is_sealed, save_folder
+from flowtui.core.modelfiles.swap import recover
 from flowtui.core.modelfiles.target import check_target
 from flowtui.core.params import schema_of
 from flowtui.core.recs.interactions import MAX_ITEMS, recommender_matrix
@@ -62,8 +64,25 @@ KIND = FolderKind(
     version=FORMAT_VERSION,
     trainer="flowtui train-recs",
     format=FORMAT,
-    fields=(("data_fingerprint", str),),
+    fields=(
+        ("data_fingerprint", str),
+        ("n_items", int),
+        ("n_users", int),
+        ("implicit", bool),
+        ("level", str),
+    ),
 )
+_SKETCH = "data_sketch.json"
+
+#: The points between the steps of `save_recommender` at which `_fault_hook(step)` is called (fault-injection
+#: tests raise or exit there): `modelfiles.save.save_folder`'s steps.
+_fault_hook: Callable[[str], None] | None = None
+
+
+def _step(name: str) -> None:
+    hook = _fault_hook
+    if hook is not None:
+        hook(name)
 
 
 def check_recommender_target(folder: str | Path) -> None:
@@ -111,11 +130,14 @@ def save_recommender(
             **(extra or {}),
         }
 
-    return save_folder(Path(folder), KIND, write)
+    return save_folder(Path(folder), KIND, write, _step)
 
 
 def is_recommender_folder(folder: str | Path) -> bool:
-    """Does `folder` hold a meta.json of this format (a folder written by `save_recommender`)?"""
+    """Does `folder` hold a meta.json of this format (a folder written by `save_recommender`)? A folder
+    that an interrupted save left missing is put back first (waiting out another process's swap)."""
+    if not os.path.lexists(folder):
+        recover(Path(folder), is_sealed)
     try:
         meta = read_json(Path(folder) / META_FILE, "meta.json")
     except ModelFolderError:
@@ -124,8 +146,16 @@ def is_recommender_folder(folder: str | Path) -> bool:
 
 
 def read_recommender_meta(folder: str | Path) -> dict[str, Any]:
-    """The checked meta.json of a recommender folder; RecommenderFileError when missing, bad or damaged."""
-    return read_meta(folder, KIND)
+    """The checked meta.json of a recommender folder; RecommenderFileError when missing, bad or damaged.
+    What an interrupted save left beside it is cleaned up first (a missing folder put back)."""
+    recover(Path(folder), is_sealed)
+    meta = read_meta(folder, KIND)
+    path = Path(folder) / META_FILE
+    if meta["level"] != "media":  # the only level a recommender is saved at
+        raise RecommenderFileError(path, f"meta.json 'level' is {meta['level']!r}; expected 'media'")
+    if "data" not in meta and _SKETCH in meta["files"]:
+        raise RecommenderFileError(path, f"meta.json has no 'data' section for its {_SKETCH}")
+    return meta
 
 
 def load_recommender(folder: str | Path) -> RecommenderBase:
@@ -145,10 +175,21 @@ def load_recommender(folder: str | Path) -> RecommenderBase:
         raise RecommenderFileError(
             folder, f"cannot load {meta['model']} recommender: {type(exc).__name__}: {detail}"
         ) from None
+    _check_against_state(folder, meta, model)
     # "data" is absent when the model was saved without a description of its training data
     model.trained_on = read_training_data(folder, meta["files"], meta.get("data"), RecommenderFileError)
     model.trained_fingerprint = meta["data_fingerprint"]
     return model
+
+
+def _check_against_state(folder: Path, meta: dict[str, Any], model: RecommenderBase) -> None:
+    """meta.json's description of the model agrees with what its state files hold."""
+    found = {"n_items": len(model.item_ids_), "n_users": model.n_users_, "implicit": model.implicit_}
+    for key, value in found.items():
+        if meta[key] != value or type(meta[key]) is not type(value):
+            raise RecommenderFileError(
+                folder / META_FILE, f"meta.json {key!r} is {meta[key]!r}, but the saved model has {value!r}"
+            )
 
 
 def train_recommender(

@@ -22,13 +22,16 @@ from flowtui.cli.common import (
     fail_data,
     print_json,
     print_params,
+    print_warnings,
     progress_events,
+    reserve_targets,
 )
 from flowtui.cli.recs_output import print_all, print_board, print_list, print_saved
 from flowtui.core import events as ev
 from flowtui.core import paths, registry, safe_files
 from flowtui.core.errors import DataError, ParamError
 from flowtui.core.modelfiles.data_match import DataMismatchError
+from flowtui.core.recs.store import check_recommender_target
 from flowtui.core.workflows.recs import (
     FEEDBACK,
     Recommendations,
@@ -41,7 +44,7 @@ from flowtui.core.workflows.recs import (
     evaluate,
     id_map,
     internal_id,
-    load_train,
+    load_train_dataset,
     recommend,
     train_and_save,
 )
@@ -132,10 +135,13 @@ RecommenderArg = Annotated[
 
 
 def _load_train(path: Path | None, on_event: ev.EventCallback | None) -> pd.DataFrame:
+    """The train file, refused with one line; its warnings on stderr, as `data validate` prints them."""
     try:
-        return load_train(path, on_event)
+        ds = load_train_dataset(path, on_event)
     except DataError as err:
         fail_data(err)
+    print_warnings(ds.warnings, err_console)
+    return ds.frame
 
 
 def _names(models: list[str] | None) -> list[str]:
@@ -361,7 +367,8 @@ def train_recs_cmd(
         source=str(data or paths.sample_train()),
     )
     _train(None, request)  # names, parameters and output folders checked before the data is read
-    with progress_events(as_json) as on_event:
+    # the folders held until the saves end: a second run into them is refused at once, as `train` does
+    with reserve_targets(out, names, check_recommender_target), progress_events(as_json) as on_event:
         result = _train(_load_train(data, on_event), request, on_event)
     for name, error in result.failed.items():  # the run stopped at its first failure
         _failed(name, out, error)

@@ -11,7 +11,7 @@ from flowtui.tui.screens.base import Page
 from flowtui.tui.screens.data import DataScreen
 from flowtui.tui.screens.models import ModelsScreen
 from flowtui.tui.screens.newuser import NewUserScreen
-from flowtui.tui.screens.recs import RecsScreen
+from flowtui.tui.screens.recs.screen import RecsScreen
 from flowtui.tui.screens.results import ResultsScreen
 from flowtui.tui.screens.training import TrainingScreen
 from flowtui.tui.screens.users import UsersScreen

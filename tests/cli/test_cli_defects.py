@@ -152,11 +152,6 @@ def test_train_into_a_folder_being_written_is_refused_at_once(
     assert "being written by another flowtui process" in r.stderr
 
 
-@pytest.mark.xfail(
-    reason="needs flowtui/cli/recs.py's train-recs to hold `common.reserve_targets` while it trains "
-    "(not this branch's file)",
-    strict=False,
-)
 def test_train_recs_into_a_folder_being_written_is_refused_at_once(
     files: dict[str, Path], held: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

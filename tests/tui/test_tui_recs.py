@@ -19,7 +19,8 @@ from flowtui.tui import helpers
 from flowtui.tui.app import FlowApp, make_app
 from flowtui.tui.dialogs import ConfirmDialog
 from flowtui.tui.screens.newuser import NewUserScreen
-from flowtui.tui.screens.recs import SEEDS, K, RecsScreen, cell
+from flowtui.tui.screens.recs.board import SEEDS, K, cell
+from flowtui.tui.screens.recs.screen import RecsScreen
 from flowtui.tui.screens.users import UsersScreen
 from flowtui.tui.widgets.ticklist import TickList
 

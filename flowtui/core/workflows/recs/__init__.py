@@ -26,7 +26,14 @@ from flowtui.core.workflows.recs.recommend import (
     open_model,
     recommend,
 )
-from flowtui.core.workflows.recs.settings import FEEDBACK, check_names, check_overrides, id_map, load_train
+from flowtui.core.workflows.recs.settings import (
+    FEEDBACK,
+    check_names,
+    check_overrides,
+    id_map,
+    load_train,
+    load_train_dataset,
+)
 from flowtui.core.workflows.recs.train import Trained, TrainRequest, TrainResult, Tuner, train_and_save
 
 __all__ = [
@@ -47,6 +54,7 @@ __all__ = [
     "internal_id",
     "load_leaderboard",
     "load_train",
+    "load_train_dataset",
     "open_model",
     "recommend",
     "save_leaderboard",

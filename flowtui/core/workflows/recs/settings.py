@@ -16,6 +16,7 @@ from flowtui.core.params import parse_overrides
 
 if TYPE_CHECKING:
     from flowtui.core.data.idmap import IdMap
+    from flowtui.core.data.io import Dataset
 
 #: The kinds of feedback a recommender learns: None lets the data decide (plays when no row is skipped).
 FEEDBACK: dict[str, bool | None] = {"auto": None, "labels": False, "plays": True}
@@ -23,9 +24,14 @@ FEEDBACK: dict[str, bool | None] = {"auto": None, "labels": False, "plays": True
 
 def load_train(path: Path | None, on_event: ev.EventCallback | None = None) -> pd.DataFrame:
     """The train file at `path` (default: the bundled sample), validated; DataError when refused."""
+    return load_train_dataset(path, on_event).frame
+
+
+def load_train_dataset(path: Path | None, on_event: ev.EventCallback | None = None) -> Dataset:
+    """`load_train` with what validation found: the frame and the warnings about odd values."""
     from flowtui.core.data import io
 
-    return io.load_dataset(path or paths.sample_train(), kind="train", on_event=on_event).frame
+    return io.load_dataset(path or paths.sample_train(), kind="train", on_event=on_event)
 
 
 def id_map(data: Path | None) -> IdMap | None:

@@ -30,8 +30,8 @@ from flowtui.tui.messages import (
     RecTrained,
     RecTrainingEnded,
 )
-from flowtui.tui.recs_board import BOARD_COLUMNS, DETAIL, SEEDS, K, board_setup, cell, num
-from flowtui.tui.saved_recs import SAVED_COLUMNS, SavedRecsPanel
+from flowtui.tui.screens.recs.board import BOARD_COLUMNS, DETAIL, SEEDS, K, board_setup, cell, num
+from flowtui.tui.screens.recs.saved import SAVED_COLUMNS, SavedRecsPanel
 from flowtui.tui.widgets import add_columns
 from flowtui.tui.widgets.ticklist import TickList
 

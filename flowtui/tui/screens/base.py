@@ -54,6 +54,8 @@ class FlowScreen(Screen[None]):
 
     #: One line on what the screen does, shown by the help screen.
     HELP: ClassVar[str] = ""
+    #: The screen's list, where focus goes after enter in one of its text fields (None: nowhere).
+    HOME: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -86,6 +88,21 @@ class FlowScreen(Screen[None]):
             self.release_keys()  # a screen whose filling failed answers keys again
             if event.worker.group in self.state.work:
                 self.end_work(event.worker.group)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter leaves the field (after the screen's own handlers ran), so that single keys work again."""
+        if event.input.screen is self:
+            self.call_after_refresh(self.leave_field, event.input)
+
+    def leave_field(self, field: Input) -> None:
+        """Focus the screen's list (`HOME`) if `field` still has the focus."""
+        if self.focused is not field:
+            return  # a handler moved the focus itself
+        home = self.query(self.HOME) if self.HOME else None
+        if home:
+            home.first().focus()
+        else:
+            self.set_focus(None)
 
     # -- keys pressed while the screen fills itself ------------------------------------------------------
 

@@ -76,6 +76,7 @@ class DataScreen(FlowScreen):
     """Load and inspect a data set."""
 
     AUTO_FOCUS = "#summary"
+    HOME = "#summary"
     HELP = "Type paths (→ completes), enter or ctrl+l loads and validates."
     BINDINGS = [  # noqa: RUF012
         Binding("ctrl+l", "load", "Load"),
@@ -90,10 +91,10 @@ class DataScreen(FlowScreen):
     def compose_body(self) -> ComposeResult:
         state = self.state
         with Horizontal(id="data-paths"):
-            train = PathInput(str(state.train_path or ""), "train.csv / .parquet", id="train-path")
+            train = PathInput(str(state.train_path or ""), "train.csv / .parquet", prefer="train", id="train-path")
             train.border_title = "train file (ctrl+t)"
             yield train
-            test = PathInput(str(state.test_path or ""), "test.csv", id="test-path")
+            test = PathInput(str(state.test_path or ""), "test.csv", prefer="test", id="test-path")
             test.border_title = "test file (optional)"
             yield test
         with Horizontal(id="data-progress"):

@@ -69,6 +69,8 @@ def parse_option(attr: str, text: str) -> object:
 class ModelsScreen(FlowScreen):
     """Model checklist and parameter form."""
 
+    HOME = "#model-list"
+
     HELP = "space ticks a model; edit its parameters on the right (enter applies)."
     BINDINGS = [  # noqa: RUF012
         Binding("p", "toggle_preset", "Preset"),

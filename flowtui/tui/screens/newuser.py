@@ -27,6 +27,7 @@ class NewUserScreen(PickIdsScreen):
     """The cold-start form."""
 
     AUTO_FOCUS = "#nu-recs"
+    HOME = "#nu-recs"
     HELP = (
         "a and g pick liked artists and genres from lists of the data's (or type ids, comma or space "
         "separated); recommendations follow each change, from the model picked (any saved recommender, or "

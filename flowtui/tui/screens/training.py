@@ -20,6 +20,7 @@ from flowtui.tui import helpers
 from flowtui.tui.messages import EngineEvent, LeaderboardReady, TrainingFinished
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.state import RunHandle
+from flowtui.tui.widgets.curves import draw_curves
 from flowtui.tui.widgets.model_progress import ModelProgress
 
 if TYPE_CHECKING:
@@ -351,23 +352,12 @@ class TrainingScreen(FlowScreen):
     def draw_chart(self) -> None:
         """Plot the per-epoch curves received so far (all models, or `curves_of`'s)."""
         chart = self.query_one("#train-chart", PlotextPlot)
-        plt = chart.plt
-        plt.clear_data()
-        plt.clear_figure()
         shown = {
             key: curve
             for key, curve in self._curves.items()
             if self.curves_of is None or key.rsplit(" ", 1)[0] == self.curves_of
         }
-        # AUC and loss live on different scales: plot the AUC curves when there are any, else the losses.
-        kinds = [self._curve_kind.get(key) for key in shown]
-        kind = "auc" if "auc" in kinds else "loss"
-        # Short: plotext drops a title wider than the chart.
-        plt.title(f"{'val. AUC' if kind == 'auc' else 'loss'} per epoch: {self.curves_of or 'all'}")
-        plt.xlabel("epoch")
-        for key, (xs, ys) in shown.items():
-            if xs and self._curve_kind.get(key) == kind:
-                plt.plot(xs, ys, label=key)
+        draw_curves(chart.plt, shown, self._curve_kind, max(chart.size.width - 8, 20))
         chart.refresh()
 
     # -- the end of a run ---------------------------------------------------------------------------------

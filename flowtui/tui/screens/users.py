@@ -36,6 +36,7 @@ class UsersScreen(PickIdsScreen):
     """The per-user recommendation browser."""
 
     AUTO_FOCUS = "#user-list"
+    HOME = "#user-list"
     HELP = (
         "/ searches users, enter opens one; m picks the model (any saved recommender, or rbm, dbn, hybrid); "
         "g and a pick genres and artists to keep; e exports every user's top 10. A model trained on other "

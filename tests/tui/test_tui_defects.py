@@ -1,0 +1,113 @@
+"""Pilot tests of the app's defects of issue 20 (items 10-17 and the app's small ones of 19): each failed
+before its fix."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.clock import MockClock
+from textual.widgets import DataTable, Input, Label, Static
+
+from flowtui.core import events as ev
+from flowtui.tui.app import FlowApp, make_app
+from flowtui.tui.messages import EngineEvent
+from flowtui.tui.screens.data import DataScreen
+from flowtui.tui.screens.results import ResultsScreen
+from flowtui.tui.screens.training import TrainingScreen
+from flowtui.tui.widgets.path_input import PathSuggester
+
+SIZE = (100, 30)
+FAST_RBM = {"n_components": 16, "n_iter": 2, "batch_size": 64}
+
+
+def _app(tiny: tuple[Path, Path], models: Path, **kwargs: Any) -> FlowApp:
+    return make_app(tiny[0], tiny[1], models, clock=MockClock(), device="CPU", **kwargs)
+
+
+async def _settle(app: FlowApp, pilot) -> None:  # type: ignore[no-untyped-def]
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def _until(pilot, condition: Callable[[], bool], seconds: float = 8.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await pilot.pause(0.05)
+
+
+# -- 16: enter leaves a field ---------------------------------------------------------------------------
+
+
+async def test_enter_in_a_path_field_leaves_it(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    app = _app(tiny, tmp_path / "models")
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        field = app.screen.query_one("#train-path", Input)
+        field.focus()
+        await pilot.press("enter")
+        await _settle(app, pilot)
+        assert app.focused is not field
+        assert app.focused is app.screen.query_one("#summary")
+        await pilot.press("4")  # a screen key again, not a digit typed into the path
+        assert field.value == str(tiny[0])
+        assert isinstance(app.screen, ResultsScreen)
+
+
+# -- 19: path fields, completion, the training chart ----------------------------------------------------
+
+
+async def test_narrow_path_fields_show_the_file_name(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    deep = tmp_path / ("a-rather-long-folder-name" * 3)
+    deep.mkdir()
+    train, test = deep / "train.csv", deep / "test.csv"
+    train.write_bytes(tiny[0].read_bytes())
+    test.write_bytes(tiny[1].read_bytes())
+    app = make_app(train, test, tmp_path / "models", clock=MockClock(), device="CPU")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        for field_id, name in (("#train-path", "train.csv"), ("#test-path", "test.csv")):
+            field = app.screen.query_one(field_id, Input)
+            shown = "".join(field.render_line(y).text for y in range(field.size.height))
+            assert name in shown, shown
+
+
+async def test_completion_prefers_the_field_s_own_file(tmp_path: Path) -> None:
+    (tmp_path / "test.csv").write_text("x")
+    (tmp_path / "train.csv").write_text("x")
+    typed = f"{tmp_path}/"
+    assert await PathSuggester("train").get_suggestion(typed) == f"{tmp_path}/train.csv"
+    assert await PathSuggester("test").get_suggestion(typed) == f"{tmp_path}/test.csv"
+    assert await PathSuggester("train").get_suggestion(f"{tmp_path}/te") == f"{tmp_path}/test.csv"
+
+
+async def test_training_chart_names_what_it_draws_with_whole_epochs(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    app = _app(tiny, tmp_path / "models")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("3")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, TrainingScreen)
+        screen.prepare_rows(["lightgbm", "rbm"])
+        for i in range(1, 23):
+            screen.on_engine_event(EngineEvent(ev.AfterEpoch("lightgbm", i, 22, metric=0.6 + i / 100)))
+            screen.on_engine_event(EngineEvent(ev.AfterEpoch("rbm", i, 22, loss=1.0 / i)))
+        screen.draw_chart()
+        await pilot.pause()
+        from textual_plotext import PlotextPlot
+
+        chart = screen.query_one("#train-chart", PlotextPlot)
+        chart.plt.plotsize(chart.size.width, chart.size.height)
+        text = re.sub(r"\x1b\[[0-9;]*m", "", chart.plt.build())
+        assert "lightgbm" in text and "rbm" in text  # the title says rbm's loss is behind v
+        assert "all" not in text.splitlines()[0]
+        assert "22.5" not in text and "1.0" not in text  # whole epochs on the x axis

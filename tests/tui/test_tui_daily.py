@@ -732,7 +732,7 @@ async def test_palette_recommends_for_a_user_switches_model_and_exports(
         import pandas as pd
 
         written = pd.read_csv(out)
-        assert list(written.columns) == ["user_id", "rank", "media_id", "score"]
+        assert list(written.columns) == ["user_id", "rank", "media_id", "artist_id", "genre_id", "score"]
         assert written["user_id"].nunique() == frame["user_id"].nunique()
         assert app.state.last_written == str(out)
 

@@ -111,3 +111,77 @@ async def test_training_chart_names_what_it_draws_with_whole_epochs(
         assert "lightgbm" in text and "rbm" in text  # the title says rbm's loss is behind v
         assert "all" not in text.splitlines()[0]
         assert "22.5" not in text and "1.0" not in text  # whole epochs on the x axis
+
+
+# -- 14, 15: the users screen's export and the palette's user --------------------------------------------
+
+
+def _save_rec(train: Path, folder: Path, name: str = "popularity") -> None:
+    """Train and save recommender `name` on `train` as `flowtui train-recs` does (no app)."""
+    from flowtui.core.data.io import load_dataset
+    from flowtui.core.modelfiles import fingerprint as data_fingerprint
+    from flowtui.core.modelfiles.data_match import describe_data
+    from flowtui.core.recs.store import save_recommender, train_recommender
+
+    frame = load_dataset(train, kind="train").frame
+    fp = data_fingerprint(frame)
+    rec = train_recommender(frame, name, None, "quick")
+    save_recommender(rec, folder, fingerprint=fp, data=describe_data(frame, fp, source=str(train)))
+
+
+async def test_palette_user_resets_the_search_and_the_list(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    _save_rec(tiny[0], models / "recs" / "popularity")
+    app = _app(tiny, models)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("5")
+        await _settle(app, pilot)
+        search = app.screen.query_one("#user-search", Input)
+        users = app.screen.query_one("#user-list", DataTable)
+        ids = [str(users.get_row_at(i)[0]) for i in range(users.row_count)]
+        first, other = ids[0], next(u for u in ids if not u.startswith(ids[0][0]))
+        search.focus()
+        await pilot.press(*first[0])  # a query that hides `other`
+        await pilot.pause()
+        assert other not in {str(users.get_row_at(i)[0]) for i in range(users.row_count)}
+        app.action_ask_user()
+        await pilot.pause()
+        app.screen.query_one("#ask-field", Input).value = other
+        await pilot.press("enter")
+        await _settle(app, pilot)
+        screen = app.screen
+        assert f"user {other}" in str(screen.query_one("#profile", Static).content)
+        assert screen.query_one("#user-search", Input).value == other
+        users = screen.query_one("#user-list", DataTable)
+        assert str(users.get_row_at(users.cursor_row)[0]) == other
+
+
+async def test_export_applies_the_filters_with_artist_and_genre(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from flowtui.tui.dialogs import PathDialog
+
+    models = tmp_path / "models"
+    _save_rec(tiny[0], models / "recs" / "popularity")
+    frame = pd.read_csv(tiny[0])
+    genre = int(frame["genre_id"].value_counts().index[0])
+    app = _app(tiny, models)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("5")
+        await _settle(app, pilot)
+        app.screen.query_one("#genre-filter", Input).value = str(genre)
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, PathDialog)
+        assert f"genres {genre}" in str(app.screen.query_one(".dialog-note", Static).content)
+        out = Path(app.screen.query_one("#path-field", Input).value)
+        await pilot.press("enter")
+        await _settle(app, pilot)
+    written = pd.read_csv(out)
+    assert list(written.columns) == ["user_id", "rank", "media_id", "artist_id", "genre_id", "score"]
+    assert len(written) > 0 and set(written["genre_id"]) == {genre}
+    assert written.groupby("user_id")["rank"].max().max() <= 10

@@ -91,7 +91,9 @@ class DataScreen(FlowScreen):
     def compose_body(self) -> ComposeResult:
         state = self.state
         with Horizontal(id="data-paths"):
-            train = PathInput(str(state.train_path or ""), "train.csv / .parquet", prefer="train", id="train-path")
+            train = PathInput(
+                str(state.train_path or ""), "train.csv / .parquet", prefer="train", id="train-path"
+            )
             train.border_title = "train file (ctrl+t)"
             yield train
             test = PathInput(str(state.test_path or ""), "test.csv", prefer="test", id="test-path")

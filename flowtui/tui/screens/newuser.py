@@ -218,11 +218,7 @@ class NewUserScreen(PickIdsScreen):
         )
 
     def _model_name(self, folder: Path) -> str:
-        """A model folder as the picker names it (relative to the models folder)."""
-        try:
-            return str(folder.relative_to(self.state.models_dir))
-        except ValueError:
-            return folder.name
+        return helpers.model_name(folder, self.state.models_dir)
 
     def on_other_data_question(self, message: OtherDataQuestion) -> None:
         """Ask before recommending with a model of other data (yes: used on these data from now on)."""

@@ -9,13 +9,13 @@ from typing import Any
 
 def epoch_ticks(last: float, most: int = 5) -> list[int]:
     """Whole epochs from 1 to `last`, at most `most` of them, evenly stepped."""
-    top = max(int(math.ceil(last)), 1)
+    top = max(math.ceil(last), 1)
     step = max(1, math.ceil(top / most))
     return list(range(1, top + 1, step))
 
 
 def chart_title(kind: str, drawn: list[str], hidden: list[str], width: int) -> str:
-    """"val. AUC: lightgbm · v: rbm loss", shortened to `width` (plotext drops a wider title)."""
+    """ "val. AUC: lightgbm · v: rbm loss", shortened to `width` (plotext drops a wider title)."""
     label = "val. AUC" if kind == "auc" else "loss"
     title = f"{label}: {', '.join(drawn) or 'none yet'}"
     if hidden:

@@ -9,14 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from textual.clock import MockClock
 from textual.widgets import DataTable, Input, Label, Static
 
 from flowtui.core import events as ev
 from flowtui.tui.app import FlowApp, make_app
 from flowtui.tui.messages import EngineEvent
-from flowtui.tui.screens.data import DataScreen
 from flowtui.tui.screens.results import ResultsScreen
 from flowtui.tui.screens.training import TrainingScreen
 from flowtui.tui.widgets.path_input import PathSuggester
@@ -185,3 +183,72 @@ async def test_export_applies_the_filters_with_artist_and_genre(
     assert list(written.columns) == ["user_id", "rank", "media_id", "artist_id", "genre_id", "score"]
     assert len(written) > 0 and set(written["genre_id"]) == {genre}
     assert written.groupby("user_id")["rank"].max().max() <= 10
+
+
+# -- 11, 17: the models form ---------------------------------------------------------------------------
+
+
+async def _models_screen(app: FlowApp, pilot) -> Any:  # type: ignore[no-untyped-def]
+    from flowtui.tui.screens.models import ModelsScreen
+    from flowtui.tui.widgets.ticklist import TickList
+
+    await _settle(app, pilot)
+    await pilot.press("2")
+    await _settle(app, pilot)
+    screen = app.screen
+    assert isinstance(screen, ModelsScreen)
+    listing = screen.query_one("#model-list", TickList)
+    listing.highlighted = list(screen.specs).index("rbm")
+    await pilot.pause()
+    return screen
+
+
+async def test_training_is_refused_while_a_field_is_invalid(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    app = _app(tiny, tmp_path / "models")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _models_screen(app, pilot)
+        app.state.selected = ["rbm"]
+        field = screen.query_one("#param-n_iter", Input)
+        field.focus()
+        field.value = "abc"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "-invalid" in field.classes
+        notes: list[str] = []
+        app.notify = lambda message, **kw: notes.append(str(message))  # type: ignore[method-assign]
+        await pilot.press("t")
+        await _settle(app, pilot)
+        assert app.screen is screen, "training must not start"
+        assert any("rbm n_iter" in n and "abc" in n for n in notes)
+        # the palette's way to the training screen refuses as well
+        await pilot.press("3")
+        await pilot.pause()
+        app.screen.action_train()  # type: ignore[attr-defined]
+        await _settle(app, pilot)
+        assert app.state.run is None and not (tmp_path / "models" / "rbm").exists()
+
+
+async def test_models_form_tab_order_help_no_select_all_and_reset(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    app = _app(tiny, tmp_path / "models")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _models_screen(app, pilot)
+        screen.query_one("#model-list").focus()
+        await pilot.press("tab")
+        first = screen.query(".param-input").first(Input)
+        assert app.focused is first, "tab reaches the highlighted model's parameters first"
+        assert first.selected_text == ""  # one key does not blank the field
+        helps = [str(label.content) for label in screen.query(".param-help").results(Label)]
+        assert any("epochs" in h and "an integer from 1 to" in h for h in helps)
+        rounds = screen.query_one("#opt-rounds", Input)
+        default = rounds.value
+        rounds.value = "7"
+        rounds.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.state.run_options.rounds == 7
+        screen.query_one("#model-list").focus()
+        await pilot.press("r")
+        await pilot.pause()
+        assert rounds.value == default and app.state.run_options.rounds == int(default)

@@ -125,6 +125,9 @@ class TrainingScreen(FlowScreen):
         if not state.selected:
             self.notify("tick at least one model (screen 2)", severity="warning")
             return
+        if state.invalid_refusal():
+            self.notify(state.invalid_refusal(), title="cannot train", severity="error")
+            return
         from flowtui.core.run_config import describe_options
 
         names = list(state.selected)

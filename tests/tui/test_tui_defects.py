@@ -252,3 +252,124 @@ async def test_models_form_tab_order_help_no_select_all_and_reset(
         await pilot.press("r")
         await pilot.pause()
         assert rounds.value == default and app.state.run_options.rounds == int(default)
+
+
+# -- 10, 12: which model and which test file a submission uses --------------------------------------------
+
+
+def _save_flow(train: Path, models: Path, name: str = "logreg") -> None:
+    """A Flow model saved by an earlier session (no holdout: no score in its meta.json)."""
+    from flowtui.core.data.io import load_dataset
+    from flowtui.core.run import run
+    from flowtui.core.run_config import RunConfig
+
+    frame = load_dataset(train, kind="train").frame
+    run(frame, RunConfig(models=(name,), baselines=False, holdout=False, models_dir=models))
+
+
+def _notes(app: FlowApp) -> list[str]:
+    notes: list[str] = []
+    app.notify = lambda message, **kw: notes.append(str(message))  # type: ignore[method-assign]
+    return notes
+
+
+async def test_a_cancelled_model_is_marked_and_never_writes_the_older_one(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from flowtui.core.flow.evaluate import Leaderboard, LeaderboardRow
+    from flowtui.tui.dialogs import PathDialog
+    from flowtui.tui.messages import TrainingFinished
+    from flowtui.tui.state import RunHandle
+
+    models = tmp_path / "models"
+    _save_flow(tiny[0], models)
+    app = _app(tiny, models)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("3")
+        await pilot.pause()
+        training = app.screen
+        assert isinstance(training, TrainingScreen)
+        assert app.state.train is not None
+        board = Leaderboard(rows=[LeaderboardRow("logreg", 0.91, 0.5, 0.8, 0.1, 0.0)], n_targets=10, rounds=1)
+        app.state.run = RunHandle(["logreg"], app.state.train.frame, ["logreg"])
+        training._training = True
+        training.on_training_finished(TrainingFinished(board, {}, [], {"logreg": "cancelled by the user"}))
+        await pilot.press("4")
+        await _settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, ResultsScreen)
+        table = screen.query_one("#leaderboard", DataTable)
+        labels = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert labels == ["logreg (cancelled)", "logreg (saved)"]
+        notes = _notes(app)
+        table.move_cursor(row=0)
+        await pilot.press("s")
+        await pilot.pause()
+        assert not isinstance(app.screen, PathDialog), "the cancelled model was not saved"
+        assert any("cancelled" in n and "saved earlier" in n for n in notes)
+        table.move_cursor(row=1)
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, PathDialog)
+        note = str(app.screen.query_one(".dialog-note", Static).content)
+        assert "uses" in note and str(models / "logreg") in note and "saved 20" in note
+
+
+async def test_a_new_train_file_offers_the_test_file_beside_it(
+    tiny: tuple[Path, Path], other_tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from flowtui.tui.dialogs import ConfirmDialog
+    from flowtui.tui.helpers import short_path
+
+    app = _app(tiny, tmp_path / "models")
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        data = app.screen
+        field = data.query_one("#train-path", Input)
+        field.value = str(other_tiny[0])
+        field.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog) and app.screen.tag == "test-file"
+        assert short_path(other_tiny[1]) in app.screen.question
+        await pilot.press("escape")  # keep the old test file: the note names it in full
+        await _settle(app, pilot)
+        assert app.state.test_path == tiny[1]
+        assert f"test file still {short_path(tiny[1])}" in str(data.query_one("#load-status", Label).content)
+        field.value = str(tiny[0])
+        await pilot.press("ctrl+l")
+        await _settle(app, pilot)
+        field.value = str(other_tiny[0])
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        app.screen.action_answer(True)
+        await _settle(app, pilot)
+        assert app.state.test_path == other_tiny[1] and app.state.train_path == other_tiny[0]
+        assert data.query_one("#test-path", Input).value == str(other_tiny[1])
+
+
+async def test_a_submission_warns_when_the_test_users_are_others(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from flowtui.tui.dialogs import PathDialog
+
+    models = tmp_path / "models"
+    _save_flow(tiny[0], models)
+    foreign = pd.read_csv(tiny[1])
+    foreign["user_id"] += 100_000
+    other_test = tmp_path / "test.csv"
+    foreign.to_csv(other_test, index=False)
+    app = make_app(tiny[0], other_test, models, clock=MockClock(), device="CPU")
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("4")
+        await _settle(app, pilot)
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, PathDialog)
+        note = str(app.screen.query_one(".dialog-note", Static).content)
+        assert "0% of the users" in note and "may not belong together" in note

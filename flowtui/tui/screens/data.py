@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 from flowtui.core import events as ev
 from flowtui.core.errors import DataError
 from flowtui.tui import helpers
+from flowtui.tui.dialogs import ConfirmDialog
 from flowtui.tui.messages import DataFailed, DataLoaded, EngineEvent
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
@@ -131,18 +132,54 @@ class DataScreen(FlowScreen):
         self.action_load()
 
     def action_load(self) -> None:
-        """Load and validate the files named in the inputs."""
+        """Load and validate the files named in the inputs (a new train file with the old test file: the
+        test file beside the new train file is offered first)."""
         train = self.query_one("#train-path", Input).value.strip()
         test = self.query_one("#test-path", Input).value.strip()
         if not train:
             self._show_error("give a train file first", [])
             return
+        train_path, test_path = Path(train).expanduser(), Path(test).expanduser() if test else None
+        beside = self._test_beside(train_path, test_path)
+        if beside is None or test_path is None:
+            self._start_load(train_path, test_path)
+            return
+
+        def answer(yes: bool | None) -> None:
+            chosen = beside if yes else test_path
+            if yes:
+                field = self.query_one("#test-path", PathInput)
+                field.value = str(beside)
+                field.show_end()
+            self._start_load(train_path, chosen)
+
+        question = (
+            f"The test file is still {helpers.short_path(test_path)},\n"
+            f"from another folder than the new train file {helpers.short_path(train_path)}.\n"
+            f"Use {helpers.short_path(beside)}, beside the new train file?"
+        )
+        self.app.push_screen(ConfirmDialog(question, yes="Use it", no="Keep", tag="test-file"), answer)
+
+    def _test_beside(self, train: Path, test: Path | None) -> Path | None:
+        """The test file beside a newly chosen train file when the test field still names the loaded test
+        file of another folder (None otherwise)."""
+        state = self.state
+        if state.train is None or state.train_path is None or test is None or state.test_path is None:
+            return None
+        if _same_file(train, state.train_path) or not _same_file(test, state.test_path):
+            return None
+        name = train.name.replace("train", "test") if "train" in train.name else "test.csv"
+        beside = train.parent / name
+        if not beside.is_file() or _same_file(beside, test) or _same_file(test.parent, train.parent):
+            return None
+        return beside
+
+    def _start_load(self, train_path: Path, test_path: Path | None) -> None:
         self._cancel.set()
         self._cancel = threading.Event()
         self.query_one("#data-error").display = False
         self.query_one("#load-bar", ProgressBar).update(total=None, progress=0)
-        self.query_one("#load-status", Label).update(f"loading {Path(train).name}…")
-        train_path, test_path = Path(train).expanduser(), Path(test).expanduser() if test else None
+        self.query_one("#load-status", Label).update(f"loading {train_path.name}…")
         self._loading = (train_path, test_path)
         self.begin_work("data", f"loading {train_path.name}", self._cancel)
         self._load(train_path, test_path, self._cancel, self.state.quitting)
@@ -220,7 +257,7 @@ class DataScreen(FlowScreen):
         still = ""
         new_train_only = before is not None and before[0] != state.train_path and before[1] == state.test_path
         if new_train_only and state.test_path is not None:
-            still = f" · test file still {state.test_path.name} (unchanged)"
+            still = f" · test file still {helpers.short_path(state.test_path)} (unchanged)"
         self.query_one("#load-status", Label).update(f"{message.train.n_rows:,} rows{n_test}{still}")
         self._fill_summary(message.summary)
         self._fill_warnings(message.warnings)
@@ -246,3 +283,10 @@ class DataScreen(FlowScreen):
 
     def _fill_distributions(self, dists: dict[str, pd.Series]) -> None:
         self.query_one("#charts", Charts).set_charts(charts_of(dists))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return a == b

@@ -383,16 +383,16 @@ class TrainingScreen(FlowScreen):
         same_data = self._same_data()
         self._training = False
         state.run = None
+        by_user = [n for n, why in message.failed.items() if why == CANCELLED_BY_USER]
         if same_data:
             if message.leaderboard is not None:
                 state.leaderboard = message.leaderboard
             state.saved.update(message.saved)
-            state.cancelled = message.cancelled
+            state.cancelled = [*message.cancelled, *by_user]  # screen 4 marks them: not saved
         else:
             self._log(
                 "[yellow]this run trained on the previous data; its models are saved with their data[/yellow]"
             )
-        by_user = [n for n, why in message.failed.items() if why == CANCELLED_BY_USER]
         failed = {n: why for n, why in message.failed.items() if why != CANCELLED_BY_USER}
         for name in [*message.cancelled, *by_user]:
             row = self._row(name)

@@ -373,3 +373,51 @@ async def test_a_submission_warns_when_the_test_users_are_others(
         assert isinstance(app.screen, PathDialog)
         note = str(app.screen.query_one(".dialog-note", Static).content)
         assert "0% of the users" in note and "may not belong together" in note
+
+
+# -- 13: cold start ----------------------------------------------------------------------------------------
+
+
+async def test_an_unknown_artist_is_skipped_with_a_warning(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    import pandas as pd
+
+    from flowtui.tui.screens.newuser import NewUserScreen
+
+    models = tmp_path / "models"
+    _save_rec(tiny[0], models / "recs" / "popularity")
+    artist = int(pd.read_csv(tiny[0])["artist_id"].value_counts().index[0])
+    app = _app(tiny, models)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("6")
+        await _settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, NewUserScreen)
+        screen.query_one("#nu-artists", Input).value = f"{artist}, 99999"
+        await _settle(app, pilot)
+        note = str(screen.query_one("#nu-note", Label).content)
+        assert screen.query_one("#nu-recs", DataTable).row_count == 10
+        assert "skipped artist 99999" in note and f"artists [{artist}]" in note
+
+
+def test_tracks_pinned_above_higher_scores_say_so() -> None:
+    import pandas as pd
+
+    from flowtui.tui.screens.newuser import mark_pinned
+
+    recs = pd.DataFrame(
+        {
+            "media_id": [1, 2, 3, 4],
+            "score": [0.2, 0.1, 0.9, 0.5],
+            "reason": ["by artist 7 (you chose it)", "by artist 7 (you chose it)", "popular", "popular"],
+        }
+    )
+    marked, any_pinned = mark_pinned(recs)
+    assert any_pinned
+    assert list(marked["reason"]) == [
+        "▲ pinned: by artist 7 (you chose it)",
+        "▲ pinned: by artist 7 (you chose it)",
+        "popular",
+        "popular",
+    ]
+    assert mark_pinned(recs.sort_values("score", ascending=False))[1] is False

@@ -95,9 +95,9 @@ class FlowScreen(Screen[None]):
             self.call_after_refresh(self.leave_field, event.input)
 
     def leave_field(self, field: Input) -> None:
-        """Focus the screen's list (`HOME`) if `field` still has the focus."""
-        if self.focused is not field:
-            return  # a handler moved the focus itself
+        """Focus the screen's list (`HOME`) if `field` still has the focus and holds no invalid value."""
+        if self.focused is not field or field.has_class("-invalid"):
+            return  # a handler moved the focus itself, or the value is to be fixed there
         home = self.query(self.HOME) if self.HOME else None
         if home:
             home.first().focus()

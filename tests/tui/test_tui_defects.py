@@ -223,7 +223,9 @@ async def test_training_is_refused_while_a_field_is_invalid(tiny: tuple[Path, Pa
         # the palette's way to the training screen refuses as well
         await pilot.press("3")
         await pilot.pause()
-        app.screen.action_train()  # type: ignore[attr-defined]
+        training = app.screen
+        assert isinstance(training, TrainingScreen)
+        training.action_train()
         await _settle(app, pilot)
         assert app.state.run is None and not (tmp_path / "models" / "rbm").exists()
 
@@ -237,8 +239,8 @@ async def test_models_form_tab_order_help_no_select_all_and_reset(
         screen.query_one("#model-list").focus()
         await pilot.press("tab")
         first = screen.query(".param-input").first(Input)
-        assert app.focused is first, "tab reaches the highlighted model's parameters first"
         assert first.selected_text == ""  # one key does not blank the field
+        assert app.focused is first, "tab reaches the highlighted model's parameters first"
         helps = [str(label.content) for label in screen.query(".param-help").results(Label)]
         assert any("epochs" in h and "an integer from 1 to" in h for h in helps)
         rounds = screen.query_one("#opt-rounds", Input)
@@ -319,35 +321,26 @@ async def test_a_cancelled_model_is_marked_and_never_writes_the_older_one(
 async def test_a_new_train_file_offers_the_test_file_beside_it(
     tiny: tuple[Path, Path], other_tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from flowtui.tui.dialogs import ConfirmDialog
     from flowtui.tui.helpers import short_path
 
     app = _app(tiny, tmp_path / "models")
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(200, 30)) as pilot:
         await _settle(app, pilot)
         data = app.screen
         field = data.query_one("#train-path", Input)
         field.value = str(other_tiny[0])
         field.focus()
         await pilot.press("enter")
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmDialog) and app.screen.tag == "test-file"
-        assert short_path(other_tiny[1]) in app.screen.question
-        await pilot.press("escape")  # keep the old test file: the note names it in full
         await _settle(app, pilot)
-        assert app.state.test_path == tiny[1]
-        assert f"test file still {short_path(tiny[1])}" in str(data.query_one("#load-status", Label).content)
-        field.value = str(tiny[0])
-        await pilot.press("ctrl+l")
-        await _settle(app, pilot)
-        field.value = str(other_tiny[0])
-        await pilot.press("ctrl+l")
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmDialog)
-        app.screen.action_answer(True)
+        assert app.state.test_path == tiny[1]  # loaded with the old test file, which is named in full
+        status = str(data.query_one("#load-status", Label).content)
+        assert f"test file still {short_path(tiny[1])}" in status
+        assert f"ctrl+o uses {short_path(other_tiny[1])}" in status
+        await pilot.press("ctrl+o")
         await _settle(app, pilot)
         assert app.state.test_path == other_tiny[1] and app.state.train_path == other_tiny[0]
         assert data.query_one("#test-path", Input).value == str(other_tiny[1])
+        assert "still" not in str(data.query_one("#load-status", Label).content)
 
 
 async def test_a_submission_warns_when_the_test_users_are_others(

@@ -146,10 +146,10 @@ class FlowScreen(Screen[None]):
         self.state.work.pop(key, None)
         self.refresh_status()
 
-    def wrote(self, path: Path, what: str, rows: int) -> None:
-        """A file was written: the status line keeps its path in view, the log records it."""
+    def wrote(self, path: Path, what: str, rows: int, detail: str = "") -> None:
+        """A file was written: the status line keeps its path in view, the log records it (and `detail`)."""
         self.state.last_written = str(path)
-        self.state.record(f"wrote {what} {path} ({rows:,} rows)")
+        self.state.record(f"wrote {what} {path} ({rows:,} rows){detail}")
         self.refresh_status()
         self.notify(f"wrote {rows:,} rows to {path}", title=what, timeout=8)
 

@@ -16,7 +16,6 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Static
 from flowtui.core import events as ev
 from flowtui.core.errors import DataError
 from flowtui.tui import helpers
-from flowtui.tui.dialogs import ConfirmDialog
 from flowtui.tui.messages import DataFailed, DataLoaded, EngineEvent
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.widgets import add_columns
@@ -82,12 +81,14 @@ class DataScreen(FlowScreen):
     BINDINGS = [  # noqa: RUF012
         Binding("ctrl+l", "load", "Load"),
         Binding("ctrl+t", "focus_train", "Train path", show=False),
+        Binding("ctrl+o", "use_beside", "Use the test file beside the train file", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self._cancel = threading.Event()
         self._loading: tuple[Path, Path | None] | None = None  # the files of the load under way
+        self._beside: Path | None = None  # the test file beside a new train file, offered (ctrl+o)
 
     def compose_body(self) -> ComposeResult:
         state = self.state
@@ -132,47 +133,24 @@ class DataScreen(FlowScreen):
         self.action_load()
 
     def action_load(self) -> None:
-        """Load and validate the files named in the inputs (a new train file with the old test file: the
-        test file beside the new train file is offered first)."""
+        """Load and validate the files named in the inputs."""
         train = self.query_one("#train-path", Input).value.strip()
         test = self.query_one("#test-path", Input).value.strip()
         if not train:
             self._show_error("give a train file first", [])
             return
-        train_path, test_path = Path(train).expanduser(), Path(test).expanduser() if test else None
-        beside = self._test_beside(train_path, test_path)
-        if beside is None or test_path is None:
-            self._start_load(train_path, test_path)
+        self._start_load(Path(train).expanduser(), Path(test).expanduser() if test else None)
+
+    def action_use_beside(self) -> None:
+        """Load the test file found beside a newly loaded train file (offered after that load)."""
+        beside = self._beside
+        if beside is None:
+            self.notify("no other test file to offer: the test file sits beside the train file", timeout=3)
             return
-
-        def answer(yes: bool | None) -> None:
-            chosen = beside if yes else test_path
-            if yes:
-                field = self.query_one("#test-path", PathInput)
-                field.value = str(beside)
-                field.show_end()
-            self._start_load(train_path, chosen)
-
-        question = (
-            f"The test file is still {helpers.short_path(test_path)},\n"
-            f"from another folder than the new train file {helpers.short_path(train_path)}.\n"
-            f"Use {helpers.short_path(beside)}, beside the new train file?"
-        )
-        self.app.push_screen(ConfirmDialog(question, yes="Use it", no="Keep", tag="test-file"), answer)
-
-    def _test_beside(self, train: Path, test: Path | None) -> Path | None:
-        """The test file beside a newly chosen train file when the test field still names the loaded test
-        file of another folder (None otherwise)."""
-        state = self.state
-        if state.train is None or state.train_path is None or test is None or state.test_path is None:
-            return None
-        if _same_file(train, state.train_path) or not _same_file(test, state.test_path):
-            return None
-        name = train.name.replace("train", "test") if "train" in train.name else "test.csv"
-        beside = train.parent / name
-        if not beside.is_file() or _same_file(beside, test) or _same_file(test.parent, train.parent):
-            return None
-        return beside
+        field = self.query_one("#test-path", PathInput)
+        field.value = str(beside)
+        field.show_end()
+        self.action_load()
 
     def _start_load(self, train_path: Path, test_path: Path | None) -> None:
         self._cancel.set()
@@ -183,6 +161,15 @@ class DataScreen(FlowScreen):
         self._loading = (train_path, test_path)
         self.begin_work("data", f"loading {train_path.name}", self._cancel)
         self._load(train_path, test_path, self._cancel, self.state.quitting)
+
+    @staticmethod
+    def _test_beside(train: Path, test: Path | None) -> Path | None:
+        """The test file beside `train` ("train" in its name becomes "test", else test.csv) when `test`, the
+        test file kept from an earlier load, lies in another folder (None otherwise)."""
+        if test is None or _same_file(test.parent, train.parent):
+            return None
+        beside = train.parent / (train.name.replace("train", "test") if "train" in train.name else "test.csv")
+        return beside if beside.is_file() and not _same_file(beside, test) else None
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="data")
     def _load(
@@ -256,13 +243,19 @@ class DataScreen(FlowScreen):
         n_test = f" + {message.test.n_rows:,} test rows" if message.test is not None else " · no test file"
         still = ""
         new_train_only = before is not None and before[0] != state.train_path and before[1] == state.test_path
-        if new_train_only and state.test_path is not None:
+        self._beside = None
+        if new_train_only and state.test_path is not None and state.train_path is not None:
             still = f" · test file still {helpers.short_path(state.test_path)} (unchanged)"
+            self._beside = self._test_beside(state.train_path, state.test_path)
+            if self._beside is not None:
+                still += f" · ctrl+o uses {helpers.short_path(self._beside)}, beside the train file"
         self.query_one("#load-status", Label).update(f"{message.train.n_rows:,} rows{n_test}{still}")
         self._fill_summary(message.summary)
         self._fill_warnings(message.warnings)
         self._fill_distributions(message.distributions)
-        self.notify(f"loaded {message.train.n_rows:,} rows{still}", timeout=5 if still else 3)
+        self.notify(
+            f"loaded {message.train.n_rows:,} rows{still}", timeout=10 if self._beside else 5 if still else 3
+        )
         self.refresh_current_screen()
 
     def _fill_summary(self, figures: dict[str, Any]) -> None:

@@ -369,7 +369,7 @@ class ResultsScreen(FlowScreen):
         if isinstance(result, OtherDataQuestion):
             self.post_message(result)
         else:
-            self.post_message(FileWritten(out, result, f"submission with {saved_label(folder)}"))
+            self.post_message(FileWritten(out, result, "submission", f" with {saved_label(folder)}"))
 
     def on_other_data_question(self, message: OtherDataQuestion) -> None:
         self.end_work("submission")
@@ -394,7 +394,7 @@ class ResultsScreen(FlowScreen):
     def on_file_written(self, message: FileWritten) -> None:
         self.end_work("submission")
         self.query_one("#leaderboard").border_subtitle = f"wrote {helpers.short_path(message.path)}"
-        self.wrote(message.path, message.what, message.rows)
+        self.wrote(message.path, message.what, message.rows, message.detail)
 
 
 def saved_label(folder: Path) -> str:

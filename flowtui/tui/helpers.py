@@ -69,6 +69,29 @@ def scan_models(models_dir: Path) -> tuple[list[str], list[str]]:
     return recommenders, [m.name for m in sorted(saved, key=lambda m: -(m.auc or 0.0))]
 
 
+def model_name(folder: Path, models_dir: Path) -> str:
+    """A model folder as the pickers name it (relative to the models folder)."""
+    try:
+        return str(folder.relative_to(models_dir))
+    except ValueError:
+        return folder.name
+
+
+def same_data_predictor(predictors: list[Path], frame: pd.DataFrame) -> Path | None:
+    """The first of `predictors` trained on `frame` (a test-row probability from a model of other data
+    would be a silent guess); call it in a worker."""
+    from flowtui.core.flow import store
+
+    wanted = fingerprint(frame)
+    for folder in predictors:
+        try:
+            if store.read_meta(folder).get("data_fingerprint") == wanted:
+                return folder
+        except (DataError, OSError):
+            continue
+    return None
+
+
 def known(value: object) -> str:
     """An artist or genre id as shown: "?" for -1, the engine's mark for a track the loaded data has no
     row of (a model of other data recommends such tracks)."""

@@ -95,6 +95,7 @@ class FileWritten(Message):
     path: Path
     rows: int
     what: str = "submission"
+    detail: str = ""  # what it was written with (" with models/rbm (saved ...)"), for the log
 
 
 @dataclass

@@ -101,6 +101,8 @@ class AppState:
     #: `helpers.data_key`s of models the person chose to use on other data than they were trained on
     other_data_ok: set[str] = field(default_factory=set)
     cancelled: list[str] = field(default_factory=list)
+    #: form fields holding a value that does not parse ("rbm n_iter", "run option rounds") -> (text, error)
+    invalid_fields: dict[str, tuple[str, str]] = field(default_factory=dict)
     train_requested: bool = False  # set by the models screen's `t`, consumed by the training screen
     #: every registered model's spec, read once in a worker at start-up (None until then)
     specs: dict[str, ModelSpec] | None = None
@@ -132,6 +134,13 @@ class AppState:
         from flowtui.core import paths
 
         return self.train_path is not None and _same(self.train_path, paths.sample_train())
+
+    def invalid_refusal(self) -> str:
+        """Why training is refused while a form field holds an invalid value (empty when none does)."""
+        if not self.invalid_fields:
+            return ""
+        label, (text, error) = next(iter(self.invalid_fields.items()))
+        return f"{label} holds {text!r}, which is not valid: {error} (fix it on screen 2)"
 
     def record(self, line: str) -> None:
         """Add a line to the activity log (the training screen's log shows it)."""

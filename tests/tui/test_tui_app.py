@@ -279,6 +279,7 @@ async def test_model_form_edits_parameters(tiny: tuple[Path, Path], tmp_path: Pa
         await pilot.press("enter")
         assert app.state.params["rbm"] == {"n_iter": edited}
         field.value = "three"
+        field.focus()  # enter left the field (issue 20 item 16)
         await pilot.press("enter")
         assert field.has_class("-invalid") and app.state.params["rbm"] == {"n_iter": edited}
         await pilot.press("escape", "p")

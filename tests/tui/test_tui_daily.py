@@ -18,6 +18,7 @@ from flowtui.core import events as ev
 from flowtui.tui import settings
 from flowtui.tui.app import FlowApp, make_app
 from flowtui.tui.dialogs import ConfirmDialog, PathDialog, PickerDialog
+from flowtui.tui.helpers import short_path
 from flowtui.tui.messages import TrainingFinished
 from flowtui.tui.screens.models import ModelsScreen
 from flowtui.tui.screens.newuser import NewUserScreen
@@ -581,7 +582,8 @@ async def test_loading_other_data_clears_the_leaderboard_and_users_follow(
         field.focus()
         await pilot.press("enter")
         await _settle(app, pilot)
-        assert "test file still test.csv" in str(app.screen.query_one("#load-status", Label).content)
+        still = f"test file still {short_path(tiny[1])} (unchanged)"  # in full: two files are called test.csv
+        assert still in str(app.screen.query_one("#load-status", Label).content)
         assert app.state.leaderboard is None
         await pilot.press("escape", "5")
         await _settle(app, pilot)
@@ -732,7 +734,7 @@ async def test_palette_recommends_for_a_user_switches_model_and_exports(
         import pandas as pd
 
         written = pd.read_csv(out)
-        assert list(written.columns) == ["user_id", "rank", "media_id", "score"]
+        assert list(written.columns) == ["user_id", "rank", "media_id", "artist_id", "genre_id", "score"]
         assert written["user_id"].nunique() == frame["user_id"].nunique()
         assert app.state.last_written == str(out)
 

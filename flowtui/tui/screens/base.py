@@ -54,6 +54,8 @@ class FlowScreen(Screen[None]):
 
     #: One line on what the screen does, shown by the help screen.
     HELP: ClassVar[str] = ""
+    #: The screen's list, where focus goes after enter in one of its text fields (None: nowhere).
+    HOME: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -86,6 +88,21 @@ class FlowScreen(Screen[None]):
             self.release_keys()  # a screen whose filling failed answers keys again
             if event.worker.group in self.state.work:
                 self.end_work(event.worker.group)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter leaves the field (after the screen's own handlers ran), so that single keys work again."""
+        if event.input.screen is self:
+            self.call_after_refresh(self.leave_field, event.input)
+
+    def leave_field(self, field: Input) -> None:
+        """Focus the screen's list (`HOME`) if `field` still has the focus and holds no invalid value."""
+        if self.focused is not field or field.has_class("-invalid"):
+            return  # a handler moved the focus itself, or the value is to be fixed there
+        home = self.query(self.HOME) if self.HOME else None
+        if home:
+            home.first().focus()
+        else:
+            self.set_focus(None)
 
     # -- keys pressed while the screen fills itself ------------------------------------------------------
 
@@ -129,10 +146,10 @@ class FlowScreen(Screen[None]):
         self.state.work.pop(key, None)
         self.refresh_status()
 
-    def wrote(self, path: Path, what: str, rows: int) -> None:
-        """A file was written: the status line keeps its path in view, the log records it."""
+    def wrote(self, path: Path, what: str, rows: int, detail: str = "") -> None:
+        """A file was written: the status line keeps its path in view, the log records it (and `detail`)."""
         self.state.last_written = str(path)
-        self.state.record(f"wrote {what} {path} ({rows:,} rows)")
+        self.state.record(f"wrote {what} {path} ({rows:,} rows){detail}")
         self.refresh_status()
         self.notify(f"wrote {rows:,} rows to {path}", title=what, timeout=8)
 

@@ -76,24 +76,29 @@ class DataScreen(FlowScreen):
     """Load and inspect a data set."""
 
     AUTO_FOCUS = "#summary"
+    HOME = "#summary"
     HELP = "Type paths (→ completes), enter or ctrl+l loads and validates."
     BINDINGS = [  # noqa: RUF012
         Binding("ctrl+l", "load", "Load"),
         Binding("ctrl+t", "focus_train", "Train path", show=False),
+        Binding("ctrl+o", "use_beside", "Use the test file beside the train file", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self._cancel = threading.Event()
         self._loading: tuple[Path, Path | None] | None = None  # the files of the load under way
+        self._beside: Path | None = None  # the test file beside a new train file, offered (ctrl+o)
 
     def compose_body(self) -> ComposeResult:
         state = self.state
         with Horizontal(id="data-paths"):
-            train = PathInput(str(state.train_path or ""), "train.csv / .parquet", id="train-path")
+            train = PathInput(
+                str(state.train_path or ""), "train.csv / .parquet", prefer="train", id="train-path"
+            )
             train.border_title = "train file (ctrl+t)"
             yield train
-            test = PathInput(str(state.test_path or ""), "test.csv", id="test-path")
+            test = PathInput(str(state.test_path or ""), "test.csv", prefer="test", id="test-path")
             test.border_title = "test file (optional)"
             yield test
         with Horizontal(id="data-progress"):
@@ -134,15 +139,37 @@ class DataScreen(FlowScreen):
         if not train:
             self._show_error("give a train file first", [])
             return
+        self._start_load(Path(train).expanduser(), Path(test).expanduser() if test else None)
+
+    def action_use_beside(self) -> None:
+        """Load the test file found beside a newly loaded train file (offered after that load)."""
+        beside = self._beside
+        if beside is None:
+            self.notify("no other test file to offer: the test file sits beside the train file", timeout=3)
+            return
+        field = self.query_one("#test-path", PathInput)
+        field.value = str(beside)
+        field.show_end()
+        self.action_load()
+
+    def _start_load(self, train_path: Path, test_path: Path | None) -> None:
         self._cancel.set()
         self._cancel = threading.Event()
         self.query_one("#data-error").display = False
         self.query_one("#load-bar", ProgressBar).update(total=None, progress=0)
-        self.query_one("#load-status", Label).update(f"loading {Path(train).name}…")
-        train_path, test_path = Path(train).expanduser(), Path(test).expanduser() if test else None
+        self.query_one("#load-status", Label).update(f"loading {train_path.name}…")
         self._loading = (train_path, test_path)
         self.begin_work("data", f"loading {train_path.name}", self._cancel)
         self._load(train_path, test_path, self._cancel, self.state.quitting)
+
+    @staticmethod
+    def _test_beside(train: Path, test: Path | None) -> Path | None:
+        """The test file beside `train` ("train" in its name becomes "test", else test.csv) when `test`, the
+        test file kept from an earlier load, lies in another folder (None otherwise)."""
+        if test is None or _same_file(test.parent, train.parent):
+            return None
+        beside = train.parent / (train.name.replace("train", "test") if "train" in train.name else "test.csv")
+        return beside if beside.is_file() and not _same_file(beside, test) else None
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="data")
     def _load(
@@ -216,13 +243,19 @@ class DataScreen(FlowScreen):
         n_test = f" + {message.test.n_rows:,} test rows" if message.test is not None else " · no test file"
         still = ""
         new_train_only = before is not None and before[0] != state.train_path and before[1] == state.test_path
-        if new_train_only and state.test_path is not None:
-            still = f" · test file still {state.test_path.name} (unchanged)"
+        self._beside = None
+        if new_train_only and state.test_path is not None and state.train_path is not None:
+            still = f" · test file still {helpers.short_path(state.test_path)} (unchanged)"
+            self._beside = self._test_beside(state.train_path, state.test_path)
+            if self._beside is not None:
+                still += f" · ctrl+o uses {helpers.short_path(self._beside)}, beside the train file"
         self.query_one("#load-status", Label).update(f"{message.train.n_rows:,} rows{n_test}{still}")
         self._fill_summary(message.summary)
         self._fill_warnings(message.warnings)
         self._fill_distributions(message.distributions)
-        self.notify(f"loaded {message.train.n_rows:,} rows{still}", timeout=5 if still else 3)
+        self.notify(
+            f"loaded {message.train.n_rows:,} rows{still}", timeout=10 if self._beside else 5 if still else 3
+        )
         self.refresh_current_screen()
 
     def _fill_summary(self, figures: dict[str, Any]) -> None:
@@ -243,3 +276,10 @@ class DataScreen(FlowScreen):
 
     def _fill_distributions(self, dists: dict[str, pd.Series]) -> None:
         self.query_one("#charts", Charts).set_charts(charts_of(dists))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return a == b

@@ -69,11 +69,16 @@ def parse_option(attr: str, text: str) -> object:
 class ModelsScreen(FlowScreen):
     """Model checklist and parameter form."""
 
-    HELP = "space ticks a model; edit its parameters on the right (enter applies)."
+    HOME = "#model-list"
+
+    HELP = (
+        "space ticks a model; tab reaches its parameters (enter applies), then the run options; "
+        "r resets the highlighted model's parameters and the run options."
+    )
     BINDINGS = [  # noqa: RUF012
         Binding("p", "toggle_preset", "Preset"),
         Binding("a", "toggle_all", "All/none"),
-        Binding("r", "reset_params", "Reset params"),
+        Binding("r", "reset_params", "Reset"),
         Binding("t", "train", "Train"),
     ]
 
@@ -91,7 +96,12 @@ class ModelsScreen(FlowScreen):
                     for field_id, label, attr in RUN_OPTIONS:
                         yield Horizontal(
                             Label(label, classes="option-label"),
-                            Input(self._option_text(attr), id=field_id, classes="option-input"),
+                            Input(
+                                self._option_text(attr),
+                                id=field_id,
+                                classes="option-input",
+                                select_on_focus=False,
+                            ),
                             classes="option-row",
                         )
                     yield Label("", id="options-error", classes="field-error")
@@ -170,15 +180,20 @@ class ModelsScreen(FlowScreen):
         edited = self.state.params.get(name, {})
         for key, value in self._effective(name).items():
             declared = spec.schema.get(key)
-            field = Input(show_value(value), id=f"param-{key}", classes="param-input")
-            if declared is not None:
-                field.tooltip = f"{declared.help}; {declared.describe()}"
-            if key in edited:
-                field.add_class("-edited")
-            error = Label("", id=f"error-{key}", classes="field-error param-error")
-            error.display = False
+            typed = self.state.invalid_fields.get(f"{name} {key}")
+            text = typed[0] if typed is not None else show_value(value)
+            field = Input(text, id=f"param-{key}", classes="param-input", select_on_focus=False)
+            field.set_class(key in edited, "-edited")
+            field.set_class(typed is not None, "-invalid")
+            error = Label(
+                f"✗ {typed[1]}" if typed else "", id=f"error-{key}", classes="field-error param-error"
+            )
+            error.display = typed is not None
             row = Horizontal(Label(key, classes="param-label"), field, classes="param-row")
-            rows.append(Vertical(row, error, classes="param-block"))
+            block = [row, error]
+            if declared is not None:
+                block.append(Label(f"{declared.help} · {declared.describe()}", classes="param-help"))
+            rows.append(Vertical(*block, classes="param-block"))
         if not rows:
             rows.append(Horizontal(Label("(no parameters)", classes="param-label")))
         form.mount_all(rows)
@@ -206,7 +221,9 @@ class ModelsScreen(FlowScreen):
         except ParamError as err:
             event.input.add_class("-invalid")
             self._show_error(f"error-{key}", str(err))
+            self.state.invalid_fields[f"{name} {key}"] = (event.input.value, str(err))
             return
+        self.state.invalid_fields.pop(f"{name} {key}", None)
         event.input.remove_class("-invalid")
         self._show_error(f"error-{key}", "")
         if value == base.get(key):
@@ -230,10 +247,34 @@ class ModelsScreen(FlowScreen):
         except ValueError as err:
             event.input.add_class("-invalid")
             self._show_error("options-error", str(err))
+            self.state.invalid_fields[f"run option {attr}"] = (event.input.value, str(err))
             return
+        self.state.invalid_fields.pop(f"run option {attr}", None)
         event.input.remove_class("-invalid")
         self._show_error("options-error", "")
         self.state.run_options = options
+
+    def _tab_order(self) -> list[Widget]:
+        """The list, the highlighted model's parameters, then the run options."""
+        order: list[Widget] = [self.query_one("#model-list")]
+        order += list(self.query(".param-input"))
+        order += list(self.query(".option-input"))
+        return [w for w in order if w.focusable]
+
+    def focus_next(self, selector: str | type[Any] = "*") -> Widget | None:
+        """Tab: from the model list to its parameters first, then the run options."""
+        return self._step_focus(1) or super().focus_next(selector)
+
+    def focus_previous(self, selector: str | type[Any] = "*") -> Widget | None:
+        return self._step_focus(-1) or super().focus_previous(selector)
+
+    def _step_focus(self, step: int) -> Widget | None:
+        order = self._tab_order()
+        if self.focused not in order:
+            return None
+        target = order[(order.index(self.focused) + step) % len(order)]
+        self.set_focus(target)
+        return target
 
     def _show_preset(self) -> None:
         preset = self.state.preset
@@ -256,12 +297,29 @@ class ModelsScreen(FlowScreen):
             listing.select_all()
 
     def action_reset_params(self) -> None:
-        """Forget the edits of the highlighted model."""
+        """Forget the edits of the highlighted model, and the run options' (back to their defaults)."""
+        from flowtui.core.run_config import RunConfig
+
+        state = self.state
+        state.run_options = RunConfig(preset=state.preset)
+        for field_id, _, attr in RUN_OPTIONS:
+            field = self.query_one(f"#{field_id}", Input)
+            field.value = self._option_text(attr)
+            field.remove_class("-invalid")
+        self._show_error("options-error", "")
+        invalid = state.invalid_fields
+        for label in [k for k in invalid if k.startswith(("run option ", f"{self._current} "))]:
+            del invalid[label]
         if self._current:
-            self.state.params.pop(self._current, None)
+            state.params.pop(self._current, None)
             self._show_model(self._current)
 
     def action_train(self) -> None:
-        """Go to the training screen and start training the ticked models."""
+        """Go to the training screen and start training the ticked models (refused while a field holds an
+        invalid value: the first is named)."""
+        refusal = self.state.invalid_refusal()
+        if refusal:
+            self.notify(refusal, title="cannot train", severity="error")
+            return
         self.state.train_requested = True
         self.flow_app.action_goto("training")

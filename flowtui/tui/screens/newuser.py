@@ -22,11 +22,14 @@ from flowtui.tui.widgets import add_columns
 if TYPE_CHECKING:
     import pandas as pd
 
+    from flowtui.core.recs.recommend import Recommender
+
 
 class NewUserScreen(PickIdsScreen):
     """The cold-start form."""
 
     AUTO_FOCUS = "#nu-recs"
+    HOME = "#nu-recs"
     HELP = (
         "a and g pick liked artists and genres from lists of the data's (or type ids, comma or space "
         "separated); recommendations follow each change, from the model picked (any saved recommender, or "
@@ -204,6 +207,7 @@ class NewUserScreen(PickIdsScreen):
         except (DataError, ValueError, OSError) as err:
             self.post_result(NewUserReady(None, f"✗ {name}: {err}"))
             return
+        artists, genres, skipped = known_choices(rec, artists, genres)
         try:
             recs = rec.for_new_user(artists, genres, age=age, gender=gender, n=TOP_N)
         except ValueError as err:  # an artist or genre id the model does not know
@@ -212,16 +216,16 @@ class NewUserScreen(PickIdsScreen):
         what = ", ".join(
             s for s in (f"artists {artists}" if artists else "", f"genres {genres}" if genres else "") if s
         )
-        self.post_result(
-            NewUserReady(recs, f"for {what}" if what else "no preferences: popular in the segment")
-        )
+        recs, pinned = mark_pinned(recs)
+        note = f"for {what}" if what else "no preferences: popular in the segment"
+        if pinned:
+            note += " · your artists' and genres' tracks come first (▲ pinned above higher scores)"
+        if skipped:
+            note += f" · ⚠ skipped {skipped}: no track in the model's vocabulary"
+        self.post_result(NewUserReady(recs, note))
 
     def _model_name(self, folder: Path) -> str:
-        """A model folder as the picker names it (relative to the models folder)."""
-        try:
-            return str(folder.relative_to(self.state.models_dir))
-        except ValueError:
-            return folder.name
+        return helpers.model_name(folder, self.state.models_dir)
 
     def on_other_data_question(self, message: OtherDataQuestion) -> None:
         """Ask before recommending with a model of other data (yes: used on these data from now on)."""
@@ -253,3 +257,33 @@ class NewUserScreen(PickIdsScreen):
     def on_new_user_ready(self, message: NewUserReady) -> None:
         self.query_one("#nu-note", Label).update(message.note)
         helpers.fill_recommendations(self.query_one("#nu-recs", DataTable), message.recs)
+
+
+def known_choices(
+    rec: Recommender, artists: list[int], genres: list[int]
+) -> tuple[list[int], list[int], str]:
+    """The liked artists and genres the model's vocabulary has tracks of, and the others named ("artist
+    99999, genre 7"; empty when none is unknown), so that one unknown id does not empty the whole list."""
+    known_a, known_g = set(rec.item_artist.tolist()), set(rec.item_genre.tolist())
+    unknown = [f"artist {a}" for a in artists if a not in known_a]
+    unknown += [f"genre {g}" for g in genres if g not in known_g]
+    return [a for a in artists if a in known_a], [g for g in genres if g in known_g], ", ".join(unknown)
+
+
+def mark_pinned(recs: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """`recs` with "▲ pinned: " before the reason of each track ranked above a higher-scored one (the
+    liked artists' and genres' tracks come first), and whether there is any."""
+    import numpy as np
+
+    scores = recs["score"].to_numpy()
+    if len(scores) < 2:
+        return recs, False
+    later_best = np.maximum.accumulate(scores[::-1])[::-1]  # the best score from each row on
+    pinned = np.r_[later_best[1:] > scores[:-1], False]
+    if not pinned.any():
+        return recs, False
+    recs = recs.copy()
+    recs["reason"] = [
+        "▲ pinned: " + str(r) if p else str(r) for r, p in zip(recs["reason"], pinned, strict=True)
+    ]
+    return recs, True

@@ -20,6 +20,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Label
 from textual_plotext import PlotextPlot
 
+from flowtui.core.errors import DataError
 from flowtui.tui import helpers
 from flowtui.tui.dialogs import ConfirmDialog, PathDialog
 from flowtui.tui.messages import FileWritten, OtherDataQuestion, SavedModelsRead
@@ -55,12 +56,18 @@ class BoardRow:
     baseline: bool = False
     error: str | None = None
     folder: Path | None = None
+    cancelled: bool = False  # a model of this run cancelled by the person: not saved
 
     @property
     def label(self) -> str:
         mark = " *" if self.baseline else " ✗" if self.error else ""
         tag = {"saved": " (saved)", "other": " (other)"}.get(self.source, "")
-        return self.name + mark + tag
+        return self.name + mark + (" (cancelled)" if self.cancelled and not self.error else tag)
+
+    @property
+    def key(self) -> str:
+        """The table's row key (a model of this run and the one saved earlier share a name)."""
+        return f"{self.source}:{self.name}"
 
 
 def _holdout(model: SavedModel) -> dict[str, float | None]:
@@ -76,16 +83,24 @@ def _holdout(model: SavedModel) -> dict[str, float | None]:
 
 
 def board_rows(
-    board: Leaderboard | None, saved_now: dict[str, Path], saved: list[SavedModel], fingerprint: str
+    board: Leaderboard | None,
+    saved_now: dict[str, Path],
+    saved: list[SavedModel],
+    fingerprint: str,
+    cancelled: frozenset[str] = frozenset(),
 ) -> list[BoardRow]:
-    """This session's rows (sorted by AUC), the saved models of the same data (by AUC), then the saved
-    models of other data (by name, no scores: their scores were measured on other rows)."""
+    """This session's rows (sorted by AUC; `cancelled` ones marked), the saved models of the same data (by
+    AUC), then the saved models of other data (by name, no scores: their scores were measured on other
+    rows). A saved model is left out only when this run saved its folder anew: a model of the run that
+    was not saved keeps the older saved one in view, on its own row."""
     rows: list[BoardRow] = []
     if board is not None:
         for r in board.rows:
             scores = {c: getattr(r, c) for c in COLUMNS}
-            rows.append(BoardRow(r.model, "run", scores, r.baseline, r.error, saved_now.get(r.model)))
-    seen = {r.name for r in rows}
+            folder = saved_now.get(r.model)
+            gone = r.model in cancelled
+            rows.append(BoardRow(r.model, "run", scores, r.baseline, r.error, folder, gone))
+    seen = {r.name for r in rows if r.folder is not None}
     same = [m for m in saved if m.meta.get("data_fingerprint") == fingerprint and m.name not in seen]
     same.sort(key=lambda m: (-(m.auc or 0.0), m.name))
     rows += [BoardRow(m.name, "saved", _holdout(m), folder=m.folder) for m in same]
@@ -163,7 +178,8 @@ class ResultsScreen(FlowScreen):
     def _refresh(self) -> None:
         state = self.state
         board = self._board = state.leaderboard
-        self._rows = board_rows(board, state.saved, self._saved, self._fingerprint)
+        cancelled = frozenset(state.cancelled)
+        self._rows = board_rows(board, state.saved, self._saved, self._fingerprint, cancelled)
         table = self.query_one("#leaderboard", DataTable)
         cursor = table.cursor_row
         table.clear()
@@ -176,7 +192,7 @@ class ResultsScreen(FlowScreen):
             for col in COLUMNS:
                 v = r.scores.get(col)
                 cells.append("" if v is None else f"{v:.2f}" if col.endswith("seconds") else f"{v:.4f}")
-            table.add_row(*cells, key=r.name)
+            table.add_row(*cells, key=r.key)
         if self._rows:
             table.move_cursor(row=min(max(cursor, 0), len(self._rows) - 1))
         warning.update(self._info(board))
@@ -211,7 +227,7 @@ class ResultsScreen(FlowScreen):
     @on(DataTable.RowHighlighted, "#leaderboard")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value:
-            self._show_importances(str(event.row_key.value))
+            self._show_importances(str(event.row_key.value).split(":", 1)[1])
 
     def _show_importances(self, name: str) -> None:
         chart = self.query_one("#importances", BarChart)
@@ -237,7 +253,7 @@ class ResultsScreen(FlowScreen):
             return
         self._marked ^= {row.name}
         table = self.query_one("#leaderboard", DataTable)
-        table.update_cell(row.name, table.ordered_columns[0].key, "●" if row.name in self._marked else " ")
+        table.update_cell(row.key, table.ordered_columns[0].key, "●" if row.name in self._marked else " ")
         self._draw_roc()
 
     def _draw_roc(self) -> None:
@@ -265,7 +281,8 @@ class ResultsScreen(FlowScreen):
     # -- submission ---------------------------------------------------------------------------------------
 
     def action_submission(self) -> None:
-        """Write a submission for the loaded test file with the highlighted model (asks for the file)."""
+        """Write a submission for the loaded test file with the highlighted model (asks for the file, naming
+        the saved model used and warning when the test file's users barely overlap the train file's)."""
         state = self.state
         row = self._current()
         if state.train is None or state.test is None:
@@ -274,21 +291,45 @@ class ResultsScreen(FlowScreen):
         if row is None:
             self.notify("no model yet: train one (screens 2-3)", severity="warning")
             return
-        folder = row.folder or state.saved.get(row.name)
-        if folder is None and (state.models_dir / row.name / "meta.json").is_file():
-            folder = state.models_dir / row.name  # saved by an earlier session or by `flowtui train`
+        folder = row.folder
         if folder is None:
-            self.notify(f"{row.name} has no saved final fit; train it first", severity="warning")
+            self.notify(self._not_saved(row), severity="warning")
             return
-        note = ""
+        notes = [f"uses {saved_label(folder)}"]
         if row.source == "other":
-            note = (
+            notes.append(
                 f"⚠ {row.name} was trained on other data than the loaded train file: you will be asked "
                 "before anything is written."
             )
+        mismatch = self._pairing_warning()
+        if mismatch:
+            notes.append(f"⚠ {mismatch}")
         default = state.out_dir / f"submission_{row.name}.csv"
-        dialog = PathDialog(f"Write a submission with {row.name}", default, note)
+        dialog = PathDialog(f"Write a submission with {row.name}", default, "\n".join(notes))
         self.app.push_screen(dialog, partial(self._write_to, folder))
+
+    def _not_saved(self, row: BoardRow) -> str:
+        """Why `row` (a model of this run without a saved folder) cannot write a submission."""
+        why = "was cancelled: not saved" if row.cancelled else "has no saved final fit"
+        if any(r.source != "run" and r.name == row.name for r in self._rows):
+            return f"{row.name} of this run {why}; its row marked (saved) holds the model saved earlier"
+        return f"{row.name} {why}; train it first"
+
+    def _pairing_warning(self) -> str:
+        """The warning of `core.flow.pairing` for the loaded train and test files (cached per pair)."""
+        from flowtui.core.flow.pairing import pairing_warning
+
+        state = self.state
+        if state.train is None or state.test is None:
+            return ""
+        train, test = state.train.frame, state.test.frame
+        train_name = helpers.short_path(state.train_path or "the train file")
+        test_name = helpers.short_path(state.test_path or "the test file")
+
+        def warning() -> str:
+            return pairing_warning(train, test, train_name=train_name, test_name=test_name)
+
+        return helpers.PER_FRAME.get(train, f"pairing {id(test)} {train_name} {test_name}", warning)
 
     def _write_to(self, folder: Path, path: Path | None) -> None:
         state = self.state
@@ -328,7 +369,7 @@ class ResultsScreen(FlowScreen):
         if isinstance(result, OtherDataQuestion):
             self.post_message(result)
         else:
-            self.post_message(FileWritten(out, result, "submission"))
+            self.post_message(FileWritten(out, result, "submission", f" with {saved_label(folder)}"))
 
     def on_other_data_question(self, message: OtherDataQuestion) -> None:
         self.end_work("submission")
@@ -353,7 +394,22 @@ class ResultsScreen(FlowScreen):
     def on_file_written(self, message: FileWritten) -> None:
         self.end_work("submission")
         self.query_one("#leaderboard").border_subtitle = f"wrote {helpers.short_path(message.path)}"
-        self.wrote(message.path, message.what, message.rows)
+        self.wrote(message.path, message.what, message.rows, message.detail)
+
+
+def saved_label(folder: Path) -> str:
+    """The saved model in `folder` as a submission names it: folder, date saved and holdout AUC."""
+    from flowtui.core.flow import store
+
+    try:
+        meta = store.read_meta(folder)
+    except (DataError, OSError):
+        return helpers.short_path(folder)
+    created = str(meta.get("created") or "?").replace("T", " ")[:16]
+    holdout = meta.get("holdout")
+    auc = holdout.get("auc") if isinstance(holdout, dict) else None
+    score = f", holdout AUC {auc:.4f}" if isinstance(auc, int | float) and not isinstance(auc, bool) else ""
+    return f"{helpers.short_path(folder)} (saved {created}{score})"
 
 
 def _folder_key(models_dir: Path) -> tuple[tuple[str, int], ...]:

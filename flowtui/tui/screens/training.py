@@ -20,6 +20,7 @@ from flowtui.tui import helpers
 from flowtui.tui.messages import EngineEvent, LeaderboardReady, TrainingFinished
 from flowtui.tui.screens.base import FlowScreen
 from flowtui.tui.state import RunHandle
+from flowtui.tui.widgets.curves import draw_curves
 from flowtui.tui.widgets.model_progress import ModelProgress
 
 if TYPE_CHECKING:
@@ -123,6 +124,9 @@ class TrainingScreen(FlowScreen):
             return
         if not state.selected:
             self.notify("tick at least one model (screen 2)", severity="warning")
+            return
+        if state.invalid_refusal():
+            self.notify(state.invalid_refusal(), title="cannot train", severity="error")
             return
         from flowtui.core.run_config import describe_options
 
@@ -351,23 +355,12 @@ class TrainingScreen(FlowScreen):
     def draw_chart(self) -> None:
         """Plot the per-epoch curves received so far (all models, or `curves_of`'s)."""
         chart = self.query_one("#train-chart", PlotextPlot)
-        plt = chart.plt
-        plt.clear_data()
-        plt.clear_figure()
         shown = {
             key: curve
             for key, curve in self._curves.items()
             if self.curves_of is None or key.rsplit(" ", 1)[0] == self.curves_of
         }
-        # AUC and loss live on different scales: plot the AUC curves when there are any, else the losses.
-        kinds = [self._curve_kind.get(key) for key in shown]
-        kind = "auc" if "auc" in kinds else "loss"
-        # Short: plotext drops a title wider than the chart.
-        plt.title(f"{'val. AUC' if kind == 'auc' else 'loss'} per epoch: {self.curves_of or 'all'}")
-        plt.xlabel("epoch")
-        for key, (xs, ys) in shown.items():
-            if xs and self._curve_kind.get(key) == kind:
-                plt.plot(xs, ys, label=key)
+        draw_curves(chart.plt, shown, self._curve_kind, max(chart.size.width - 8, 20))
         chart.refresh()
 
     # -- the end of a run ---------------------------------------------------------------------------------
@@ -390,16 +383,16 @@ class TrainingScreen(FlowScreen):
         same_data = self._same_data()
         self._training = False
         state.run = None
+        by_user = [n for n, why in message.failed.items() if why == CANCELLED_BY_USER]
         if same_data:
             if message.leaderboard is not None:
                 state.leaderboard = message.leaderboard
             state.saved.update(message.saved)
-            state.cancelled = message.cancelled
+            state.cancelled = [*message.cancelled, *by_user]  # screen 4 marks them: not saved
         else:
             self._log(
                 "[yellow]this run trained on the previous data; its models are saved with their data[/yellow]"
             )
-        by_user = [n for n, why in message.failed.items() if why == CANCELLED_BY_USER]
         failed = {n: why for n, why in message.failed.items() if why != CANCELLED_BY_USER}
         for name in [*message.cancelled, *by_user]:
             row = self._row(name)

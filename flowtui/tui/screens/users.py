@@ -18,6 +18,7 @@ from flowtui.core.errors import DataError
 from flowtui.core.flow import users as queries
 from flowtui.tui import helpers
 from flowtui.tui.dialogs import ConfirmDialog, PathDialog
+from flowtui.tui.export import describe_filters, export_table
 from flowtui.tui.helpers import REC_COLUMNS, TOP_N, RecommenderCache, parse_ids
 from flowtui.tui.messages import FileWritten, OtherDataQuestion, RecModelsFound, UserReady
 from flowtui.tui.screens.base import PickIdsScreen
@@ -36,6 +37,7 @@ class UsersScreen(PickIdsScreen):
     """The per-user recommendation browser."""
 
     AUTO_FOCUS = "#user-list"
+    HOME = "#user-list"
     HELP = (
         "/ searches users, enter opens one; m picks the model (any saved recommender, or rbm, dbn, hybrid); "
         "g and a pick genres and artists to keep; e exports every user's top 10. A model trained on other "
@@ -60,6 +62,8 @@ class UsersScreen(PickIdsScreen):
         #: models the person said no to on these data (`helpers.data_key`): not asked again
         self._declined: set[str] = set()
         self._asking: set[str] = set()  # questions on screen, so that a second open does not ask twice
+        #: the filters of an export waiting for a yes to a model of other data (by `helpers.data_key`)
+        self._export_filters: dict[str, tuple[list[int], list[int]]] = {}
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="users-body"):
@@ -189,14 +193,19 @@ class UsersScreen(PickIdsScreen):
     def action_open_user(self, user_id: int) -> None:
         """Open `user_id` (the palette's "Recommend for a user")."""
         self._follow_data()
-        table = self.query_one("#user-list", DataTable)
         key = str(user_id)
+        search = self.query_one("#user-search", Input)
+        with search.prevent(Input.Changed):  # the list is filled here, for this user
+            search.value = key
+        self._fill_users(key)
+        table = self.query_one("#user-list", DataTable)
         if key in {str(k.value) for k in table.rows}:
             table.move_cursor(row=table.get_row_index(key))
         self._open(user_id)
 
     def action_export(self) -> None:
-        """Write every user's top 10 with the chosen model to a CSV file (asks for the file)."""
+        """Write every user's top 10 with the chosen model and the screen's filters to a CSV file (asks for
+        the file)."""
         state = self.state
         model = self.query_one("#rec-model", Select).value
         if state.train is None:
@@ -205,23 +214,41 @@ class UsersScreen(PickIdsScreen):
         if not isinstance(model, str):
             self.notify(NO_MODEL, severity="warning")
             return
+        try:
+            filters = (
+                parse_ids(self.query_one("#genre-filter", Input).value),
+                parse_ids(self.query_one("#artist-filter", Input).value),
+            )
+        except ValueError as err:
+            self.notify(f"cannot export: {err}", severity="error")
+            return
+        shown = describe_filters(*filters)
+        note = f"filters applied: {shown} (top {TOP_N} among the matching tracks)" if shown else ""
         default = state.out_dir / f"recommendations_{model}.csv"
-        dialog = PathDialog(f"Export the top {TOP_N} of every user with {model}", default)
-        self.app.push_screen(dialog, partial(self._export_to, state.models_dir / model))
+        dialog = PathDialog(f"Export the top {TOP_N} of every user with {model}", default, note)
+        self.app.push_screen(dialog, partial(self._export_to, state.models_dir / model, filters))
 
-    def _export_to(self, folder: Path, path: Path | None) -> None:
+    def _export_to(self, folder: Path, filters: tuple[list[int], list[int]], path: Path | None) -> None:
         state = self.state
         if path is None or state.train is None:
             return
         self.begin_work("export", f"writing {path.name}")
-        self._export(folder, state.train.frame, path, set(state.other_data_ok), state.quitting)
+        allowed = set(state.other_data_ok)
+        self._export(folder, state.train.frame, path, (allowed, filters), state.quitting)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="export")
     def _export(
-        self, folder: Path, frame: pd.DataFrame, out: Path, allowed: set[str], quitting: threading.Event
+        self,
+        folder: Path,
+        frame: pd.DataFrame,
+        out: Path,
+        how: tuple[set[str], tuple[list[int], list[int]]],
+        quitting: threading.Event,
     ) -> None:
+        allowed, (genres, artists) = how
+
         def write() -> int:
-            table = self.cache.get(folder, frame, allowed).all_users(TOP_N)
+            table = export_table(self.cache.get(folder, frame, allowed), TOP_N, genres, artists)
             helpers.write_table(table, out)
             return len(table)
 
@@ -230,7 +257,9 @@ class UsersScreen(PickIdsScreen):
         except helpers.Abandoned:
             return
         except helpers.OtherData as other:
-            self.post_message(OtherDataQuestion(folder, other.question, helpers.data_key(folder, frame), out))
+            question = OtherDataQuestion(folder, other.question, helpers.data_key(folder, frame), out)
+            self._export_filters[question.key] = (genres, artists)
+            self.post_message(question)
             return
         self.post_message(FileWritten(out, rows, "recommendations"))
 
@@ -254,7 +283,7 @@ class UsersScreen(PickIdsScreen):
             state.other_data_ok.add(message.key)
             state.record(f"[yellow]{name} used on other data[/] (confirmed): {message.question}")
             if out is not None:
-                self._export_to(message.folder, out)
+                self._export_to(message.folder, self._export_filters.pop(message.key, ([], [])), out)
             else:
                 self.action_reload()
 
@@ -271,11 +300,7 @@ class UsersScreen(PickIdsScreen):
         )
 
     def _model_name(self, folder: Path) -> str:
-        """A model folder as the picker names it (relative to the models folder)."""
-        try:
-            return str(folder.relative_to(self.state.models_dir))
-        except ValueError:
-            return folder.name
+        return helpers.model_name(folder, self.state.models_dir)
 
     def on_file_written(self, message: FileWritten) -> None:
         self.end_work("export")
@@ -377,26 +402,11 @@ class UsersScreen(PickIdsScreen):
                     if recs.empty:
                         note = f"no recommended track by artist(s) {artists}"
         prob = None
-        predictor = self._same_data_predictor(predictors, frame)
+        predictor = helpers.same_data_predictor(predictors, frame)
         if test is not None and predictor is not None:
             prob = queries.test_probability(predictor, frame, test, user_id)
         name = predictor.name if predictor is not None and prob is not None else ""
         self.post_result(UserReady(user_id, profile, history, recs, prob, note, name))
-
-    @staticmethod
-    def _same_data_predictor(predictors: list[Path], frame: pd.DataFrame) -> Path | None:
-        """The first of `predictors` trained on `frame` (a test-row probability from a model of other data
-        would be a silent guess); call it in a worker."""
-        from flowtui.core.flow import store
-
-        fingerprint = helpers.fingerprint(frame)
-        for folder in predictors:
-            try:
-                if store.read_meta(folder).get("data_fingerprint") == fingerprint:
-                    return folder
-            except (DataError, OSError):
-                continue
-        return None
 
     def on_user_ready(self, message: UserReady) -> None:
         p = message.profile

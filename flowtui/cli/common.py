@@ -195,6 +195,18 @@ def show_progress(quiet: bool = False) -> bool:
     return not quiet and console.is_terminal
 
 
+def _finished_lines(e: ev.Event) -> None:
+    """Without a terminal (a script, a pipe): a line on stderr per finished model, and the warnings, so that
+    a long run is not silent (with --json the commands print nothing but their result)."""
+    if isinstance(e, ev.AfterFit):
+        how = "cancelled" if e.cancelled else f"done in {e.seconds:.1f}s"
+        err_console.print(f"{escape(one_line(e.model))}: {how}", highlight=False, soft_wrap=True)
+    elif isinstance(e, ev.Log) and e.level == "warning":
+        err_console.print(
+            f"[yellow]warning:[/] {escape(one_line(e.message))}", highlight=False, soft_wrap=True
+        )
+
+
 @contextlib.contextmanager
 def progress_events(quiet: bool = False) -> Iterator[ev.EventCallback | None]:
     """Yield an `on_event` callback that drives a rich progress bar, or None when quiet/not a TTY.
@@ -202,7 +214,7 @@ def progress_events(quiet: bool = False) -> Iterator[ev.EventCallback | None]:
     One bar per task or model; Log events print above the bars.
     """
     if not show_progress(quiet):
-        yield None
+        yield None if quiet else _finished_lines
         return
     progress = Progress(
         TextColumn("[bold]{task.description}"),

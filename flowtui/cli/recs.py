@@ -16,6 +16,9 @@ from rich.table import Table
 
 from flowtui.cli import app
 from flowtui.cli.common import (
+    DataOpt,
+    JsonOpt,
+    PresetOpt,
     console,
     err_console,
     fail,
@@ -39,6 +42,7 @@ from flowtui.core.workflows.recs import (
     TrainRequest,
     TrainResult,
     UnknownUserError,
+    check_default_data,
     check_names,
     check_overrides,
     evaluate,
@@ -53,16 +57,10 @@ if TYPE_CHECKING:
     from flowtui.core.data.idmap import IdMap
 
 # -- options shared by the commands -------------------------------------------------------------------
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, nothing else.")]
-DataOpt = Annotated[
-    Path | None,
-    typer.Option("--data", help="Train file (CSV, CSV.gz or parquet); default: the bundled sample."),
-]
 ModelsOpt = Annotated[
     list[str] | None,
     typer.Option("--model", "-m", help="A registered recommender (repeat; default: all of them)."),
 ]
-PresetOpt = Annotated[str, typer.Option("--preset", help="quick (seconds) or full (default parameters).")]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -118,6 +116,18 @@ AllowOtherOpt = Annotated[
 KOpt = Annotated[int, typer.Option("--k", help="Cut-off of precision/recall/NDCG@k.")]
 SeedsOpt = Annotated[int, typer.Option("--seeds", help="Held-out splits (seeds seed..seed+N-1).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="First seed of the held-out splits.")]
+UsersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--users", help="Evaluate on a sample of this many users (drawn with --seed; default: all)."
+    ),
+]
+EvalPresetOpt = Annotated[
+    str,
+    typer.Option(
+        "--preset", help="quick (seconds; the default, as in the app) or full (default parameters)."
+    ),
+]
 FractionOpt = Annotated[float, typer.Option("--fraction", help="Share of each user's entries held out.")]
 HoldoutOpt = Annotated[str, typer.Option("--holdout", help="random or latest (each user's latest entries).")]
 ValidationOpt = Annotated[
@@ -247,6 +257,11 @@ def recommend_cmd(
     shares); other data is refused unless --allow-other-data."""
     new_user = bool(like_artist or like_genre) or age is not None or gender is not None
     _check_modes(user, all_users, new_user, out, bool(genre or artist or max_per_artist))
+    if data is None and not allow_other_data:
+        try:
+            check_default_data(model)
+        except DataError as err:
+            fail_data(err)
     ids = _id_map(data, out)
     query = RecommendQuery(
         n=n,
@@ -298,8 +313,9 @@ def evaluate_recs_cmd(
     validation: ValidationOpt = False,
     feedback: FeedbackOpt = "auto",
     max_items: MaxItemsOpt = 50_000,
-    preset: PresetOpt = "full",
+    preset: EvalPresetOpt = "quick",
     set_: SetOpt = None,
+    users: UsersOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Leaderboard of the recommenders on the same held-out splits: P/R/NDCG@k, AUC and MAE (listen/skip
@@ -312,9 +328,16 @@ def evaluate_recs_cmd(
         fail(f"--holdout {holdout!r}: expected random or latest")
     if not 0.0 < fraction < 1.0:
         fail(f"--fraction {fraction}: expected a number between 0 and 1")
+    if users is not None and users < 1:
+        fail(f"--users {users}: expected an integer >= 1")
     implicit, params = _settings(names, set_, preset, feedback, max_items)
     with progress_events(as_json) as on_event:
         frame = _load_train(data, on_event)
+        if not as_json:  # once the input is accepted: a refusal stays one line
+            sample = f", a sample of {users:,} users" if users else ""
+            err_console.print(
+                f"preset {preset}{sample} (--preset full: the declared defaults)", highlight=False
+            )
         try:
             board = evaluate(
                 frame,
@@ -330,6 +353,7 @@ def evaluate_recs_cmd(
                 implicit=implicit,
                 max_items=max_items,
                 source=str((data or paths.sample_train()).absolute()),
+                users=users,
                 on_event=on_event,
             )
         except DataError as err:

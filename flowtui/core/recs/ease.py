@@ -60,6 +60,8 @@ class EASE(RecommenderBase):
     kept_: np.ndarray  # item columns modelled, sorted
     popularity_: np.ndarray  # plays of every item (ranks the items not modelled)
 
+    step_name = "fit step"  # 1: the Gram matrix, 2: its inverse (a closed form has no epochs)
+
     def _n_epochs(self, matrix: InteractionMatrix) -> int:
         return 2
 

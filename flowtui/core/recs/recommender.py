@@ -79,6 +79,8 @@ class RecommenderBase(ABC):
     #: Why an item ranks high, said plainly, when nothing the user did or chose explains it (None: the
     #: recommendation lists say "ranked high by NAME").
     plain_reason: ClassVar[str | None] = None
+    # what one AfterEpoch step is called in progress lines: a closed-form model has fit steps, not epochs
+    step_name: ClassVar[str] = "epoch"
 
     item_ids_: np.ndarray  # the item vocabulary, sorted (columns of every score row)
     implicit_: bool  # fitted on implicit data (plays, no listen/skip labels)

@@ -37,6 +37,34 @@ def open_model(folder: str | Path) -> RecommenderBase:
     return model
 
 
+def check_default_data(folder: str | Path) -> None:
+    """Before the bundled sample stands in for a missing --data: DataError naming the file the model in
+    `folder` records it was trained on, when that is another file (its ids, imported ones included, are
+    that file's). Read from meta.json alone; a folder that cannot be read is left to `recommend`."""
+    from flowtui.core.errors import DataError
+    from flowtui.core.flow import store as flow_store
+
+    try:
+        meta = store.read_recommender_meta(folder) if store.is_recommender_folder(folder) else None
+        meta = meta if meta is not None else flow_store.read_meta(folder)
+    except DataError:
+        return
+    data = meta.get("data")
+    source = data.get("source") if isinstance(data, dict) else None
+    if not isinstance(source, str) or not source:
+        return
+    sample = paths.sample_train()
+    if Path(source).resolve() == sample.resolve():
+        return
+    rows = data.get("rows") if isinstance(data, dict) else None
+    size = f" ({rows:,} rows)" if isinstance(rows, int) else ""
+    raise DataError(
+        folder,
+        f"was trained on {source}{size}, not on the bundled sample: pass --data {source} "
+        "(or --allow-other-data to use the sample anyway)",
+    )
+
+
 def internal_id(kind: str, text: str, ids: IdMap | None) -> int:
     """The data's internal id of the `kind` ("user", "artist", "genre") a person gave as `text`: through the
     imported log's id map when the data has one (the log's own ids, strings allowed), else a plain 64-bit

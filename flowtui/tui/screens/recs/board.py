@@ -35,6 +35,8 @@ DETAIL = [
 def num(x: float, digits: int) -> str:
     """A compact number as the CLI prints it: 0.1322 -> ".132", 12.34 -> "12.3" for digits=1."""
     text = f"{x:.{digits}f}"
+    if text.lstrip("-").strip("0.") == "":
+        text = text.lstrip("-")  # a value that rounds to zero has no sign: ".000", not "-.000"
     return text.replace("0.", ".", 1) if text.startswith(("0.", "-0.")) else text
 
 
@@ -43,7 +45,12 @@ def cell(row: dict[str, Any], key: str, digits: int, std: bool) -> str:
     mean, sd = row.get(key), row.get(f"{key}_std")
     if mean is None:
         return "-"
-    return num(mean, digits) + (f"±{num(sd, digits)}" if std and sd is not None else "")
+    if not std or sd is None:
+        return num(mean, digits)
+    spread = num(sd, digits)
+    if spread.strip("0.") == "":  # a spread that rounds to zero says how small it is, not "±.000"
+        spread = "<" + num(10.0**-digits, digits)
+    return f"{num(mean, digits)}±{spread}"
 
 
 def board_setup(setup: dict[str, Any]) -> str:

@@ -179,7 +179,7 @@ class RecsScreen(SavedRecsPanel):
                 phase.update(f"leaderboard: {e.message}")
         elif isinstance(e, ev.AfterEpoch) and not self._cancel.is_set():
             what = "leaderboard" if self._busy == "leaderboard" else "training"
-            phase.update(f"{what}: {e.model} epoch {e.epoch}/{e.n_epochs}")
+            phase.update(f"{what}: {e.model} {_step_name(e.model)} {e.epoch}/{e.n_epochs}")
 
     def _forward(self, e: ev.Event) -> None:
         """An engine event, from the worker thread to the screen."""
@@ -427,3 +427,13 @@ class RecsScreen(SavedRecsPanel):
         else:
             self.notify("recommenders trained and saved", timeout=4)
         self.scan_models(self.state.models_dir)  # the pickers of screens 5 and 6 offer them
+
+
+def _step_name(model: str) -> str:
+    """What one progress step of `model` is called ("epoch"; "fit step" for a closed form such as EASE)."""
+    from flowtui.core import registry
+
+    try:
+        return str(getattr(registry.get_recommender(model).factory, "step_name", "epoch"))
+    except KeyError:
+        return "epoch"

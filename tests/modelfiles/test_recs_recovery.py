@@ -18,9 +18,9 @@ from flowtui.core.flow.store import list_models, load_model
 from flowtui.core.modelfiles.data_match import describe_data
 from flowtui.core.recs import store
 from flowtui.core.recs.interactions import recommender_matrix
-from flowtui.core.recs.recommend import open_model
 from flowtui.core.recs.recommender import RecommenderBase
 from flowtui.core.recs.store import load_recommender, save_recommender
+from flowtui.core.workflows.recs import open_model
 from tests.recs.conftest import block_frame, build
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="fault injection forks")

@@ -18,9 +18,9 @@ import pytest
 from flowtui.core.modelfiles import ModelFolderError, fingerprint
 from flowtui.core.modelfiles.data_match import describe_data
 from flowtui.core.recs.interactions import recommender_matrix
-from flowtui.core.recs.recommend import open_model
 from flowtui.core.recs.recommender import RecommenderBase
 from flowtui.core.recs.store import RecommenderFileError, load_recommender, save_recommender
+from flowtui.core.workflows.recs import open_model
 from tests.recs.conftest import block_frame, build
 
 

@@ -10,8 +10,6 @@ if TYPE_CHECKING:
 
     from flowtui.core.recs.recommend import Recommender
 
-#: Candidates ranked per user before the filters pick the top n (as the screen does for one user).
-POOL_PER_ROW = 50
 COLUMNS = ["user_id", "rank", "media_id", "artist_id", "genre_id", "score"]
 
 
@@ -27,28 +25,17 @@ def describe_filters(genres: list[int], artists: list[int]) -> str:
 
 def export_table(rec: Recommender, n: int, genres: list[int], artists: list[int]) -> pd.DataFrame:
     """DataFrame[user_id, rank, media_id, artist_id, genre_id, score]: each user's top `n` unheard tracks
-    among those of `genres` and `artists` (internal ids; empty: no filter). With a filter, the top
-    `n * POOL_PER_ROW` are ranked first: a user with fewer matching tracks among them gets fewer rows.
-    Call it in a worker."""
+    among those of `genres` and `artists` (internal ids; empty: no filter), filtered before ranking, as the
+    screen does for one user. Call it in a worker."""
     import pandas as pd
 
-    filtered = bool(genres or artists)
-    pool = min(len(rec.item_ids), n * POOL_PER_ROW) if filtered else n
-    table = rec.all_users(pool)
+    table = rec.all_users(n, genres=genres or None, artists=artists or None)
     meta = pd.DataFrame(
         {
             "media_id": rec.shown("item", rec.item_ids),
             "artist_id": rec.shown("artist", rec.item_artist),
             "genre_id": rec.shown("genre", rec.item_genre),
-            "_artist": rec.item_artist,
-            "_genre": rec.item_genre,
         }
     )
     table = table.merge(meta, on="media_id", how="left", sort=False)
-    if genres:
-        table = table[table["_genre"].isin(genres)]
-    if artists:
-        table = table[table["_artist"].isin(artists)]
-    table = table.sort_values(["user_id", "rank"], kind="stable")
-    table["rank"] = table.groupby("user_id", sort=False).cumcount() + 1
-    return table[table["rank"] <= n][COLUMNS].reset_index(drop=True)
+    return table[COLUMNS].reset_index(drop=True)

@@ -113,6 +113,17 @@ def test_all_users_matches_for_user(rec: Recommender, frame: pd.DataFrame) -> No
     assert not pairs & seen
 
 
+def test_all_users_filters_before_ranking_as_for_one_user(rec: Recommender, frame: pd.DataFrame) -> None:
+    """Every matching track competes (the export of screen 5 used to filter a top-500 and lose users)."""
+    artist = int(frame["artist_id"].value_counts().index[-1])  # the least played artist: rarely in a top list
+    allrec = rec.all_users(3, artists=[artist])
+    for user in (0, 100, 200):
+        mine = allrec[allrec["user_id"] == user].sort_values("rank")
+        one = rec.for_user(user, 3, artists=[artist])
+        assert len(one) > 0 and mine["media_id"].tolist() == one["media_id"].tolist()
+    assert set(rec.item_artist[np.searchsorted(rec.item_ids, allrec["media_id"])]) == {artist}
+
+
 def test_precomputed_lists_match_live_scoring(rec: Recommender, frame: pd.DataFrame) -> None:
     assert rec.model.exposure_ is not None  # ranked by expected listens: listen x exposure networks
     cached = Recommender(rec.model, frame, precompute=8)

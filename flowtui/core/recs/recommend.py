@@ -396,13 +396,23 @@ class Recommender:
         return self._frame(top, score, [f"popular with {who}"] * len(top))
 
     # -- everyone --------------------------------------------------------------------------------
-    def all_users(self, n: int = 10, *, exclude_heard: bool = True) -> pd.DataFrame:
-        """Top-`n` unheard items of every user in the data: DataFrame[user_id, rank, media_id, score]."""
-        if self._cache is not None and exclude_heard and n <= self._cache[0].shape[1]:
+    def all_users(
+        self,
+        n: int = 10,
+        *,
+        exclude_heard: bool = True,
+        genres: Iterable[int] | None = None,
+        artists: Iterable[int] | None = None,
+    ) -> pd.DataFrame:
+        """Top-`n` unheard items of every user in the data: DataFrame[user_id, rank, media_id, score].
+        `genres` and `artists` (internal ids) filter before ranking, as for one user: every match competes."""
+        filtered = bool(genres or artists)
+        if self._cache is not None and exclude_heard and not filtered and n <= self._cache[0].shape[1]:
             idx, val = self._cache[0][:, :n], self._cache[1][:, :n]
         else:
+            allowed = self._allowed(genres, artists) if filtered else None
             idx, val = self.model.recommend(
-                self.matrix, None, n, exclude_seen=exclude_heard, batch_size=self.batch_size
+                self.matrix, None, n, exclude_seen=exclude_heard, allowed=allowed, batch_size=self.batch_size
             )
         keep = idx >= 0  # a user who heard nearly everything gets fewer rows
         k = idx.shape[1]

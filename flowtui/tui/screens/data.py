@@ -144,8 +144,14 @@ class DataScreen(FlowScreen):
     def action_use_beside(self) -> None:
         """Load the test file found beside a newly loaded train file (offered after that load)."""
         beside = self._beside
+        train, test = self.state.train_path, self.state.test_path
+        if beside is None and train is not None:  # asked for at any time: the file beside the loaded train
+            found = train.parent / (
+                train.name.replace("train", "test") if "train" in train.name else "test.csv"
+            )
+            beside = found if found.is_file() and (test is None or not _same_file(found, test)) else None
         if beside is None:
-            self.notify("no other test file to offer: the test file sits beside the train file", timeout=3)
+            self.notify("no other test file beside the train file to offer", timeout=3)
             return
         field = self.query_one("#test-path", PathInput)
         field.value = str(beside)

@@ -224,7 +224,9 @@ class UsersScreen(PickIdsScreen):
             return
         shown = describe_filters(*filters)
         note = f"filters applied: {shown} (top {TOP_N} among the matching tracks)" if shown else ""
-        default = state.out_dir / f"recommendations_{model}.csv"
+        default = (
+            state.out_dir / f"recommendations_{model.replace('/', '_')}.csv"
+        )  # recs/ease: a name, not a folder
         dialog = PathDialog(f"Export the top {TOP_N} of every user with {model}", default, note)
         self.app.push_screen(dialog, partial(self._export_to, state.models_dir / model, filters))
 

@@ -1,6 +1,6 @@
 """EASE (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data"): a closed-form item-item model.
 
-On the played matrix X (users x items), B = I - P diag(1 / diag(P)) with P = (X'X + l2 I)^-1, i.e.
+On the played matrix X (users x items; with play counts, each entry f(count) of `transform`), B = I - P diag(1 / diag(P)) with P = (X'X + l2 I)^-1, i.e.
 B_ij = -P_ij / P_jj and a zero diagonal; a user's scores are their played row times B. One dense
 Cholesky factorisation and inversion of an items x items matrix: its time grows with the cube and its
 memory (and the saved B) with the square of the item count, so only the `max_items` most played items
@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from flowtui.core import events as ev
 from flowtui.core.params import param
 from flowtui.core.recs import state_checks
-from flowtui.core.recs.interactions import InteractionMatrix
+from flowtui.core.recs.interactions import TRANSFORMS, InteractionMatrix, count_transform
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, played_rows
 from flowtui.core.registry import RecommenderSpec, register
 
@@ -48,6 +48,11 @@ class EASEParams(PlayedParams):
         low=0,
         high=1024,
     )
+    transform: str = param(
+        "binary",
+        "play count weighting of an entry, f(count): binary (1) or log1p (log(1 + count)); binary without counts",
+        choices=TRANSFORMS,
+    )
 
 
 class EASE(RecommenderBase):
@@ -68,7 +73,10 @@ class EASE(RecommenderBase):
     def _fit(
         self, matrix: InteractionMatrix, on_event: ev.EventCallback | None, cancel: threading.Event | None
     ) -> None:
-        X = matrix.played(self.params.skip_weight)
+        transform, note = count_transform(matrix, self.params.transform, self.name)
+        if note:
+            self.notes.append(note)
+        X = matrix.played(self.params.skip_weight, transform)
         pop = np.bincount(X.indices, weights=X.data, minlength=matrix.shape[1]).astype(np.float32)
         kept = np.arange(matrix.shape[1])
         if matrix.shape[1] > self.params.max_items:
@@ -94,6 +102,7 @@ class EASE(RecommenderBase):
         columns = np.full(n_items, -1, np.int64)
         columns[self.kept_] = np.arange(len(self.kept_))
         Xh = played_rows(history, rows, self.params.skip_weight, columns)
+        Xh = history.weigh_rows(Xh, rows, self.params.transform, columns)
         s = np.asarray(Xh @ self.B_, np.float32)
         if len(self.kept_) == n_items:
             return s

@@ -22,10 +22,12 @@ import numpy as np
 from flowtui.core import events as ev
 from flowtui.core.params import param
 from flowtui.core.recs import state_checks
-from flowtui.core.recs.interactions import TRANSFORMS, InteractionMatrix, count_transform
+from flowtui.core.recs.interactions import InteractionMatrix, count_transform
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, one_blas_thread, played_rows
 from flowtui.core.registry import RecommenderSpec, register
 
+#: The count transforms of ALS (bm25's idf and length norm are not a confidence).
+ALS_TRANSFORMS = ("binary", "log1p")
 #: Users solved on one thread (see `ALS.user_factors`).
 SMALL_BATCH = 64
 
@@ -48,8 +50,9 @@ class ALSParams(PlayedParams):
     num_threads: int = param(0, "threads of implicit's solvers (0: every core)", low=0, high=1024)
     transform: str = param(
         "binary",
-        "play count weighting of an entry, confidence 1 + alpha f(count): binary (1) or log1p (log(1 + count)); binary without counts",
-        choices=TRANSFORMS,
+        "play count weighting, confidence 1 + alpha f(count): binary (f = 1) or log1p (log(1 + count));"
+        " binary when the data has no plays column",
+        choices=ALS_TRANSFORMS,
     )
 
 

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from flowtui.core import events as ev
 from flowtui.core.params import param
 from flowtui.core.recs import state_checks
-from flowtui.core.recs.interactions import TRANSFORMS, InteractionMatrix, count_transform
+from flowtui.core.recs.interactions import TRANSFORMS, InteractionMatrix, bm25_item_norm, count_transform
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, played_rows
 from flowtui.core.registry import RecommenderSpec, register
 
@@ -50,7 +50,8 @@ class EASEParams(PlayedParams):
     )
     transform: str = param(
         "binary",
-        "play count weighting of an entry, f(count): binary (1) or log1p (log(1 + count)); binary without counts",
+        "play count weighting of an entry, f(count): binary (1), log1p (log(1 + count)) or bm25 (idf and"
+        " length norm); binary when the data has no plays column",
         choices=TRANSFORMS,
     )
 
@@ -64,6 +65,7 @@ class EASE(RecommenderBase):
     B_: np.ndarray  # (n_kept, n_kept) float32, zero diagonal
     kept_: np.ndarray  # item columns modelled, sorted
     popularity_: np.ndarray  # plays of every item (ranks the items not modelled)
+    bm25_norm_: np.ndarray | None = None  # transform=bm25: each item's BM25 length norm in training
 
     step_name = "fit step"  # 1: the Gram matrix, 2: its inverse (a closed form has no epochs)
 
@@ -77,6 +79,7 @@ class EASE(RecommenderBase):
         if note:
             self.notes.append(note)
         X = matrix.played(self.params.skip_weight, transform)
+        self.bm25_norm_ = bm25_item_norm(matrix) if self.params.transform == "bm25" else None
         pop = np.bincount(X.indices, weights=X.data, minlength=matrix.shape[1]).astype(np.float32)
         kept = np.arange(matrix.shape[1])
         if matrix.shape[1] > self.params.max_items:
@@ -102,7 +105,7 @@ class EASE(RecommenderBase):
         columns = np.full(n_items, -1, np.int64)
         columns[self.kept_] = np.arange(len(self.kept_))
         Xh = played_rows(history, rows, self.params.skip_weight, columns)
-        Xh = history.weigh_rows(Xh, rows, self.params.transform, columns)
+        Xh = history.weigh_rows(Xh, rows, self.params.transform, columns, self.bm25_norm_)
         s = np.asarray(Xh @ self.B_, np.float32)
         if len(self.kept_) == n_items:
             return s
@@ -115,7 +118,8 @@ class EASE(RecommenderBase):
         return out
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {"B": self.B_, "kept": self.kept_, "popularity": self.popularity_}
+        bm25 = {} if self.bm25_norm_ is None else {"bm25_norm": self.bm25_norm_}
+        return {"B": self.B_, "kept": self.kept_, "popularity": self.popularity_, **bm25}
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
         check = state_checks
@@ -127,6 +131,8 @@ class EASE(RecommenderBase):
         self.B_ = check.finite("B", check.shape("B", B, (len(kept), len(kept)))).astype(np.float32)
         self.kept_ = kept.astype(np.int64)
         self.popularity_ = check.item_vector(arrays, "popularity")
+        if self.params.transform == "bm25":
+            self.bm25_norm_ = check.item_vector(arrays, "bm25_norm")
 
 
 def _ease_weights(G: np.ndarray) -> np.ndarray:

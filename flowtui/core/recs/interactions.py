@@ -16,7 +16,7 @@ turn it into the weighted matrix X = f(count) of the `TRANSFORMS` (binary: every
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
 import numpy as np
@@ -28,9 +28,12 @@ from flowtui.core.errors import DataError
 
 Level = Literal["media", "artist", "album", "genre"]
 LabelRule = Literal["latest", "majority", "mean"]
-#: How a play count becomes an entry's weight: 1 (binary) or log(1 + count) (log1p).
-Transform = Literal["binary", "log1p"]
+#: How a play count becomes an entry's weight: 1 (binary), log(1 + count) (log1p), or Okapi BM25 with
+#: items as documents and users as terms (bm25, implicit's `bm25_weight`: a count saturates with K1, is
+#: damped on items with many plays by B, and weighs less for a user who plays many items).
+Transform = Literal["binary", "log1p", "bm25"]
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
+BM25_K1, BM25_B = 100.0, 0.8
 LEVEL_COLUMNS: dict[str, str] = {
     "media": "media_id",
     "artist": "artist_id",
@@ -67,15 +70,15 @@ class InteractionMatrix:
         """True for implicit data (every entry a play, no listen/skip labels)."""
         return self.implicit_weight is not None
 
-    def entry_weights(self, transform: str) -> np.ndarray | None:
+    def entry_weights(self, transform: str, item_norm: np.ndarray | None = None) -> np.ndarray | None:
         """f(count) of every stored entry (aligned with `labels.data`), float32; None for "binary" or when
-        the matrix holds no counts (every transform is then binary)."""
+        the matrix holds no counts (every transform is then binary). bm25 uses `item_norm` (the training
+        matrix's `bm25_item_norm`), this matrix's own when None."""
         if transform == "binary" or self.counts is None:
             return None
-        if transform == "log1p":
-            weights: np.ndarray = np.log1p(self.counts).astype(np.float32)
-            return weights
-        raise ValueError(f"unknown count transform {transform!r}; expected one of {', '.join(TRANSFORMS)}")
+        if transform == "bm25" and item_norm is None:
+            item_norm = bm25_item_norm(self)
+        return count_weights(self.counts, self.labels.indptr, self.labels.indices, transform, item_norm)
 
     def played(self, skip_weight: float = 1.0, transform: str = "binary") -> sp.csr_matrix:
         """The observed entries as plays, float32 CSR: a listened entry 1, a skipped one `skip_weight`
@@ -197,14 +200,22 @@ class InteractionMatrix:
         )
 
     def weigh_rows(
-        self, X: sp.csr_matrix, rows: np.ndarray, transform: str, columns: np.ndarray | None = None
+        self,
+        X: sp.csr_matrix,
+        rows: np.ndarray,
+        transform: str,
+        columns: np.ndarray | None = None,
+        item_norm: np.ndarray | None = None,
     ) -> sp.csr_matrix:
         """`X` (the played rows `rows` of this matrix, e.g. from `recommender.played_rows`, with the same
-        `columns` map) multiplied by f(count) of its entries; `X` itself when there are no counts."""
-        weights = self.entry_weights(transform)
-        if weights is None:
+        `columns` map) multiplied by f(count) of its entries (bm25: with the training `item_norm`); `X`
+        itself when there are no counts."""
+        if transform == "binary" or self.counts is None:
             return X
-        W = sp.csr_matrix((weights, self.labels.indices, self.labels.indptr), shape=self.shape)[rows]
+        W = sp.csr_matrix((self.counts, self.labels.indices, self.labels.indptr), shape=self.shape)[rows]
+        if transform == "bm25" and item_norm is None:
+            item_norm = bm25_item_norm(self)
+        W.data = count_weights(W.data, W.indptr, W.indices, transform, item_norm)
         if columns is not None:
             kept = np.flatnonzero(columns >= 0)
             order = np.empty(len(kept), np.int64)
@@ -232,18 +243,8 @@ class InteractionMatrix:
         cols = self.labels.indices[keep]
         labels = sp.csr_matrix((self.labels.data[keep], cols, indptr), shape=self.shape)
         mask = sp.csr_matrix((self.mask.data[keep], cols, indptr), shape=self.shape)
-        return InteractionMatrix(
-            labels=labels,
-            mask=mask,
-            user_ids=self.user_ids,
-            item_ids=self.item_ids,
-            item_counts=self.item_counts,
-            last_ts=self.last_ts[keep],
-            level=self.level,
-            implicit_weight=self.implicit_weight,
-            item_groups=self.item_groups,
-            counts=None if self.counts is None else self.counts[keep],
-        )
+        counts = None if self.counts is None else self.counts[keep]
+        return replace(self, labels=labels, mask=mask, last_ts=self.last_ts[keep], counts=counts)
 
     def as_played(self, implicit_weight: float) -> InteractionMatrix:
         """The same entries, every one labelled 1 (played), unseen entries weak negatives of that weight:
@@ -251,18 +252,7 @@ class InteractionMatrix:
         ones = sp.csr_matrix(
             (np.ones(self.nnz, np.float32), self.labels.indices, self.labels.indptr), shape=self.shape
         )
-        return InteractionMatrix(
-            labels=ones,
-            mask=self.mask,
-            user_ids=self.user_ids,
-            item_ids=self.item_ids,
-            item_counts=self.item_counts,
-            last_ts=self.last_ts,
-            level=self.level,
-            implicit_weight=implicit_weight,
-            item_groups=self.item_groups,
-            counts=self.counts,
-        )
+        return replace(self, labels=ones, implicit_weight=implicit_weight)
 
     def entry_rows(self) -> np.ndarray:
         """The row (user index) of every stored entry, aligned with `labels.data`."""
@@ -376,6 +366,35 @@ def _item_groups(frame: pd.DataFrame, level: str, vocab: np.ndarray) -> dict[str
         if index.max() + 1 < len(vocab):
             out[name] = index.astype(np.int64)
     return out
+
+
+def bm25_item_norm(matrix: InteractionMatrix) -> np.ndarray:
+    """BM25's length norm of each item (a document): (1 - B) + B * its plays / the mean plays of an item;
+    ones without counts."""
+    if matrix.counts is None:
+        return np.ones(matrix.shape[1], np.float64)
+    plays = np.bincount(matrix.labels.indices, weights=matrix.counts, minlength=matrix.shape[1])
+    mean = plays.mean() if len(plays) else 0.0
+    norm: np.ndarray = (1.0 - BM25_B) + BM25_B * plays / (mean if mean > 0 else 1.0)
+    return norm
+
+
+def count_weights(
+    counts: np.ndarray, indptr: np.ndarray, indices: np.ndarray, transform: str, item_norm: np.ndarray | None
+) -> np.ndarray:
+    """f(count) of CSR entries (rows users, columns items), float32. bm25: count (K1 + 1) / (K1 norm[item] +
+    count) times the user's idf, log(n_items) - log(1 + items the user played), never below 0."""
+    weights: np.ndarray
+    if transform == "log1p":
+        weights = np.log1p(counts).astype(np.float32)
+        return weights
+    if transform == "bm25" and item_norm is not None:
+        lengths = np.diff(indptr)
+        idf = np.maximum(np.log(max(len(item_norm), 1)) - np.log1p(lengths), 0.0)
+        tf = counts * (BM25_K1 + 1.0) / (BM25_K1 * item_norm[indices] + counts)
+        weights = (tf * np.repeat(idf, lengths)).astype(np.float32)
+        return weights
+    raise ValueError(f"unknown count transform {transform!r}; expected one of {', '.join(TRANSFORMS)}")
 
 
 def count_transform(matrix: InteractionMatrix, transform: str, model: str) -> tuple[str, str | None]:

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from flowtui.core import events as ev
 from flowtui.core.params import param
 from flowtui.core.recs import state_checks
-from flowtui.core.recs.interactions import TRANSFORMS, InteractionMatrix, count_transform
+from flowtui.core.recs.interactions import TRANSFORMS, InteractionMatrix, bm25_item_norm, count_transform
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, played_rows
 from flowtui.core.registry import RecommenderSpec, register
 
@@ -46,7 +46,8 @@ class ItemKNNParams(PlayedParams):
     num_threads: int = param(0, "threads of the neighbour search (0: every core)", low=0, high=1024)
     transform: str = param(
         "binary",
-        "play count weighting of an entry, f(count): binary (1) or log1p (log(1 + count)); binary without counts",
+        "play count weighting of an entry, f(count): binary (1), log1p (log(1 + count)) or bm25 (idf and"
+        " length norm); binary when the data has no plays column",
         choices=TRANSFORMS,
     )
 
@@ -58,6 +59,7 @@ class ItemKNN(RecommenderBase):
     params_cls = ItemKNNParams
     params: ItemKNNParams
     similarity_: sp.csr_matrix  # (n_items, n_items): row i holds item i's neighbours
+    bm25_norm_: np.ndarray | None = None  # transform=bm25: each item's BM25 length norm in training
 
     def _n_epochs(self, matrix: InteractionMatrix) -> int:
         return 1
@@ -72,6 +74,7 @@ class ItemKNN(RecommenderBase):
         if note:
             self.notes.append(note)
         XT = matrix.played(p.skip_weight, transform).T.tocsr().astype(np.float64)  # items x users
+        self.bm25_norm_ = bm25_item_norm(matrix) if p.transform == "bm25" else None
         norm = np.sqrt(np.asarray(XT.multiply(XT).sum(axis=1)).ravel())
         XT.data /= np.repeat(np.maximum(norm, 1e-12), np.diff(XT.indptr))
         n_items = XT.shape[0]
@@ -94,12 +97,13 @@ class ItemKNN(RecommenderBase):
 
     def _score(self, history: InteractionMatrix, rows: np.ndarray) -> np.ndarray:
         Xh = played_rows(history, rows, self.params.skip_weight)
-        Xh = history.weigh_rows(Xh, rows, self.params.transform)
+        Xh = history.weigh_rows(Xh, rows, self.params.transform, item_norm=self.bm25_norm_)
         return np.asarray((Xh @ self.similarity_).toarray(), np.float32)
 
     def _state(self) -> dict[str, np.ndarray]:
         S = self.similarity_
-        return {"sim_data": S.data, "sim_indices": S.indices, "sim_indptr": S.indptr}
+        bm25 = {} if self.bm25_norm_ is None else {"bm25_norm": self.bm25_norm_}
+        return {"sim_data": S.data, "sim_indices": S.indices, "sim_indptr": S.indptr, **bm25}
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
         check = state_checks
@@ -112,6 +116,8 @@ class ItemKNN(RecommenderBase):
             raise ValueError("state.npz item kNN rows (sim_indptr) do not match their neighbours")
         check.indices("sim_indices", indices, n)
         self.similarity_ = sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(n, n))
+        if self.params.transform == "bm25":
+            self.bm25_norm_ = check.item_vector(arrays, "bm25_norm")
 
 
 register(

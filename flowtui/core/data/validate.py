@@ -1,10 +1,11 @@
 """The value rules, vectorised on numpy columns: errors refuse the data, warnings count odd rows.
 
 Errors (a DataError naming the offending lines or rows): a 0/1 column outside {0, 1}, a negative value
-where none may be, a `plays` weight that is not finite, a repeated `sample_id` in a test file. Warnings (a DataWarning with a count and
-examples): dates that are not dates or are placeholders, bogus clocks (before 2009, or in 2100 or later up
-to INT64_MAX: every int64 is a valid timestamp to the checks here, none of them overflows), listens before
-the release, zero durations. The rows behind a warning in `DROPPABLE` can be removed on request.
+where none may be, a `plays` weight that is not finite, a repeated `sample_id` in a test file. Warnings (a
+DataWarning with a count and examples): dates that are not dates or are placeholders, bogus clocks (before
+2009, or in 2100 or later up to INT64_MAX: every int64 is a valid timestamp to the checks here, none of
+them overflows), listens before the release, zero durations. The rows behind a warning in `DROPPABLE` can
+be removed on request.
 """
 
 from __future__ import annotations

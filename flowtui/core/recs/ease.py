@@ -1,9 +1,9 @@
 """EASE (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data"): a closed-form item-item model.
 
-On the played matrix X (users x items; with play counts, each entry f(count) of `transform`), B = I - P diag(1 / diag(P)) with P = (X'X + l2 I)^-1, i.e.
-B_ij = -P_ij / P_jj and a zero diagonal; a user's scores are their played row times B. One dense
-Cholesky factorisation and inversion of an items x items matrix: its time grows with the cube and its
-memory (and the saved B) with the square of the item count, so only the `max_items` most played items
+On the played matrix X (users x items; with play counts, each entry f(count) of `transform`),
+B = I - P diag(1 / diag(P)) with P = (X'X + l2 I)^-1, i.e. B_ij = -P_ij / P_jj and a zero diagonal; a
+user's scores are their played row times B. One dense Cholesky factorisation and inversion of an items x
+items matrix: its time grows with the cube and its memory (and the saved B) with the square of the item count, so only the `max_items` most played items
 are modelled (10,000: about 400 MB as float32 and tens of seconds on 2 cores). Other items rank below
 every modelled one, by popularity, so filters can still reach them.
 """

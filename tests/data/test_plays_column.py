@@ -27,7 +27,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def with_plays(values: list[object] | None = None) -> pd.DataFrame:
     df = train_frame()
-    df["plays"] = PLAYS if values is None else values
+    df["plays"] = pd.Series(PLAYS if values is None else values)
     return df
 
 

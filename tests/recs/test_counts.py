@@ -176,7 +176,7 @@ def test_bm25_weights() -> None:
     plays = np.bincount(m.labels.indices, weights=m.counts, minlength=m.shape[1])
     assert np.allclose(norm, 0.2 + 0.8 * plays / plays.mean())
     w = m.entry_weights("bm25")
-    assert w is not None and (w >= 0).all()
+    assert w is not None and m.counts is not None and (w >= 0).all()
     row = 0  # a user of three items: idf log(6) - log(4)
     lo, hi = m.labels.indptr[row], m.labels.indptr[row + 1]
     counts, items = m.counts[lo:hi], m.labels.indices[lo:hi]

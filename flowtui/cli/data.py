@@ -164,7 +164,10 @@ def import_cmd(
     label: Annotated[str | None, typer.Option("--label", help="Column holding a 0/1 listened label.")] = None,
     weight: Annotated[
         str | None,
-        typer.Option("--weight", help="Column holding a weight (play count...); needs --threshold."),
+        typer.Option(
+            "--weight",
+            help="Column holding a weight (play count...); needs --threshold. Kept as the `plays` column.",
+        ),
     ] = None,
     threshold: Annotated[
         float | None, typer.Option("--threshold", help="A row is listened when weight >= threshold.")

@@ -44,10 +44,10 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from flowtui.core import paths
-from flowtui.core.data.schema import DTYPES, DataWarning, Kind, columns_for
+from flowtui.core.data.schema import DTYPES, PLAYS, PLAYS_DTYPE, DataWarning, Kind, columns_for
 
 #: Bump when validation rules or the cache layout change: old caches are then rebuilt.
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: a train file's optional `plays` column is kept
 _BLOCK = 64 * 1024
 _N_BLOCKS = 64
 _MAGIC = b"FLOWSUM1"
@@ -189,6 +189,8 @@ def _read_mapped(buf: pa.Buffer, kind: Kind | None) -> tuple[Cached | None, str 
         meta = json.loads((table.schema.metadata or {})[b"flowtui"])
         cached_kind: Kind = meta["kind"]
         cols = columns_for(cached_kind)
+        if cached_kind == "train" and table.column_names[-1:] == [PLAYS]:
+            cols = (*cols, PLAYS)
         if meta["version"] != CACHE_VERSION or tuple(table.column_names) != cols:
             return None, "written by another version of flowtui"
         if kind is not None and kind != cached_kind:
@@ -196,7 +198,8 @@ def _read_mapped(buf: pa.Buffer, kind: Kind | None) -> tuple[Cached | None, str 
         arrays: dict[str, np.ndarray] = {}
         for c in cols:
             col = table.column(c)
-            if col.type != pa.from_numpy_dtype(DTYPES[c]) or col.null_count:
+            dtype = PLAYS_DTYPE if c == PLAYS else DTYPES[c]
+            if col.type != pa.from_numpy_dtype(dtype) or col.null_count:
                 return None, f"unexpected column {c!r}"
             arrays[c] = np.array(col.to_numpy(), copy=True)
         del table, col

@@ -5,7 +5,10 @@ count, rating, seconds played) with a `threshold`: a row counts as listened when
 Ids are remapped to dense integers ranked by activity, as in DSG17 (user 0 has the most rows, media 0
 is the most played); the log's own ids are kept in an `IdMap` (`import_log_with_ids`), which
 `save_import` writes beside the data as `OUT.ids.json` (see `idmap`), so recommendations can be shown in
-the log's ids. Columns the log lacks get these documented defaults:
+the log's ids. With a `weight`, `import_log_with_ids` keeps each row's weight in a `plays` column beside
+the label (the recommenders sum it over a pair's rows and can learn from the counts, see
+`InteractionMatrix.counts`); a log with a negative weight keeps no `plays` (a `weight_not_kept` warning).
+Columns the log lacks get these documented defaults:
 
 | column | default |
 |---|---|
@@ -36,7 +39,7 @@ import pyarrow.csv as pacsv
 from flowtui.core.data import csvscan, reader
 from flowtui.core.data.idmap import IdMap, data_checksum, ids_path
 from flowtui.core.data.io import from_frame
-from flowtui.core.data.schema import TRAIN_COLUMNS, DataWarning
+from flowtui.core.data.schema import PLAYS, PLAYS_DTYPE, TRAIN_COLUMNS, DataWarning
 from flowtui.core.errors import DataError
 from flowtui.core.events import EventCallback, Progress, check_cancel, emit
 
@@ -208,15 +211,25 @@ def _field_count_error(p: Path, header: list[str], sep: str) -> DataError:
 
 def _listened(
     p: Path, df: pd.DataFrame, label: str | None, weight: str | None, threshold: float | None
-) -> np.ndarray:
-    """`is_listened` per row: the 0/1 `label` column, or `weight >= threshold`."""
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(`is_listened` per row: the 0/1 `label` column, or `weight >= threshold`; the weights, or None)."""
     if label is not None:
         y = _numbers(p, label, df[label])
         if not np.isin(y, (0.0, 1.0)).all():
             raise _locate(p, label, ~np.isin(y, (0.0, 1.0)), df[label], "0 or 1", "label outside {0, 1}")
-        return y.astype(np.int8)
+        return y.astype(np.int8), None
     assert weight is not None and threshold is not None
-    return (_numbers(p, weight, df[weight]) >= threshold).astype(np.int8)
+    w = _numbers(p, weight, df[weight])
+    return (w >= threshold).astype(np.int8), w
+
+
+def _plays(weight: str, w: np.ndarray) -> tuple[np.ndarray | None, list[DataWarning]]:
+    """The `plays` column from the weights; None and a warning when some weight is negative (not a count)."""
+    if (w >= 0).all():
+        return w.astype(PLAYS_DTYPE), []
+    n = int((w < 0).sum())
+    message = f"weights below 0 are not play counts: no {PLAYS} column kept (labels from the threshold only)"
+    return None, [DataWarning("weight_not_kept", message, n, weight)]
 
 
 def _train_frame(
@@ -227,10 +240,11 @@ def _train_frame(
     ts: np.ndarray,
     artist_ids: np.ndarray | None,
     genre_ids: np.ndarray | None,
+    plays: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """The DSG17 train columns, with the documented defaults for what the log lacks."""
+    """The DSG17 train columns, with the documented defaults for what the log lacks (and `plays`, if any)."""
     n = len(df)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "genre_id": genre_ids + 1 if genre_ids is not None else np.zeros(n, np.int32),
             "ts_listen": ts,
@@ -249,6 +263,9 @@ def _train_frame(
             "is_listened": listened,
         }
     )[list(TRAIN_COLUMNS)]
+    if plays is not None:
+        out[PLAYS] = plays
+    return out
 
 
 def import_log(
@@ -263,6 +280,7 @@ def import_log(
     artist: str | None = None,
     genre: str | None = None,
     sep: str = ",",
+    keep_weight: bool = False,
     on_event: EventCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> pd.DataFrame:
@@ -271,6 +289,7 @@ def import_log(
     `label` (values 0/1) or `weight` with `threshold` gives `is_listened`; `time`, `artist` and `genre`
     are optional columns; see the module docstring for the defaults of everything else. Raises DataError
     for a missing file or column, a bad value (with its line), or missing/ambiguous label options.
+    The frame holds the DSG17 train columns only, unless `keep_weight` adds the weights as `plays`.
     `import_log_with_ids` returns the map back to the log's ids as well.
     """
     return import_log_with_ids(
@@ -284,6 +303,7 @@ def import_log(
         artist=artist,
         genre=genre,
         sep=sep,
+        keep_weight=keep_weight,
         on_event=on_event,
         cancel=cancel,
     ).frame
@@ -301,10 +321,12 @@ def import_log_with_ids(
     artist: str | None = None,
     genre: str | None = None,
     sep: str = ",",
+    keep_weight: bool = True,
     on_event: EventCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> ImportedLog:
-    """`import_log`, returning the frame with the `IdMap` from internal ids back to the log's ids."""
+    """`import_log`, returning the frame with the `IdMap` from internal ids back to the log's ids; a
+    `weight` is kept as the `plays` column unless `keep_weight` is False (what `data import` writes)."""
     p = Path(path)
     _check_options(p, label, weight, threshold, sep)
     wanted = {
@@ -329,19 +351,21 @@ def import_log_with_ids(
     item_ids, items = _dense_by_activity(df[item])
     artist_ids, artists = _dense_by_activity(df[artist]) if artist else (None, None)
     genre_ids, genres = _dense_by_activity(df[genre]) if genre else (None, None)
-    listened = _listened(p, df, label, weight, threshold)
+    listened, weights = _listened(p, df, label, weight, threshold)
+    plays, warnings = _plays(str(weight), weights) if keep_weight and weights is not None else (None, [])
     if time is not None:
         ts = _timestamps(p, time, df[time])
     else:
         position = pd.Series(user_ids).groupby(user_ids).cumcount().to_numpy()
         ts = DEFAULT_START_TS + position.astype(np.int64) * DEFAULT_GAP_S
-    out = _train_frame(df, user_ids, item_ids, listened, ts, artist_ids, genre_ids)
+    out = _train_frame(df, user_ids, item_ids, listened, ts, artist_ids, genre_ids, plays)
     check_cancel(cancel)
     emit(on_event, Progress("import", 2, 3, "validate"))
     ds = from_frame(out, "train", name=str(p))
     emit(on_event, Progress("import", 3, 3, "done"))
     columns = {"user": user, "item": item, "artist": artist, "genre": genre}
-    return ImportedLog(ds.frame, IdMap(users, items, artists, genres, columns=columns), p, ds.warnings)
+    ids = IdMap(users, items, artists, genres, columns=columns)
+    return ImportedLog(ds.frame, ids, p, warnings + ds.warnings)
 
 
 def save_import(imported: ImportedLog, out: str | Path) -> Path:

@@ -23,7 +23,7 @@ import pyarrow as pa
 from flowtui.core.data import cache, reader
 from flowtui.core.data.cache import CACHE_VERSION
 from flowtui.core.data.offenders import Source, to_compact
-from flowtui.core.data.schema import DataWarning, Kind, columns_for
+from flowtui.core.data.schema import DataWarning, Kind, columns_for, optional_columns
 from flowtui.core.data.validate import DROPPABLE, drop_set, validate
 from flowtui.core.errors import DataError
 from flowtui.core.events import EventCallback, Log, Progress, check_cancel, emit
@@ -144,12 +144,14 @@ def from_frame(
     """Validate an in-memory frame with the same rules as a file; returns a copy with compact dtypes.
 
     Errors and warnings locate offenders by row position (`row 0` is the first row); `name` labels the
-    frame in messages. Extra columns are left out of the result and reported as a warning.
+    frame in messages. Extra columns are left out of the result and reported as a warning; a train
+    frame's `plays` column is kept (finite numbers >= 0).
     """
     cols = [str(c) for c in frame.columns]
     kind = reader.detect_kind(name, cols, kind)
     required = columns_for(kind)
-    warnings = reader.extra_column_warning(cols, required)
+    optional = optional_columns(kind, cols)
+    warnings = reader.extra_column_warning(cols, (*required, *optional))
     arrays: dict[str, pa.ChunkedArray] = {}
     for c in required:
         s = frame[c]
@@ -160,6 +162,12 @@ def from_frame(
         arrays[c] = pa.chunked_array([arr])
     src = Source(Path(name) if name else None, csv=False)
     converted = {c: to_compact(c, a, src) for c, a in arrays.items()}
+    for c in optional:
+        try:
+            raw = pa.array(frame[c], from_pandas=True)
+        except (pa.ArrowException, TypeError, ValueError):
+            raw = pa.array(frame[c].astype(str).to_numpy(), type=pa.string())
+        converted[c] = reader.weight_column(c, raw, src)
     out, value_warnings = validate(converted, kind, src, drop_set(drop, False))
     return Dataset(frame=out, kind=kind, path=None, warnings=warnings + value_warnings)
 

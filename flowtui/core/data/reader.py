@@ -21,13 +21,23 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from flowtui.core import safe_files
 from flowtui.core.data import csvscan
 from flowtui.core.data.offenders import Source, binary_offenders, to_compact, utf8_error
-from flowtui.core.data.schema import ANSWER_COLUMNS, DTYPES, LABEL, DataWarning, Kind, columns_for
+from flowtui.core.data.schema import (
+    ANSWER_COLUMNS,
+    DTYPES,
+    LABEL,
+    PLAYS_DTYPE,
+    DataWarning,
+    Kind,
+    columns_for,
+    optional_columns,
+)
 from flowtui.core.errors import DataError
 
 _HEADER_LIMIT = 1 << 20
@@ -158,7 +168,8 @@ def detect_kind(p: str | Path | None, header: list[str], kind: Kind | None) -> K
 
 
 def extra_column_warning(header: list[str], required: tuple[str, ...]) -> list[DataWarning]:
-    """An `extra_columns` warning for columns that are not loaded; empty when there are none."""
+    """An `extra_columns` warning for columns that are not loaded (neither in `required` nor optional
+    columns of the file); empty when there are none."""
     extra = [c for c in header if c not in required]
     if not extra:
         return []
@@ -179,14 +190,15 @@ def read_csv(p: Path, kind: Kind | None) -> Columns:
     header, header_size = _read_header(p)
     kind = detect_kind(p, header, kind)
     required = columns_for(kind)
-    extra = [c for c in header if c not in required]
+    optional = optional_columns(kind, header)
+    extra = [c for c in header if c not in required and c not in optional]
     options = _read_options(header, header_size)
     if csvscan.has_hex_prefix(p):  # pyarrow reads "0x16" as 22: look for it in the integer columns
         for c in required:
             err = _locate_csv(p, header, options, c)
             if err is not None:
                 raise err
-    table = _parse_csv(p, header, options, required, extra)
+    table = _parse_csv(p, header, options, required, [*optional, *extra])
     if table.num_rows == 0:
         raise DataError(p, "no data rows", line=2, expected="at least one data row", found="only a header")
     src = Source(p, csv=True)
@@ -194,14 +206,16 @@ def read_csv(p: Path, kind: Kind | None) -> Columns:
         err = utf8_error(c, table.column(c), src)
         if err is not None:
             raise err
-    columns = {c: table.column(c) for c in required}
+    columns = {c: table.column(c) for c in (*required, *optional)}
     del table
     arrays: dict[str, np.ndarray] = {}
     for c in required:
         x = columns.pop(c).to_numpy()  # frees each arrow column as soon as it is converted
         arrays[c] = x if x.flags.writeable else x.copy()
+    for c in optional:
+        arrays[c] = weight_column(c, columns.pop(c), src)
     pa.default_memory_pool().release_unused()  # hand the parser's freed buffers back to the OS
-    return arrays, kind, extra_column_warning(header, required)
+    return arrays, kind, extra_column_warning(header, (*required, *optional))
 
 
 def _read_options(header: list[str], header_size: int) -> pacsv.ReadOptions:
@@ -232,7 +246,8 @@ def _parse_csv(
     A row with the wrong number of fields fails the parse; `csvscan` then finds and counts all of them.
     """
     types: dict[str, pa.DataType] = {c: pa.from_numpy_dtype(DTYPES[c]) for c in required}
-    # Extra columns are read as raw bytes only to refuse non-UTF-8 in them; they are not kept.
+    # Extra columns are read as raw bytes only to refuse non-UTF-8 in them; they are not kept. The
+    # optional columns (`plays`) come here too, as raw bytes that `weight_column` converts.
     types.update({c: pa.binary() for c in extra})
     try:
         return pacsv.read_csv(p, read_options=options, convert_options=_convert(types))
@@ -288,9 +303,44 @@ def read_parquet(p: Path, kind: Kind | None) -> Columns:
         raise DataError(p, f"not a readable parquet file: {first_line(exc)}") from None
     kind = detect_kind(p, names, kind)
     required = columns_for(kind)
-    table = pq.read_table(p, columns=list(required))
+    optional = optional_columns(kind, names)
+    table = pq.read_table(p, columns=[*required, *optional])
     if table.num_rows == 0:
         raise DataError(p, "no data rows", expected="at least one data row", found="0 rows")
     src = Source(p, csv=False)
     arrays = {c: to_compact(c, table.column(c), src) for c in required}
-    return arrays, kind, extra_column_warning(names, required)
+    arrays.update({c: weight_column(c, table.column(c), src) for c in optional})
+    return arrays, kind, extra_column_warning(names, (*required, *optional))
+
+
+#: A decimal number as text: digits with an optional sign, point and exponent (no "nan", "inf", "0x").
+_NUMBER_RE = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+def weight_column(name: str, col: pa.ChunkedArray | pa.Array, src: Source) -> np.ndarray:
+    """An optional weight column (`plays`) as a writable float64 array: numbers, or text holding decimal
+    numbers; DataError naming the offenders otherwise (missing values, text that is not a number). Whether
+    the numbers are finite and >= 0 is checked with the other value rules (`validate`)."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    t = arr.type
+    if arr.null_count:
+        idx = np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))
+        raise src.error("missing value", name, "a number", idx, lambda i: "an empty value")
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+        x = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=PLAYS_DTYPE)
+    elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+        raw = arr.cast(pa.binary())
+        err = utf8_error(name, raw, src)
+        if err is not None:
+            raise err
+        text = raw.cast(pa.string())
+        ok = pc.fill_null(pc.match_substring_regex(text, _NUMBER_RE), False).to_numpy(zero_copy_only=False)
+        if not ok.all():
+            idx = np.flatnonzero(~ok)
+            raise src.error(
+                "value is not a number", name, "a decimal number", idx, lambda i: repr(text[i].as_py()[:40])
+            )
+        x = pc.utf8_trim_whitespace(text).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    else:
+        raise DataError(src.path, "column is not numeric", column=name, expected="numbers", found=str(t))
+    return x.astype(PLAYS_DTYPE, copy=True)

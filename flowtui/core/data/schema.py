@@ -52,6 +52,11 @@ DTYPES: dict[str, np.dtype] = {
     "is_listened": np.dtype(np.int8),
 }
 
+#: The optional weight column of a train file (play count, rating, seconds played: finite and >= 0), kept
+#: when present (`data import --weight` writes it); float64, beside the compact columns.
+PLAYS = "plays"
+PLAYS_DTYPE = np.dtype(np.float64)
+
 #: Columns whose values must lie in {0, 1}; a value outside refuses the file.
 BINARY_COLUMNS: tuple[str, ...] = ("is_listened", "listen_type")
 #: Columns that must not be negative; a negative value refuses the file.
@@ -71,6 +76,11 @@ Kind = Literal["train", "test"]
 def columns_for(kind: Kind) -> tuple[str, ...]:
     """The required columns of a train or test file."""
     return TRAIN_COLUMNS if kind == "train" else TEST_COLUMNS
+
+
+def optional_columns(kind: Kind, header: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The optional columns of a `kind` file that `header` holds (`plays` in a train file), to be loaded."""
+    return (PLAYS,) if kind == "train" and PLAYS in header else ()
 
 
 @dataclass(frozen=True)

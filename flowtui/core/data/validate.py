@@ -1,10 +1,11 @@
 """The value rules, vectorised on numpy columns: errors refuse the data, warnings count odd rows.
 
 Errors (a DataError naming the offending lines or rows): a 0/1 column outside {0, 1}, a negative value
-where none may be, a repeated `sample_id` in a test file. Warnings (a DataWarning with a count and
-examples): dates that are not dates or are placeholders, bogus clocks (before 2009, or in 2100 or later up
-to INT64_MAX: every int64 is a valid timestamp to the checks here, none of them overflows), listens before
-the release, zero durations. The rows behind a warning in `DROPPABLE` can be removed on request.
+where none may be, a `plays` weight that is not finite, a repeated `sample_id` in a test file. Warnings (a
+DataWarning with a count and examples): dates that are not dates or are placeholders, bogus clocks (before
+2009, or in 2100 or later up to INT64_MAX: every int64 is a valid timestamp to the checks here, none of
+them overflows), listens before the release, zero durations. The rows behind a warning in `DROPPABLE` can
+be removed on request.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from flowtui.core.data.schema import (
     MAX_PLAUSIBLE_TS,
     MIN_PLAUSIBLE_TS,
     NON_NEGATIVE_COLUMNS,
+    PLAYS,
     SECONDS_PER_DAY,
     DataWarning,
     Kind,
     columns_for,
+    optional_columns,
 )
 
 #: Warning codes whose rows `load_dataset(drop=...)` can remove.
@@ -122,6 +125,12 @@ def _check_errors(arrays: dict[str, np.ndarray], kind: Kind, src: Source) -> Non
         bad = x < 0
         if bad.any():
             raise src.error("negative value", c, "a value >= 0", np.flatnonzero(bad), shown(x))
+    if PLAYS in arrays:
+        x = arrays[PLAYS]
+        bad = ~np.isfinite(x) | (x < 0)
+        if bad.any():
+            what = "negative value" if np.isfinite(x[bad]).all() else "value is not a finite number >= 0"
+            raise src.error(what, PLAYS, "a finite number >= 0", np.flatnonzero(bad), shown(x))
     if kind == "test":
         sid = arrays["sample_id"]
         order = np.argsort(sid, kind="stable")
@@ -182,5 +191,6 @@ def validate(
         warnings.append(
             DataWarning("dropped_rows", f"rows removed on request ({', '.join(sorted(drop))})", n)
         )
-    frame = pd.DataFrame({c: arrays[c] for c in columns_for(kind)}, copy=False)
+    kept = [*columns_for(kind), *(c for c in optional_columns(kind, list(arrays)))]
+    frame = pd.DataFrame({c: arrays[c] for c in kept}, copy=False)
     return frame, warnings

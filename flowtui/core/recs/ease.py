@@ -1,9 +1,9 @@
 """EASE (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data"): a closed-form item-item model.
 
-On the played matrix X (users x items), B = I - P diag(1 / diag(P)) with P = (X'X + l2 I)^-1, i.e.
-B_ij = -P_ij / P_jj and a zero diagonal; a user's scores are their played row times B. One dense
-Cholesky factorisation and inversion of an items x items matrix: its time grows with the cube and its
-memory (and the saved B) with the square of the item count, so only the `max_items` most played items
+On the played matrix X (users x items; with play counts, each entry f(count) of `transform`),
+B = I - P diag(1 / diag(P)) with P = (X'X + l2 I)^-1, i.e. B_ij = -P_ij / P_jj and a zero diagonal; a
+user's scores are their played row times B. One dense Cholesky factorisation and inversion of an items x
+items matrix: its time grows with the cube and its memory (and the saved B) with the square of the item count, so only the `max_items` most played items
 are modelled (10,000: about 400 MB as float32 and tens of seconds on 2 cores). Other items rank below
 every modelled one, by popularity, so filters can still reach them.
 """
@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from flowtui.core import events as ev
 from flowtui.core.params import param
 from flowtui.core.recs import state_checks
-from flowtui.core.recs.interactions import InteractionMatrix
+from flowtui.core.recs.interactions import TRANSFORMS, InteractionMatrix, bm25_item_norm, count_transform
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, played_rows
 from flowtui.core.registry import RecommenderSpec, register
 
@@ -48,6 +48,12 @@ class EASEParams(PlayedParams):
         low=0,
         high=1024,
     )
+    transform: str = param(
+        "binary",
+        "play count weighting of an entry, f(count): binary (1), log1p (log(1 + count)) or bm25 (idf and"
+        " length norm); binary when the data has no plays column",
+        choices=TRANSFORMS,
+    )
 
 
 class EASE(RecommenderBase):
@@ -59,6 +65,7 @@ class EASE(RecommenderBase):
     B_: np.ndarray  # (n_kept, n_kept) float32, zero diagonal
     kept_: np.ndarray  # item columns modelled, sorted
     popularity_: np.ndarray  # plays of every item (ranks the items not modelled)
+    bm25_norm_: np.ndarray | None = None  # transform=bm25: each item's BM25 length norm in training
 
     step_name = "fit step"  # 1: the Gram matrix, 2: its inverse (a closed form has no epochs)
 
@@ -68,7 +75,11 @@ class EASE(RecommenderBase):
     def _fit(
         self, matrix: InteractionMatrix, on_event: ev.EventCallback | None, cancel: threading.Event | None
     ) -> None:
-        X = matrix.played(self.params.skip_weight)
+        transform, note = count_transform(matrix, self.params.transform, self.name)
+        if note:
+            self.notes.append(note)
+        X = matrix.played(self.params.skip_weight, transform)
+        self.bm25_norm_ = bm25_item_norm(matrix) if self.params.transform == "bm25" else None
         pop = np.bincount(X.indices, weights=X.data, minlength=matrix.shape[1]).astype(np.float32)
         kept = np.arange(matrix.shape[1])
         if matrix.shape[1] > self.params.max_items:
@@ -94,6 +105,7 @@ class EASE(RecommenderBase):
         columns = np.full(n_items, -1, np.int64)
         columns[self.kept_] = np.arange(len(self.kept_))
         Xh = played_rows(history, rows, self.params.skip_weight, columns)
+        Xh = history.weigh_rows(Xh, rows, self.params.transform, columns, self.bm25_norm_)
         s = np.asarray(Xh @ self.B_, np.float32)
         if len(self.kept_) == n_items:
             return s
@@ -106,7 +118,8 @@ class EASE(RecommenderBase):
         return out
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {"B": self.B_, "kept": self.kept_, "popularity": self.popularity_}
+        bm25 = {} if self.bm25_norm_ is None else {"bm25_norm": self.bm25_norm_}
+        return {"B": self.B_, "kept": self.kept_, "popularity": self.popularity_, **bm25}
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
         check = state_checks
@@ -118,6 +131,8 @@ class EASE(RecommenderBase):
         self.B_ = check.finite("B", check.shape("B", B, (len(kept), len(kept)))).astype(np.float32)
         self.kept_ = kept.astype(np.int64)
         self.popularity_ = check.item_vector(arrays, "popularity")
+        if self.params.transform == "bm25":
+            self.bm25_norm_ = check.item_vector(arrays, "bm25_norm")
 
 
 def _ease_weights(G: np.ndarray) -> np.ndarray:

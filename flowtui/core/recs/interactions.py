@@ -9,21 +9,31 @@ the evaluation that there are no listen/skip labels. `played(skip_weight)` is th
 peers (EASE, ALS, item kNN, popularity) learn: every observed entry a play, a skip weighted `skip_weight`.
 `item_groups` maps a catalogue level ("artist", "album") to each item's group index, where the log names
 them and some group holds several items (the RBM's catalogue context reads it).
+`counts` holds each entry's summed `plays` weight (a train file's optional column: play count, rating,
+seconds played) when the frame has one, None otherwise; `played(skip_weight, transform)` and `weigh_rows`
+turn it into the weighted matrix X = f(count) of the `TRANSFORMS` (binary: every count 1).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from flowtui.core.data.schema import PLAYS
 from flowtui.core.errors import DataError
 
 Level = Literal["media", "artist", "album", "genre"]
 LabelRule = Literal["latest", "majority", "mean"]
+#: How a play count becomes an entry's weight: 1 (binary), log(1 + count) (log1p), or Okapi BM25 with
+#: items as documents and users as terms (bm25, implicit's `bm25_weight`: a count saturates with K1, is
+#: damped on items with many plays by B, and weighs less for a user who plays many items).
+Transform = Literal["binary", "log1p", "bm25"]
+TRANSFORMS: tuple[str, ...] = get_args(Transform)
+BM25_K1, BM25_B = 100.0, 0.8
 LEVEL_COLUMNS: dict[str, str] = {
     "media": "media_id",
     "artist": "artist_id",
@@ -45,6 +55,7 @@ class InteractionMatrix:
     level: str = "media"
     implicit_weight: float | None = None
     item_groups: dict[str, np.ndarray] = field(default_factory=dict)
+    counts: np.ndarray | None = None  # float64 summed plays of each stored entry, aligned with labels.data
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -59,15 +70,29 @@ class InteractionMatrix:
         """True for implicit data (every entry a play, no listen/skip labels)."""
         return self.implicit_weight is not None
 
-    def played(self, skip_weight: float = 1.0) -> sp.csr_matrix:
+    def entry_weights(self, transform: str, item_norm: np.ndarray | None = None) -> np.ndarray | None:
+        """f(count) of every stored entry (aligned with `labels.data`), float32; None for "binary" or when
+        the matrix holds no counts (every transform is then binary). bm25 uses `item_norm` (the training
+        matrix's `bm25_item_norm`), this matrix's own when None."""
+        if transform == "binary" or self.counts is None:
+            return None
+        if transform == "bm25" and item_norm is None:
+            item_norm = bm25_item_norm(self)
+        return count_weights(self.counts, self.labels.indptr, self.labels.indices, transform, item_norm)
+
+    def played(self, skip_weight: float = 1.0, transform: str = "binary") -> sp.csr_matrix:
         """The observed entries as plays, float32 CSR: a listened entry 1, a skipped one `skip_weight`
-        (dropped when 0); soft labels (label="mean") interpolate. Implicit data: every entry 1."""
+        (dropped when 0); soft labels (label="mean") interpolate. Implicit data: every entry 1. With counts,
+        each entry is then multiplied by f(count) of the `transform` (entries of weight 0 dropped)."""
         if self.is_implicit:
             data = np.ones(self.nnz, np.float32)
         else:
             y = self.labels.data.astype(np.float32)
             data = y + np.float32(skip_weight) * (1.0 - y)
-        if not skip_weight and not self.is_implicit:
+        weights = self.entry_weights(transform)
+        if weights is not None:
+            data = data * weights
+        if (not skip_weight and not self.is_implicit) or weights is not None:
             # filter into new arrays: eliminate_zeros() works in place and would corrupt the structure
             # that `labels` and `mask` share with the result
             keep = data != 0
@@ -140,7 +165,7 @@ class InteractionMatrix:
         row order likewise (rows of other users are dropped). `implicit=True` reads every row as a positive
         and marks unseen entries as negatives of weight `implicit_weight`.
         """
-        user, item, y, ts = _read_rows(frame, level, implicit)
+        user, item, y, ts, plays = _read_rows(frame, level, implicit)
         vocab, counts = _vocabulary(item, items, max_items, min_count)
         uvocab = np.unique(user) if users is None else np.asarray(users, dtype=np.int64)
         icode = _lookup(vocab, item)
@@ -150,6 +175,9 @@ class InteractionMatrix:
 
         n_items = len(vocab)
         ukey, val, last_ts = _pair_labels(ucode * max(n_items, 1) + icode, y, ts, label)
+        if plays is not None:  # a pair's plays summed over its rows (keys are unique and sorted alike)
+            _, inverse = np.unique(ucode * max(n_items, 1) + icode, return_inverse=True)
+            plays = np.bincount(inverse, weights=plays[keep_rows], minlength=len(ukey))
         rows = ukey // max(n_items, 1)
         cols = ukey % max(n_items, 1)
         # keys are sorted, so entries are already in CSR order (row, then column)
@@ -168,7 +196,34 @@ class InteractionMatrix:
             level=level,
             implicit_weight=implicit_weight if implicit else None,
             item_groups=_item_groups(frame, level, vocab),
+            counts=plays,
         )
+
+    def weigh_rows(
+        self,
+        X: sp.csr_matrix,
+        rows: np.ndarray,
+        transform: str,
+        columns: np.ndarray | None = None,
+        item_norm: np.ndarray | None = None,
+    ) -> sp.csr_matrix:
+        """`X` (the played rows `rows` of this matrix, e.g. from `recommender.played_rows`, with the same
+        `columns` map) multiplied by f(count) of its entries (bm25: with the training `item_norm`); `X`
+        itself when there are no counts."""
+        if transform == "binary" or self.counts is None:
+            return X
+        W = sp.csr_matrix((self.counts, self.labels.indices, self.labels.indptr), shape=self.shape)[rows]
+        if transform == "bm25" and item_norm is None:
+            item_norm = bm25_item_norm(self)
+        W.data = count_weights(W.data, W.indptr, W.indices, transform, item_norm)
+        if columns is not None:
+            kept = np.flatnonzero(columns >= 0)
+            order = np.empty(len(kept), np.int64)
+            order[columns[kept]] = kept
+            W = W[:, order]
+        out: sp.csr_matrix = sp.csr_matrix(X.multiply(W), dtype=np.float32)
+        out.eliminate_zeros()
+        return out
 
     def user_index(self, user_ids: np.ndarray | list[int] | int) -> np.ndarray:
         """Row of each user id, -1 for a user not in the matrix."""
@@ -188,17 +243,8 @@ class InteractionMatrix:
         cols = self.labels.indices[keep]
         labels = sp.csr_matrix((self.labels.data[keep], cols, indptr), shape=self.shape)
         mask = sp.csr_matrix((self.mask.data[keep], cols, indptr), shape=self.shape)
-        return InteractionMatrix(
-            labels=labels,
-            mask=mask,
-            user_ids=self.user_ids,
-            item_ids=self.item_ids,
-            item_counts=self.item_counts,
-            last_ts=self.last_ts[keep],
-            level=self.level,
-            implicit_weight=self.implicit_weight,
-            item_groups=self.item_groups,
-        )
+        counts = None if self.counts is None else self.counts[keep]
+        return replace(self, labels=labels, mask=mask, last_ts=self.last_ts[keep], counts=counts)
 
     def as_played(self, implicit_weight: float) -> InteractionMatrix:
         """The same entries, every one labelled 1 (played), unseen entries weak negatives of that weight:
@@ -206,17 +252,7 @@ class InteractionMatrix:
         ones = sp.csr_matrix(
             (np.ones(self.nnz, np.float32), self.labels.indices, self.labels.indptr), shape=self.shape
         )
-        return InteractionMatrix(
-            labels=ones,
-            mask=self.mask,
-            user_ids=self.user_ids,
-            item_ids=self.item_ids,
-            item_counts=self.item_counts,
-            last_ts=self.last_ts,
-            level=self.level,
-            implicit_weight=implicit_weight,
-            item_groups=self.item_groups,
-        )
+        return replace(self, labels=ones, implicit_weight=implicit_weight)
 
     def entry_rows(self) -> np.ndarray:
         """The row (user index) of every stored entry, aligned with `labels.data`."""
@@ -231,8 +267,9 @@ class InteractionMatrix:
 
 def _read_rows(
     frame: pd.DataFrame, level: str, implicit: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(user, item, label, ts_listen) of each labelled row (every row when `implicit`, labelled 1)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(user, item, label, ts_listen, plays or None) of each labelled row (every row when `implicit`,
+    labelled 1)."""
     if level not in LEVEL_COLUMNS:
         raise DataError(None, f"unknown item level {level!r}", expected=", ".join(LEVEL_COLUMNS))
     col = LEVEL_COLUMNS[level]
@@ -247,11 +284,12 @@ def _read_rows(
         if "ts_listen" in frame.columns
         else np.arange(len(frame), dtype=np.int64)
     )
+    plays = frame[PLAYS].to_numpy(np.float64) if PLAYS in frame.columns else None
     if implicit:
-        return user, item, np.ones(len(frame), np.float32), ts
+        return user, item, np.ones(len(frame), np.float32), ts, plays
     y = frame["is_listened"].to_numpy(np.float32)
     ok = ~np.isnan(y)  # rows without a label (targets) never contribute
-    return user[ok], item[ok], y[ok], ts[ok]
+    return user[ok], item[ok], y[ok], ts[ok], None if plays is None else plays[ok]
 
 
 def _vocabulary(
@@ -328,6 +366,42 @@ def _item_groups(frame: pd.DataFrame, level: str, vocab: np.ndarray) -> dict[str
         if index.max() + 1 < len(vocab):
             out[name] = index.astype(np.int64)
     return out
+
+
+def bm25_item_norm(matrix: InteractionMatrix) -> np.ndarray:
+    """BM25's length norm of each item (a document): (1 - B) + B * its plays / the mean plays of an item;
+    ones without counts."""
+    if matrix.counts is None:
+        return np.ones(matrix.shape[1], np.float64)
+    plays = np.bincount(matrix.labels.indices, weights=matrix.counts, minlength=matrix.shape[1])
+    mean = plays.mean() if len(plays) else 0.0
+    norm: np.ndarray = (1.0 - BM25_B) + BM25_B * plays / (mean if mean > 0 else 1.0)
+    return norm
+
+
+def count_weights(
+    counts: np.ndarray, indptr: np.ndarray, indices: np.ndarray, transform: str, item_norm: np.ndarray | None
+) -> np.ndarray:
+    """f(count) of CSR entries (rows users, columns items), float32. bm25: count (K1 + 1) / (K1 norm[item] +
+    count) times the user's idf, log(n_items) - log(1 + items the user played), never below 0."""
+    weights: np.ndarray
+    if transform == "log1p":
+        weights = np.log1p(counts).astype(np.float32)
+        return weights
+    if transform == "bm25" and item_norm is not None:
+        lengths = np.diff(indptr)
+        idf = np.maximum(np.log(max(len(item_norm), 1)) - np.log1p(lengths), 0.0)
+        tf = counts * (BM25_K1 + 1.0) / (BM25_K1 * item_norm[indices] + counts)
+        weights = (tf * np.repeat(idf, lengths)).astype(np.float32)
+        return weights
+    raise ValueError(f"unknown count transform {transform!r}; expected one of {', '.join(TRANSFORMS)}")
+
+
+def count_transform(matrix: InteractionMatrix, transform: str, model: str) -> tuple[str, str | None]:
+    """(the transform a model fits with, a note when it falls back): binary when there are no counts."""
+    if transform == "binary" or matrix.counts is not None:
+        return transform, None
+    return "binary", f"{model}: no play counts in the data (no plays column): transform={transform} is binary"
 
 
 def _lookup(vocab: np.ndarray, ids: np.ndarray) -> np.ndarray:

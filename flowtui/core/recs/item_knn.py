@@ -1,6 +1,7 @@
 """Item kNN: cosine item-item similarity on the played matrix, each item's `k` nearest neighbours kept.
 
-sim(i, j) = x_i . x_j / (|x_i| |x_j|) over the played columns (a skip weighted `skip_weight`). Each item
+sim(i, j) = x_i . x_j / (|x_i| |x_j|) over the played columns (a skip weighted `skip_weight`; with play
+counts, each entry f(count) of `transform`, in the similarities and in a user's played row alike). Each item
 keeps its `k` most similar other items (a sparse items x items matrix S) and a user's scores are their
 played row times S: every item they played votes for its neighbours. The neighbours are found by the
 `implicit` library's multi-threaded all-pairs kNN (C++, one heap per item; the same search as its
@@ -20,7 +21,7 @@ import scipy.sparse as sp
 from flowtui.core import events as ev
 from flowtui.core.params import param
 from flowtui.core.recs import state_checks
-from flowtui.core.recs.interactions import InteractionMatrix
+from flowtui.core.recs.interactions import TRANSFORMS, InteractionMatrix, bm25_item_norm, count_transform
 from flowtui.core.recs.recommender import PlayedParams, RecommenderBase, played_rows
 from flowtui.core.registry import RecommenderSpec, register
 
@@ -43,6 +44,12 @@ class ItemKNNParams(PlayedParams):
         4, "the cosine search keeps candidates x k neighbours, re-ranked with shrink", low=1, high=100
     )
     num_threads: int = param(0, "threads of the neighbour search (0: every core)", low=0, high=1024)
+    transform: str = param(
+        "binary",
+        "play count weighting of an entry, f(count): binary (1), log1p (log(1 + count)) or bm25 (idf and"
+        " length norm); binary when the data has no plays column",
+        choices=TRANSFORMS,
+    )
 
 
 class ItemKNN(RecommenderBase):
@@ -52,6 +59,7 @@ class ItemKNN(RecommenderBase):
     params_cls = ItemKNNParams
     params: ItemKNNParams
     similarity_: sp.csr_matrix  # (n_items, n_items): row i holds item i's neighbours
+    bm25_norm_: np.ndarray | None = None  # transform=bm25: each item's BM25 length norm in training
 
     def _n_epochs(self, matrix: InteractionMatrix) -> int:
         return 1
@@ -62,7 +70,11 @@ class ItemKNN(RecommenderBase):
         from implicit.nearest_neighbours import all_pairs_knn
 
         p = self.params
-        XT = matrix.played(p.skip_weight).T.tocsr().astype(np.float64)  # items x users
+        transform, note = count_transform(matrix, p.transform, self.name)
+        if note:
+            self.notes.append(note)
+        XT = matrix.played(p.skip_weight, transform).T.tocsr().astype(np.float64)  # items x users
+        self.bm25_norm_ = bm25_item_norm(matrix) if p.transform == "bm25" else None
         norm = np.sqrt(np.asarray(XT.multiply(XT).sum(axis=1)).ravel())
         XT.data /= np.repeat(np.maximum(norm, 1e-12), np.diff(XT.indptr))
         n_items = XT.shape[0]
@@ -85,11 +97,13 @@ class ItemKNN(RecommenderBase):
 
     def _score(self, history: InteractionMatrix, rows: np.ndarray) -> np.ndarray:
         Xh = played_rows(history, rows, self.params.skip_weight)
+        Xh = history.weigh_rows(Xh, rows, self.params.transform, item_norm=self.bm25_norm_)
         return np.asarray((Xh @ self.similarity_).toarray(), np.float32)
 
     def _state(self) -> dict[str, np.ndarray]:
         S = self.similarity_
-        return {"sim_data": S.data, "sim_indices": S.indices, "sim_indptr": S.indptr}
+        bm25 = {} if self.bm25_norm_ is None else {"bm25_norm": self.bm25_norm_}
+        return {"sim_data": S.data, "sim_indices": S.indices, "sim_indptr": S.indptr, **bm25}
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
         check = state_checks
@@ -102,6 +116,8 @@ class ItemKNN(RecommenderBase):
             raise ValueError("state.npz item kNN rows (sim_indptr) do not match their neighbours")
         check.indices("sim_indices", indices, n)
         self.similarity_ = sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(n, n))
+        if self.params.transform == "bm25":
+            self.bm25_norm_ = check.item_vector(arrays, "bm25_norm")
 
 
 register(

@@ -233,7 +233,8 @@ def tune(
             break
         finally:
             clock.spent(len(tuning.history), bool(spaces[n]))
-    ev.emit(on_event, ev.Progress("tune", search.done, request.budget.trials, "done"))
+    end = "cancelled" if result.cancelled else "done"
+    ev.emit(on_event, ev.Progress("tune", search.done, request.budget.trials, end))
     return result
 
 

@@ -4,9 +4,11 @@ parameters with the trial history (JSON) for `flowtui train-recs --params FILE`.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -23,6 +25,7 @@ from flowtui.cli.common import (
     print_warnings,
     progress_events,
 )
+from flowtui.core import events as ev
 from flowtui.core.errors import DataError, ParamError
 from flowtui.core.params import show_value
 from flowtui.core.workflows import tune_file
@@ -162,7 +165,7 @@ def tune_recs_cmd(
     print_warnings(ds.warnings, err_console)
     with progress_events(as_json) as on_event:
         try:
-            result = tune(ds.frame, request, on_event=on_event)
+            result = _tune_until_ctrl_c(ds.frame, request, on_event)
         except ParamError as exc:
             fail(str(exc))
         except ValueError as exc:
@@ -180,6 +183,38 @@ def tune_recs_cmd(
     print_tuned(result, target)
 
 
+def _tune_until_ctrl_c(
+    frame: pd.DataFrame, request: TuneRequest, on_event: ev.EventCallback | None
+) -> TuneResult:
+    """`tune` in a worker thread; ctrl-c sets its cancel event, and what was found is kept."""
+    cancel, done = threading.Event(), threading.Event()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = tune(frame, request, on_event=on_event, cancel=cancel)
+        except BaseException as exc:  # handed to the main thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="tune-recs", daemon=True).start()
+    while not done.is_set():  # not Thread.join: a ctrl-c inside join can mark the thread stopped (3.11)
+        try:
+            done.wait(0.2)
+        except KeyboardInterrupt:
+            cancel.set()
+            err_console.print("cancelling: the best parameters found so far are kept", highlight=False)
+    if "error" in box:
+        raise box["error"]
+    result: TuneResult = box["result"]
+    return result
+
+
+def _shown(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else show_value(v)
+
+
 def _score(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
@@ -191,7 +226,7 @@ def print_tuned(result: TuneResult, target: Path) -> None:
     for col in ("model", f"default NDCG@{k}", f"tuned NDCG@{k}", "best parameters", "trials"):
         t.add_column(col)
     for m in result.models.values():
-        best = ", ".join(f"{key}={show_value(v)}" for key, v in m.best.items()) or "the defaults"
+        best = ", ".join(f"{key}={_shown(v)}" for key, v in m.best.items()) or "the defaults"
         row: list[Any] = [m.model, _score(m.default_score), _score(m.best_score), best, str(len(m.history))]
         t.add_row(*(escape(str(c)) for c in row))
     console.print(t)

@@ -26,6 +26,7 @@ from flowtui.cli.common import (
     progress_events,
 )
 from flowtui.core import events as ev
+from flowtui.core import registry
 from flowtui.core.errors import DataError, ParamError
 from flowtui.core.params import show_value
 from flowtui.core.workflows import tune_file
@@ -73,6 +74,9 @@ SpaceOpt = Annotated[
         "--space",
         help="Search MODEL.KEY over LOW:HIGH, LOW:HIGH:log or A,B,C instead of its declared space (repeat).",
     ),
+]
+ShowSpaceOpt = Annotated[
+    bool, typer.Option("--show-space", help="Print each model's search space and stop (no data is read).")
 ]
 FeedbackOpt = Annotated[str, typer.Option("--feedback", help="labels, plays or auto (as train-recs).")]
 #: train-recs --params FILE
@@ -148,6 +152,7 @@ def tune_recs_cmd(
     set_: SetOpt = None,
     space: SpaceOpt = None,
     feedback: FeedbackOpt = "auto",
+    show_space: ShowSpaceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Tune recommenders on a validation split of TRAIN's training entries; write the best parameters."""
@@ -156,6 +161,9 @@ def tune_recs_cmd(
     except ParamError as exc:
         fail(str(exc))
     request = _request(names, _budget(trials, budget, len(names)), seed, set_, space, feedback)
+    if show_space:
+        print_spaces(request, as_json)
+        return
     target = out or tune_file.default_path(data)
     try:
         tune_file.check_target(target)
@@ -181,6 +189,25 @@ def tune_recs_cmd(
         print_json({**result.to_dict(), "out": str(target)})
         return
     print_tuned(result, target)
+
+
+def print_spaces(request: TuneRequest, as_json: bool) -> None:
+    """`--show-space`: each parameter searched, its default and where the tuner looks."""
+    rows = [
+        {"model": name, "key": key, "default": registry.get_recommender(name).schema.defaults()[key],
+         "search": str(s), **s.to_dict()}
+        for name, space in request.validate().items()
+        for key, s in space.items()
+    ]  # fmt: skip
+    if as_json:
+        print_json(rows)
+        return
+    t = Table(title="search spaces (declared with each model's parameters; replace with --space)")
+    for col in ("model", "key", "default", "search"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["model"], r["key"], show_value(r["default"]), r["search"])
+    console.print(t)
 
 
 def _tune_until_ctrl_c(

@@ -139,3 +139,14 @@ def test_train_recs_refuses_a_bad_params_file(
         assert res.exit_code == 2 and message in res.stderr, res.output
         assert len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m").exists()
+
+
+def test_show_space_lists_the_declared_spaces_without_data() -> None:
+    res = runner.invoke(
+        app,
+        ["tune-recs", "-m", "ease", "-m", "item_knn", "--space", "item_knn.k=5,50", "--show-space", "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    rows = {(r["model"], r["key"]): r for r in json.loads(res.stdout)}
+    assert rows[("ease", "l2")]["search"] == "1 to 20000, log scale" and rows[("ease", "l2")]["log"] is True
+    assert rows[("item_knn", "k")]["choices"] == [5, 50]

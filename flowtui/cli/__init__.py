@@ -30,7 +30,7 @@ def _root(ctx: typer.Context) -> None:
 
 
 # Each module adds its commands to `app` when imported.
-from flowtui.cli import data, models, recs, synth_cmd, tui_cmd  # noqa: E402, F401
+from flowtui.cli import data, models, recs, synth_cmd, tui_cmd, tune  # noqa: E402, F401
 from flowtui.cli.common import data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")

@@ -30,6 +30,7 @@ from flowtui.cli.common import (
     reserve_targets,
 )
 from flowtui.cli.recs_output import print_all, print_board, print_list, print_saved
+from flowtui.cli.tune import ParamsFileOpt, with_tuned
 from flowtui.core import events as ev
 from flowtui.core import paths, registry, safe_files
 from flowtui.core.errors import DataError, ParamError
@@ -376,6 +377,7 @@ def train_recs_cmd(
     max_items: MaxItemsOpt = 50_000,
     preset: PresetOpt = "full",
     set_: SetOpt = None,
+    params_file: ParamsFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train recommenders on all of TRAIN and save each to OUT/NAME (read by `flowtui recommend --model`)."""
@@ -384,7 +386,7 @@ def train_recs_cmd(
     request = TrainRequest(
         tuple(names),
         out,
-        params,
+        with_tuned(params_file, names, params, preset),
         preset,
         implicit=implicit,
         max_items=max_items,

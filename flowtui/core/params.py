@@ -25,11 +25,13 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
 from flowtui.core.errors import ParamError
+from flowtui.core.search import Search
 
 __all__ = [
     "PRESETS",
     "Param",
     "Schema",
+    "Search",
     "param",
     "parse_assignments",
     "parse_overrides",
@@ -55,14 +57,16 @@ def param(
     high: float | None = None,
     low_open: bool = False,
     choices: Sequence[str] = (),
+    search: Search | tuple[Any, ...] | None = None,
 ) -> Any:
     """A dataclass field with its default, a one-line help text and its allowed range.
 
     `low`/`high` bound numbers (and each element of an int tuple) inclusively, `low_open` makes the lower
-    bound exclusive; `choices` lists the allowed strings (for a str field, or beside a number: "sqrt").
+    bound exclusive; `choices` lists the allowed strings (for a str field, or beside a number: "sqrt");
+    `search` is where a tuner looks (`Search`, or `("log", 10.0, 5000.0)`, `("linear", 1, 9)`, `(1, 5, 9)`).
     """
     meta = {"help": help, "low": low, "high": high, "low_open": low_open, "choices": tuple(choices)}
-    return dataclasses.field(default=default, metadata=meta)
+    return dataclasses.field(default=default, metadata={**meta, "search": Search.of(search)})
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class Param:
     high: float | None = None
     low_open: bool = False
     choices: tuple[str, ...] = ()
+    search: Search | None = None
 
     def describe(self) -> str:
         """What the parameter accepts, as the end of a sentence ("an integer >= 1")."""
@@ -320,6 +325,7 @@ def _collect(cls: type, prefix: str, base: object = None) -> list[Param]:
                 high=meta["high"],
                 low_open=meta["low_open"],
                 choices=choices,
+                search=meta.get("search"),
             )
         )
     return out

@@ -38,12 +38,19 @@ class ALSParams(PlayedParams):
     # data, MovieLens 100K implicit and listen/skip (bench/rec_tune.py; docs/RECS.md). The library's own
     # defaults (100, 0.01, 1) and the former ones (64, 0.1, 10) overfit: they ranked below popularity on
     # the bundled sample.
-    factors: int = param(128, "latent factors", low=1, high=4096)
-    regularization: float = param(50.0, "L2 regularisation of the factors", low=0.0, high=1e6)
-    alpha: float = param(
-        5.0, "confidence of a play (the played matrix is multiplied by it)", low=0.0, low_open=True, high=1e6
+    factors: int = param(128, "latent factors", low=1, high=4096, search=("log", 16, 512))
+    regularization: float = param(
+        50.0, "L2 regularisation of the factors", low=0.0, high=1e6, search=("log", 0.01, 1000.0)
     )
-    iterations: int = param(15, "ALS sweeps (users then items)", low=1, high=1000)
+    alpha: float = param(
+        5.0,
+        "confidence of a play (the played matrix is multiplied by it)",
+        low=0.0,
+        low_open=True,
+        high=1e6,
+        search=("log", 0.1, 100.0),
+    )
+    iterations: int = param(15, "ALS sweeps (users then items)", low=1, high=1000, search=("linear", 5, 30))
     random_state: int | None = param(
         0, "seed of the initial factors (null: a fresh seed)", low=0, high=2**32 - 1
     )

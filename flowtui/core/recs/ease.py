@@ -34,7 +34,12 @@ class EASEParams(PlayedParams):
     # 500: the best mean share of the best validation NDCG@10 over synthetic data, MovieLens 100K implicit
     # and listen/skip (bench/rec_tune.py, validation carved from training entries; docs/RECS.md)
     l2: float = param(
-        500.0, "L2 regularisation added to the diagonal of X'X (lambda)", low=0.0, low_open=True, high=1e9
+        500.0,
+        "L2 regularisation added to the diagonal of X'X (lambda)",
+        low=0.0,
+        low_open=True,
+        high=1e9,
+        search=("log", 1.0, 20_000.0),
     )
     max_items: int = param(
         10_000,

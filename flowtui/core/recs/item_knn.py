@@ -36,7 +36,7 @@ class ItemKNNParams(PlayedParams):
         low=0.0,
         high=1.0,
     )
-    k: int = param(200, "neighbours kept per item", low=1, high=100_000)
+    k: int = param(200, "neighbours kept per item", low=1, high=100_000, search=("log", 10, 1000))
     shrink: float = param(
         10.0, "added to the cosine's denominator: damps pairs with few co-plays", low=0.0, high=1e9
     )

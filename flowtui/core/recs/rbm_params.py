@@ -23,9 +23,11 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 class CDParams:
     """How one network is trained by contrastive divergence (the estimators' shared arguments)."""
 
-    learning_rate: float = param(0.2, "CD learning rate", low=0.0, low_open=True, high=100.0)
+    learning_rate: float = param(
+        0.2, "CD learning rate", low=0.0, low_open=True, high=100.0, search=("log", 0.01, 1.0)
+    )
     batch_size: int = param(64, "users per mini-batch", low=1, high=1_000_000)
-    n_iter: int = param(5, "epochs (per layer for a DBN)", low=1, high=100_000)
+    n_iter: int = param(5, "epochs (per layer for a DBN)", low=1, high=100_000, search=("linear", 2, 30))
     k: int = param(1, "Gibbs steps of contrastive divergence (CD-k)", low=1, high=1000)
     k_schedule: tuple[int, ...] | None = param(
         None, "k per epoch, the last repeated, e.g. [1,1,3]", low=1, high=1000
@@ -35,7 +37,7 @@ class CDParams:
         "learning rate over the epochs: constant, or linear (down to learning_rate / n_iter at the last)",
     )
     momentum: float = param(0.5, "momentum of the updates", low=0.0, high=0.999)
-    weight_decay: float = param(1e-2, "L2 weight decay", low=0.0, high=1.0)
+    weight_decay: float = param(1e-2, "L2 weight decay", low=0.0, high=1.0, search=("log", 1e-5, 0.1))
     random_state: int | None = param(0, "seed (null: a fresh seed each fit)", low=0, high=2**32 - 1)
     device: str = param("auto", "torch device (auto: CUDA when available)", choices=DEVICES)
     catalogue_context: bool = param(
@@ -59,15 +61,26 @@ class NetParams(CDParams):
     )
     # the exposure network learns what users play at all: a denser target that wants a bigger, longer-trained
     # network than the listen network (whose held-out AUC suffers from long training)
-    exposure_n_components: int = param(128, "hidden units of the exposure network (rbm)", low=1, high=65_536)
+    exposure_n_components: int = param(
+        128, "hidden units of the exposure network (rbm)", low=1, high=65_536, search=("log", 16, 512)
+    )
     exposure_learning_rate: float = param(
-        0.4, "CD learning rate of the exposure network", low=0.0, low_open=True, high=100.0
+        0.4,
+        "CD learning rate of the exposure network",
+        low=0.0,
+        low_open=True,
+        high=100.0,
+        search=("log", 0.02, 2.0),
     )
     exposure_lr_schedule: Literal["constant", "linear"] = param(
         "linear", "learning rate of the exposure network over its epochs (see lr_schedule)"
     )
     exposure_n_iter: int = param(
-        20, "epochs of the exposure network (at most, when it stops early)", low=1, high=100_000
+        20,
+        "epochs of the exposure network (at most, when it stops early)",
+        low=1,
+        high=100_000,
+        search=("linear", 5, 40),
     )
     validation_fraction: float = param(
         0.0,
@@ -88,7 +101,7 @@ class NetParams(CDParams):
 
 @dataclass(frozen=True)
 class RBMParams(NetParams):
-    n_components: int = param(64, "hidden units", low=1, high=65_536)
+    n_components: int = param(64, "hidden units", low=1, high=65_536, search=("log", 16, 512))
 
 
 @dataclass(frozen=True)

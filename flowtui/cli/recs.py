@@ -117,18 +117,10 @@ AllowOtherOpt = Annotated[
 KOpt = Annotated[int, typer.Option("--k", help="Cut-off of precision/recall/NDCG@k.")]
 SeedsOpt = Annotated[int, typer.Option("--seeds", help="Held-out splits (seeds seed..seed+N-1).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="First seed of the held-out splits.")]
-UsersOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--users", help="Evaluate on a sample of this many users (drawn with --seed; default: all)."
-    ),
-]
-EvalPresetOpt = Annotated[
-    str,
-    typer.Option(
-        "--preset", help="quick (seconds; the default, as in the app) or full (default parameters)."
-    ),
-]
+USERS_HELP = "Evaluate on a sample of this many users (drawn with --seed; default: all)."
+UsersOpt = Annotated[int | None, typer.Option("--users", help=USERS_HELP)]
+EVAL_PRESET_HELP = "quick (seconds; the default, as in the app) or full (default parameters)."
+EvalPresetOpt = Annotated[str, typer.Option("--preset", help=EVAL_PRESET_HELP)]
 FractionOpt = Annotated[float, typer.Option("--fraction", help="Share of each user's entries held out.")]
 HoldoutOpt = Annotated[str, typer.Option("--holdout", help="random or latest (each user's latest entries).")]
 ValidationOpt = Annotated[
@@ -138,6 +130,23 @@ ValidationOpt = Annotated[
         help="Score on a split carved from the TRAINING entries (for tuning; the test entries stay unseen).",
     ),
 ]
+
+
+def _check_board_options(
+    k: int, seeds: int, seed: int, holdout: str, fraction: float, users: int | None
+) -> None:
+    """evaluate-recs' own options, each refused with one line."""
+    for option, value, low in (("--k", k, 1), ("--seeds", seeds, 1), ("--seed", seed, 0)):
+        if value < low:
+            fail(f"{option} {value}: expected an integer >= {low}")
+    if holdout not in ("random", "latest"):
+        fail(f"--holdout {holdout!r}: expected random or latest")
+    if not 0.0 < fraction < 1.0:
+        fail(f"--fraction {fraction}: expected a number between 0 and 1")
+    if users is not None and users < 1:
+        fail(f"--users {users}: expected an integer >= 1")
+
+
 # -- train-recs / recommenders ----------------------------------------------------------------------------
 OutFolderOpt = Annotated[Path, typer.Option("--out", help="Folder; each recommender is saved to OUT/NAME.")]
 RecommenderArg = Annotated[
@@ -322,15 +331,7 @@ def evaluate_recs_cmd(
     """Leaderboard of the recommenders on the same held-out splits: P/R/NDCG@k, AUC and MAE (listen/skip
     data), coverage and fit time, each as mean ± std over the seeds."""
     names = _names(model)
-    for option, value, low in (("--k", k, 1), ("--seeds", seeds, 1), ("--seed", seed, 0)):
-        if value < low:
-            fail(f"{option} {value}: expected an integer >= {low}")
-    if holdout not in ("random", "latest"):
-        fail(f"--holdout {holdout!r}: expected random or latest")
-    if not 0.0 < fraction < 1.0:
-        fail(f"--fraction {fraction}: expected a number between 0 and 1")
-    if users is not None and users < 1:
-        fail(f"--users {users}: expected an integer >= 1")
+    _check_board_options(k, seeds, seed, holdout, fraction, users)
     implicit, params = _settings(names, set_, preset, feedback, max_items)
     with progress_events(as_json) as on_event:
         frame = _load_train(data, on_event)

@@ -102,6 +102,9 @@ def read(path: Path | None) -> tuple[Remembered, list[str]]:
         if path.stat().st_size > MAX_BYTES:
             raise ValueError(f"larger than {MAX_BYTES // 1024} KiB")
         doc = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:  # JSON nested thousands deep: damaged or hostile, never a flowtui file
+        reason = "JSON nested too deeply"
+        return Remembered(ignored=reason), [f"settings file {path} ignored ({reason})"]
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         reason = "not valid JSON" if isinstance(exc, json.JSONDecodeError) else str(exc) or type(exc).__name__
         return Remembered(ignored=reason), [f"settings file {path} ignored ({reason})"]

@@ -206,7 +206,9 @@ async def test_settings_are_remembered_across_two_runs(
         (b'{"theme": "dark"}', "not a flowtui settings file"),
         (b"\xff\xfe\x00garbage", "codec"),
         (b'{"kind": "flowtui-settings", "version": 99}', "version 99"),
+        (b"[" * 60_000 + b"]" * 60_000, "nested too deeply"),  # a RecursionError crashed the app
     ],
+    ids=["not-json", "foreign", "not-utf8", "other-version", "deeply-nested"],
 )
 async def test_a_damaged_or_foreign_settings_file_is_ignored(
     tiny: tuple[Path, Path], tmp_path: Path, config_dir: Path, content: bytes, why: str

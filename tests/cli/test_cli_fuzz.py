@@ -70,6 +70,7 @@ COMMANDS: dict[str, list[str]] = {
     ],
     "evaluate-recs": ["evaluate-recs", "--data", "{train}", "-m", "popularity", "--seeds", "1", "--preset", "quick"],
     "train-recs": ["train-recs", "--data", "{train}", "-m", "popularity", "--out", "{out_dir}"],
+    "tune-recs": ["tune-recs", "--data", "{train}", "-m", "ease", "--trials", "2", "--out", "{out_file}"],
     "data validate": ["data", "validate", "{train}", "--no-cache"],
     "data info": ["data", "info", "{train}", "--no-cache"],
     "data import": [

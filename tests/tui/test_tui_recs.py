@@ -128,6 +128,8 @@ async def test_leaderboard_train_and_other_data_clears_it(
         await pilot.press("u")
         await _settle(app, pilot)
         assert app.state.rec_model == f"recs/{sorted(FAST)[1]}"
+        await _until(pilot, lambda: str(saved.get_row_at(1)[0]).endswith(" ◀"))  # the one in use is marked
+        assert [str(saved.get_row_at(i)[0]).endswith(" ◀") for i in range(saved.row_count)] == [False, True]
 
         # other data loaded: the leaderboard of the old data is gone, the saved ones say "other"
         await pilot.press("1")

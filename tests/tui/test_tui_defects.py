@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.clock import MockClock
 from textual.widgets import DataTable, Input, Label, Static
 
@@ -390,7 +391,7 @@ async def test_an_unknown_artist_is_skipped_with_a_warning(tiny: tuple[Path, Pat
         await _settle(app, pilot)
         note = str(screen.query_one("#nu-note", Label).content)
         assert screen.query_one("#nu-recs", DataTable).row_count == 10
-        assert "skipped artist 99999" in note and f"artists [{artist}]" in note
+        assert note.startswith("⚠ skipped artist 99999") and f"artists [{artist}]" in note  # seen first
 
 
 def test_tracks_pinned_above_higher_scores_say_so() -> None:
@@ -414,3 +415,44 @@ def test_tracks_pinned_above_higher_scores_say_so() -> None:
         "popular",
     ]
     assert mark_pinned(recs.sort_values("score", ascending=False))[1] is False
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)])
+async def test_the_test_file_note_wraps_instead_of_being_cut(
+    tiny: tuple[Path, Path], other_tiny: tuple[Path, Path], tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """The tmux trial saw "· test file still" cut at 120 columns and nothing at 80: the note now wraps."""
+    app = _app(tiny, tmp_path / "models")
+    async with app.run_test(size=size) as pilot:
+        await _settle(app, pilot)
+        field = app.screen.query_one("#train-path", Input)
+        field.value = str(other_tiny[0])
+        field.focus()
+        await pilot.press("enter")
+        await _settle(app, pilot)
+        label = app.screen.query_one("#load-status", Label)
+        text = str(label.content)
+        assert "test file still" in text and "ctrl+o uses" in text
+        row = app.screen.query_one("#data-progress")
+        lines = -(-len(text) // max(1, label.size.width))
+        assert lines >= 2 and row.size.height >= min(3, lines)  # the row grows: the note is not cut
+        await pilot.press("ctrl+q")
+
+
+async def test_the_ctrl_o_offer_works_with_an_empty_test_field(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The trial cleared the test field, loaded, pressed ctrl+o: "no other test file" although test.csv was
+    beside train.csv."""
+    app = _app(tiny, tmp_path / "models")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _settle(app, pilot)
+        field = app.screen.query_one("#test-path", Input)
+        field.value = ""
+        app.screen.query_one("#train-path", Input).focus()
+        await pilot.press("enter")
+        await _settle(app, pilot)
+        assert app.state.test_path is None
+        await pilot.press("ctrl+o")
+        await _settle(app, pilot)
+        assert app.state.test_path is not None and app.state.test_path.name == tiny[1].name

@@ -220,8 +220,8 @@ class NewUserScreen(PickIdsScreen):
         note = f"for {what}" if what else "no preferences: popular in the segment"
         if pinned:
             note += " · your artists' and genres' tracks come first (▲ pinned above higher scores)"
-        if skipped:
-            note += f" · ⚠ skipped {skipped}: no track in the model's vocabulary"
+        if skipped:  # first: a long note is cut at the screen's edge, and this one must be seen
+            note = f"⚠ skipped {skipped}: no track in the model's vocabulary · {note}"
         self.post_result(NewUserReady(recs, note))
 
     def _model_name(self, folder: Path) -> str:

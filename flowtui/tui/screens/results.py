@@ -60,9 +60,11 @@ class BoardRow:
 
     @property
     def label(self) -> str:
+        if self.cancelled:  # cancelled before or after its holdout: the person's doing, not a failure
+            return self.name + (" *" if self.baseline else "") + " (cancelled)"
         mark = " *" if self.baseline else " ✗" if self.error else ""
         tag = {"saved": " (saved)", "other": " (other)"}.get(self.source, "")
-        return self.name + mark + (" (cancelled)" if self.cancelled and not self.error else tag)
+        return self.name + mark + tag
 
     @property
     def key(self) -> str:

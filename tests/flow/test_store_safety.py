@@ -13,7 +13,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from flowtui.core.run import run
 from flowtui.core.run_config import RunConfig
 from flowtui.core.safe_files import FolderBusyError, UnsafePathError
 from tests.flow.test_classifiers import make_frame
+from tests.modelfiles import faults
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="fault injection forks")
@@ -641,20 +641,7 @@ def test_an_exception_at_any_step_keeps_old_or_new(
 
 
 def _crash_in_child(save: Callable[[], object], at: str | None, delay: float | None = None) -> None:
-    """Run `save` in a forked child that dies hard (no cleanup) at step `at`, or is SIGKILLed after `delay`."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            if at is not None:
-                store._fault_hook = lambda name: os._exit(9) if name == at else None
-            save()
-        finally:
-            os._exit(0)
-    if delay is not None:
-        time.sleep(delay)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    faults.crash_in_child(store, save, at, delay)
 
 
 @needs_fork

@@ -4,9 +4,7 @@ another process's rename window waits for it (issue 20, item 7)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +19,7 @@ from flowtui.core.recs.interactions import recommender_matrix
 from flowtui.core.recs.recommender import RecommenderBase
 from flowtui.core.recs.store import load_recommender, save_recommender
 from flowtui.core.workflows.recs import open_model
+from tests.modelfiles import faults
 from tests.recs.conftest import block_frame, build
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="fault injection forks")
@@ -52,20 +51,7 @@ def siblings(folder: Path) -> list[str]:
 
 
 def crash_in_child(work: Callable[[], object], at: str | None, delay: float | None = None) -> None:
-    """Run `work` in a forked child that dies hard (no cleanup) at save step `at`, or after `delay` s."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            if at is not None:
-                store._fault_hook = lambda name: os._exit(9) if name == at else None
-            work()
-        finally:
-            os._exit(0)
-    if delay is not None:
-        time.sleep(delay)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    faults.crash_in_child(store, work, at, delay)
 
 
 def _new_won(step: str) -> bool:

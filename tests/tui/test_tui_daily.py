@@ -29,26 +29,9 @@ from flowtui.tui.widgets.model_progress import ModelProgress
 from flowtui.tui.widgets.navbar import NavBar
 from flowtui.tui.widgets.status_line import StatusLine
 from flowtui.tui.widgets.ticklist import TickList
+from tests.tui.pilot import settle, tiny_app, until
 
 SIZE = (100, 30)
-
-
-def _app(tiny: tuple[Path, Path], models: Path, **kwargs: Any) -> FlowApp:
-    return make_app(tiny[0], tiny[1], models, clock=MockClock(), device="CPU", **kwargs)
-
-
-async def _settle(app: FlowApp, pilot) -> None:  # type: ignore[no-untyped-def]
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def _until(pilot, condition: Callable[[], bool], seconds: float = 8.0) -> None:  # type: ignore[no-untyped-def]
-    """Let the app run until `condition()` holds (fails after `seconds`)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        await pilot.pause(0.05)
 
 
 def _status(app: FlowApp) -> str:
@@ -110,14 +93,14 @@ def fake_holdout(behaviour: dict[str, str]) -> Callable[..., Any]:
 async def test_nav_status_line_and_device(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     app = make_app(tiny[0], tiny[1], tmp_path / "models", clock=MockClock())  # the device is probed
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert "[1 Data]" in str(app.screen.query_one(NavBar).render())
         assert app.state.device in ("CPU", "CUDA", "CPU (no torch)")
         status = _status(app)
         assert "train.csv + test.csv" in status and "models/" in status and app.state.device in status
         assert "idle" in status
         await pilot.press("2")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert "[2 Models]" in str(app.screen.query_one(NavBar).render())
         listing = app.screen.query_one("#model-list", TickList)
         assert listing.highlighted == 0  # the first row is highlighted on arrival
@@ -139,12 +122,12 @@ async def test_keys_pressed_while_the_models_screen_fills_are_kept(
         return real()
 
     monkeypatch.setattr(registry, "model_names", slow)
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2", "down", "space")  # before the registry is read
         assert app.state.specs is None
         gate.set()
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.pause()
         assert isinstance(app.screen, ModelsScreen)
         listing = app.screen.query_one("#model-list", TickList)
@@ -159,11 +142,11 @@ async def test_settings_are_remembered_across_two_runs(
     tiny: tuple[Path, Path], tmp_path: Path, config_dir: Path
 ) -> None:
     models = tmp_path / "models"
-    app = _app(tiny, models)
+    app = tiny_app(tiny, models)
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("2")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         listing = app.screen.query_one("#model-list", TickList)
         listing.deselect("lightgbm")
         listing.select("rbm")
@@ -189,13 +172,13 @@ async def test_settings_are_remembered_across_two_runs(
     again = make_app(models_dir=models, clock=MockClock(), device="CPU")  # no files given: the last ones
     assert again.state.train_path == tiny[0].resolve() and again.state.test_path == tiny[1].resolve()
     async with again.run_test(size=SIZE) as pilot:
-        await _settle(again, pilot)
+        await settle(again, pilot)
         state = again.state
         assert state.selected == ["logreg", "rbm"] and state.params == {"rbm": {"n_iter": 7}}
         assert state.preset == "full" and state.run_options.rounds == 2
         assert state.train is not None and state.train.n_rows > 0
         await pilot.press("2")
-        await _settle(again, pilot)
+        await settle(again, pilot)
         assert again.screen.query_one("#opt-rounds", Input).value == "2"
 
 
@@ -244,7 +227,7 @@ async def test_remembered_values_are_checked_against_the_schemas(
     (config_dir / "settings.json").write_text(json.dumps(doc))
     app = make_app(models_dir=tmp_path / "models", clock=MockClock(), device="CPU")
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         state = app.state
         assert state.on_sample  # the remembered train file is gone
         assert state.selected == ["logreg"]
@@ -274,9 +257,9 @@ async def test_an_unwritable_config_folder_is_told_once(
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("FLOWTUI_CONFIG_DIR", str(blocker / "sub"))  # a folder under a file: never writable
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         app.save_settings()
         app.save_settings()
         await pilot.pause()
@@ -297,7 +280,7 @@ async def _palette(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
     assert isinstance(palette, CommandPalette)
     palette.query_one(Input).value = text
     commands = palette.query_one(CommandList)
-    await _until(
+    await until(
         pilot, lambda: commands.option_count > 0 and text in str(commands.get_option_at_index(0).prompt)
     )
     await pilot.press("enter")
@@ -311,10 +294,10 @@ async def test_palette_offers_every_action_and_cancels_one_model(
 
     monkeypatch.setattr(run, "holdout_leaderboard", fake_holdout({"logreg": "until-cancelled"}))
     models = tmp_path / "models"
-    app = _app(tiny, models)
+    app = tiny_app(tiny, models)
     messages: list[object] = []
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         titles = {c.title for c in app.get_system_commands(app.screen)}
         for title in (
             "Load data",
@@ -329,12 +312,12 @@ async def test_palette_offers_every_action_and_cancels_one_model(
         app.state.selected = ["logreg", "decision_tree"]
         await _palette(pilot, "Train the ticked models")
         assert isinstance(app.screen, TrainingScreen)
-        await _until(pilot, lambda: "logreg" in (app.state.run.running() if app.state.run else []))
+        await until(pilot, lambda: "logreg" in (app.state.run.running() if app.state.run else []))
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert {"Cancel training", "Cancel model logreg", "Cancel model decision_tree"} <= titles
         await _palette(pilot, "Cancel model logreg")
-        await _until(pilot, lambda: any(isinstance(m, TrainingFinished) for m in messages))
-        await _settle(app, pilot)
+        await until(pilot, lambda: any(isinstance(m, TrainingFinished) for m in messages))
+        await settle(app, pilot)
         finished = [m for m in messages if isinstance(m, TrainingFinished)][-1]
         assert finished.failed == {"logreg": "cancelled by the user"}
         assert set(finished.saved) == {"decision_tree"}  # the other model went on
@@ -352,22 +335,22 @@ async def test_x_cancels_the_picked_model_row(
     from flowtui.core import run
 
     monkeypatch.setattr(run, "holdout_leaderboard", fake_holdout({"logreg": "until-cancelled"}))
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     messages: list[object] = []
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         app.state.selected = ["logreg", "decision_tree"]
         await pilot.press("3", "t")
         screen = app.screen
         assert isinstance(screen, TrainingScreen)
-        await _until(pilot, lambda: "logreg" in (app.state.run.running() if app.state.run else []))
+        await until(pilot, lambda: "logreg" in (app.state.run.running() if app.state.run else []))
         await pilot.pause()
         assert isinstance(app.focused, ModelProgress) and app.focused.model == "constant"  # first row picked
         await pilot.press("down", "down")
         assert isinstance(app.focused, ModelProgress) and app.focused.model == "logreg"
         assert "training" in _status(app)
         await pilot.press("x")
-        await _until(pilot, lambda: any(isinstance(m, TrainingFinished) for m in messages))
+        await until(pilot, lambda: any(isinstance(m, TrainingFinished) for m in messages))
         finished = [m for m in messages if isinstance(m, TrainingFinished)][-1]
         assert finished.failed == {"logreg": "cancelled by the user"} and "decision_tree" in finished.saved
 
@@ -378,12 +361,12 @@ async def test_a_failed_model_shows_failed_and_why(
     from flowtui.core import run
 
     monkeypatch.setattr(run, "holdout_leaderboard", fake_holdout({"logreg": "fails"}))
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         app.state.selected = ["logreg", "decision_tree"]
         await pilot.press("3", "t")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         rows = {r.model: r for r in app.screen.query(ModelProgress)}
         assert rows["logreg"].has_class("-failed") and rows["logreg"].status == "failed: ValueError: boom"
         assert all(r.status not in ("waiting", "running") for r in rows.values())
@@ -393,9 +376,9 @@ async def test_a_failed_model_shows_failed_and_why(
 async def test_training_chart_shows_one_model_or_all(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     from flowtui.tui.messages import EngineEvent
 
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("3")
         await pilot.pause()
         screen = app.screen
@@ -421,12 +404,12 @@ async def test_quit_during_training_asks_then_cancels_and_exits(
 
     monkeypatch.setattr(run, "holdout_leaderboard", fake_holdout({"logreg": "until-cancelled"}))
     models = tmp_path / "models"
-    app = _app(tiny, models)
+    app = tiny_app(tiny, models)
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         app.state.selected = ["logreg"]
         await pilot.press("3", "t")
-        await _until(pilot, lambda: "logreg" in (app.state.run.running() if app.state.run else []))
+        await until(pilot, lambda: "logreg" in (app.state.run.running() if app.state.run else []))
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmDialog)  # work is running: ask first
@@ -437,7 +420,7 @@ async def test_quit_during_training_asks_then_cancels_and_exits(
         await pilot.pause()
         start = time.monotonic()
         await pilot.press("y")
-        await _until(pilot, lambda: app.return_code is not None, seconds=3)
+        await until(pilot, lambda: app.return_code is not None, seconds=3)
         assert time.monotonic() - start < 2.0
     assert not models.exists()  # nothing saved after the quit
 
@@ -449,7 +432,7 @@ async def test_quit_does_not_wait_for_a_fit_that_ignores_cancel(
 
     monkeypatch.setattr(run, "holdout_leaderboard", fake_holdout({"logreg": "stuck"}))
     models = tmp_path / "models"
-    app = _app(tiny, models)
+    app = tiny_app(tiny, models)
     async with app.run_test(size=SIZE) as pilot:
         await _settle_startup(app, pilot)
         app.state.selected = ["logreg"]
@@ -457,14 +440,14 @@ async def test_quit_does_not_wait_for_a_fit_that_ignores_cancel(
         await pilot.pause(0.2)
         start = time.monotonic()
         await pilot.press("ctrl+q", "ctrl+q")  # ctrl+q twice confirms
-        await _until(pilot, lambda: app.return_code is not None, seconds=4)
+        await until(pilot, lambda: app.return_code is not None, seconds=4)
         assert time.monotonic() - start < 2.5
     time.sleep(3.2)  # the stuck fit ends; the run then stops at its cancel check
     assert not models.exists()
 
 
 async def _settle_startup(app: FlowApp, pilot) -> None:  # type: ignore[no-untyped-def]
-    await _settle(app, pilot)
+    await settle(app, pilot)
 
 
 # -- files written ---------------------------------------------------------------------------------------
@@ -486,11 +469,11 @@ async def test_saved_models_make_the_leaderboard_and_submissions_confirm_overwri
     models = tmp_path / "models"
     _train_saved(tiny[0], models, ("constant",))
     _train_saved(other_tiny[0], models, ("user_flow_rate",))
-    app = _app(tiny, models)
+    app = tiny_app(tiny, models)
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("4")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert isinstance(app.screen, ResultsScreen)
         board = app.screen.query_one("#leaderboard", DataTable)
         labels = [str(board.get_row_at(i)[1]) for i in range(board.row_count)]
@@ -514,7 +497,7 @@ async def test_saved_models_make_the_leaderboard_and_submissions_confirm_overwri
         assert app.screen is dialog and out.read_text() == "keep me\n"
         assert "not overwritten" in str(dialog.query_one("#path-error", Label).content)
         await pilot.press("enter", "y")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert out.read_text().startswith("sample_id,is_listened")
         assert app.state.last_written == str(out) and "sub.csv" in _status(app)
         assert f"wrote submission {out}" in app.state.activity[-1]
@@ -528,7 +511,7 @@ async def test_saved_models_make_the_leaderboard_and_submissions_confirm_overwri
             assert "other data" in str(app.screen.query_one(".dialog-note", Static).content)
             app.screen.query_one("#path-field", Input).value = str(tmp_path / "other.csv")
             await pilot.press("enter")
-            await _settle(app, pilot)
+            await settle(app, pilot)
             question = app.screen
             assert isinstance(question, ConfirmDialog) and question.tag == "other-data"
             assert "user_flow_rate was trained on" in question.question
@@ -539,7 +522,7 @@ async def test_saved_models_make_the_leaderboard_and_submissions_confirm_overwri
             )
             assert not (tmp_path / "other.csv").exists()
             await pilot.press(answer)
-            await _settle(app, pilot)
+            await settle(app, pilot)
         assert (tmp_path / "other.csv").is_file()
         assert "used on other data" in " ".join(app.state.activity)
 
@@ -562,19 +545,19 @@ async def test_saved_models_make_the_leaderboard_and_submissions_confirm_overwri
 async def test_loading_other_data_clears_the_leaderboard_and_users_follow(
     tiny: tuple[Path, Path], other_tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         from flowtui.core.flow.evaluate import Leaderboard
 
         app.state.leaderboard = Leaderboard(rows=[], n_targets=1, rounds=1)
         await pilot.press("5")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         users = app.screen.query_one("#user-list", DataTable)
         assert users.row_count == 40 and users.cursor_row == 0
         first = int(str(users.get_row_at(0)[0]))
         await pilot.press("enter")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert f"user {first}" in str(app.screen.query_one("#profile", Static).content)
         # load only a new train file: the old test file stays, and the screen says so
         await pilot.press("1")
@@ -583,12 +566,12 @@ async def test_loading_other_data_clears_the_leaderboard_and_users_follow(
         field.value = str(other_tiny[0])
         field.focus()
         await pilot.press("enter")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         still = f"test file still {short_path(tiny[1])} (unchanged)"  # in full: two files are called test.csv
         assert still in str(app.screen.query_one("#load-status", Label).content)
         assert app.state.leaderboard is None
         await pilot.press("escape", "5")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         users = app.screen.query_one("#user-list", DataTable)
         assert users.row_count == 30
         profile = str(app.screen.query_one("#profile", Static).content)
@@ -610,11 +593,11 @@ async def test_pickers_fill_the_new_user_form_and_the_user_filters(
 ) -> None:
     from flowtui.core.data.catalog import artist_table
 
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("6", "a")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         picker = app.screen
         assert isinstance(picker, PickerDialog)
         listing = picker.query_one("#picker-list", TickList)
@@ -645,7 +628,7 @@ async def test_pickers_fill_the_new_user_form_and_the_user_filters(
         assert not age.has_class("-invalid")
 
         await pilot.press("5", "g")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert isinstance(app.screen, PickerDialog) and app.screen.kind == "genre"
         await pilot.press("space", "enter")
         await pilot.pause()
@@ -654,11 +637,11 @@ async def test_pickers_fill_the_new_user_form_and_the_user_filters(
 
 
 async def test_parameter_errors_show_beside_the_field(tiny: tuple[Path, Path], tmp_path: Path) -> None:
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("2")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         listing = app.screen.query_one("#model-list", TickList)
         listing.highlighted = listing.get_option_index("rbm")
         await pilot.pause()
@@ -707,9 +690,9 @@ async def test_palette_recommends_for_a_user_switches_model_and_exports(
         frame,
         RunConfig(models=("rbm",), params={"rbm": fast}, baselines=False, holdout=False, models_dir=models),
     )
-    app = _app(tiny, models)
+    app = tiny_app(tiny, models)
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert app.state.rec_models == ["rbm"]
         await _palette(pilot, "Recommend with model rbm")
         assert app.state.rec_model == "rbm"
@@ -722,7 +705,7 @@ async def test_palette_recommends_for_a_user_switches_model_and_exports(
         user = int(frame["user_id"].iloc[0])
         field.value = str(user)
         await pilot.press("enter")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert isinstance(app.screen, UsersScreen)
         assert f"user {user}" in str(app.screen.query_one("#profile", Static).content)
         assert app.screen.query_one("#recs", DataTable).row_count == 10
@@ -732,7 +715,7 @@ async def test_palette_recommends_for_a_user_switches_model_and_exports(
         out = app.state.out_dir / "recommendations_rbm.csv"
         assert app.screen.query_one("#path-field", Input).value == str(out)
         await pilot.press("enter")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         import pandas as pd
 
         written = pd.read_csv(out)
@@ -743,11 +726,11 @@ async def test_palette_recommends_for_a_user_switches_model_and_exports(
 
 async def test_ticks_follow_the_highlight_at_the_key_press(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     """A fast "space, down, space" ticks two lines (Textual's SelectionList toggled the second one twice)."""
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("2")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         listing = app.screen.query_one("#model-list", TickList)
         listing.deselect_all()
         await pilot.pause()

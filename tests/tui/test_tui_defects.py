@@ -4,8 +4,6 @@ before its fix."""
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,39 +17,23 @@ from flowtui.tui.messages import EngineEvent
 from flowtui.tui.screens.results import ResultsScreen
 from flowtui.tui.screens.training import TrainingScreen
 from flowtui.tui.widgets.path_input import PathSuggester
+from tests.tui.pilot import settle, tiny_app
 
 SIZE = (100, 30)
 FAST_RBM = {"n_components": 16, "n_iter": 2, "batch_size": 64}
-
-
-def _app(tiny: tuple[Path, Path], models: Path, **kwargs: Any) -> FlowApp:
-    return make_app(tiny[0], tiny[1], models, clock=MockClock(), device="CPU", **kwargs)
-
-
-async def _settle(app: FlowApp, pilot) -> None:  # type: ignore[no-untyped-def]
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def _until(pilot, condition: Callable[[], bool], seconds: float = 8.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        await pilot.pause(0.05)
 
 
 # -- 16: enter leaves a field ---------------------------------------------------------------------------
 
 
 async def test_enter_in_a_path_field_leaves_it(tiny: tuple[Path, Path], tmp_path: Path) -> None:
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         field = app.screen.query_one("#train-path", Input)
         field.focus()
         await pilot.press("enter")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert app.focused is not field
         assert app.focused is app.screen.query_one("#summary")
         await pilot.press("4")  # a screen key again, not a digit typed into the path
@@ -70,7 +52,7 @@ async def test_narrow_path_fields_show_the_file_name(tiny: tuple[Path, Path], tm
     test.write_bytes(tiny[1].read_bytes())
     app = make_app(train, test, tmp_path / "models", clock=MockClock(), device="CPU")
     async with app.run_test(size=(80, 24)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         for field_id, name in (("#train-path", "train.csv"), ("#test-path", "test.csv")):
             field = app.screen.query_one(field_id, Input)
             shown = "".join(field.render_line(y).text for y in range(field.size.height))
@@ -89,9 +71,9 @@ async def test_completion_prefers_the_field_s_own_file(tmp_path: Path) -> None:
 async def test_training_chart_names_what_it_draws_with_whole_epochs(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=(80, 24)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("3")
         await pilot.pause()
         screen = app.screen
@@ -131,11 +113,11 @@ def _save_rec(train: Path, folder: Path, name: str = "popularity") -> None:
 async def test_palette_user_resets_the_search_and_the_list(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     models = tmp_path / "models"
     _save_rec(tiny[0], models / "recs" / "popularity")
-    app = _app(tiny, models)
+    app = tiny_app(tiny, models)
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("5")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         search = app.screen.query_one("#user-search", Input)
         users = app.screen.query_one("#user-list", DataTable)
         ids = [str(users.get_row_at(i)[0]) for i in range(users.row_count)]
@@ -148,7 +130,7 @@ async def test_palette_user_resets_the_search_and_the_list(tiny: tuple[Path, Pat
         await pilot.pause()
         app.screen.query_one("#ask-field", Input).value = other
         await pilot.press("enter")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         screen = app.screen
         assert f"user {other}" in str(screen.query_one("#profile", Static).content)
         assert screen.query_one("#user-search", Input).value == other
@@ -167,11 +149,11 @@ async def test_export_applies_the_filters_with_artist_and_genre(
     _save_rec(tiny[0], models / "recs" / "popularity")
     frame = pd.read_csv(tiny[0])
     genre = int(frame["genre_id"].value_counts().index[0])
-    app = _app(tiny, models)
+    app = tiny_app(tiny, models)
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("5")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         app.screen.query_one("#genre-filter", Input).value = str(genre)
         await pilot.press("e")
         await pilot.pause()
@@ -179,7 +161,7 @@ async def test_export_applies_the_filters_with_artist_and_genre(
         assert f"genres {genre}" in str(app.screen.query_one(".dialog-note", Static).content)
         out = Path(app.screen.query_one("#path-field", Input).value)
         await pilot.press("enter")
-        await _settle(app, pilot)
+        await settle(app, pilot)
     written = pd.read_csv(out)
     assert list(written.columns) == ["user_id", "rank", "media_id", "artist_id", "genre_id", "score"]
     assert len(written) > 0 and set(written["genre_id"]) == {genre}
@@ -193,9 +175,9 @@ async def _models_screen(app: FlowApp, pilot) -> Any:  # type: ignore[no-untyped
     from flowtui.tui.screens.models import ModelsScreen
     from flowtui.tui.widgets.ticklist import TickList
 
-    await _settle(app, pilot)
+    await settle(app, pilot)
     await pilot.press("2")
-    await _settle(app, pilot)
+    await settle(app, pilot)
     screen = app.screen
     assert isinstance(screen, ModelsScreen)
     listing = screen.query_one("#model-list", TickList)
@@ -205,7 +187,7 @@ async def _models_screen(app: FlowApp, pilot) -> Any:  # type: ignore[no-untyped
 
 
 async def test_training_is_refused_while_a_field_is_invalid(tiny: tuple[Path, Path], tmp_path: Path) -> None:
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=SIZE) as pilot:
         screen = await _models_screen(app, pilot)
         app.state.selected = ["rbm"]
@@ -218,7 +200,7 @@ async def test_training_is_refused_while_a_field_is_invalid(tiny: tuple[Path, Pa
         notes: list[str] = []
         app.notify = lambda message, **kw: notes.append(str(message))  # type: ignore[method-assign]
         await pilot.press("t")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert app.screen is screen, "training must not start"
         assert any("rbm n_iter" in n and "abc" in n for n in notes)
         # the palette's way to the training screen refuses as well
@@ -227,14 +209,14 @@ async def test_training_is_refused_while_a_field_is_invalid(tiny: tuple[Path, Pa
         training = app.screen
         assert isinstance(training, TrainingScreen)
         training.action_train()
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert app.state.run is None and not (tmp_path / "models" / "rbm").exists()
 
 
 async def test_models_form_tab_order_help_no_select_all_and_reset(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=SIZE) as pilot:
         screen = await _models_screen(app, pilot)
         screen.query_one("#model-list").focus()
@@ -286,9 +268,9 @@ async def test_a_cancelled_model_is_marked_and_never_writes_the_older_one(
 
     models = tmp_path / "models"
     _save_flow(tiny[0], models)
-    app = _app(tiny, models)
+    app = tiny_app(tiny, models)
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("3")
         await pilot.pause()
         training = app.screen
@@ -299,7 +281,7 @@ async def test_a_cancelled_model_is_marked_and_never_writes_the_older_one(
         training._training = True
         training.on_training_finished(TrainingFinished(board, {}, [], {"logreg": "cancelled by the user"}))
         await pilot.press("4")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         screen = app.screen
         assert isinstance(screen, ResultsScreen)
         table = screen.query_one("#leaderboard", DataTable)
@@ -324,21 +306,21 @@ async def test_a_new_train_file_offers_the_test_file_beside_it(
 ) -> None:
     from flowtui.tui.helpers import short_path
 
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=(200, 30)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         data = app.screen
         field = data.query_one("#train-path", Input)
         field.value = str(other_tiny[0])
         field.focus()
         await pilot.press("enter")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert app.state.test_path == tiny[1]  # loaded with the old test file, which is named in full
         status = str(data.query_one("#load-status", Label).content)
         assert f"test file still {short_path(tiny[1])}" in status
         assert f"ctrl+o uses {short_path(other_tiny[1])}" in status
         await pilot.press("ctrl+o")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert app.state.test_path == other_tiny[1] and app.state.train_path == other_tiny[0]
         assert data.query_one("#test-path", Input).value == str(other_tiny[1])
         assert "still" not in str(data.query_one("#load-status", Label).content)
@@ -359,9 +341,9 @@ async def test_a_submission_warns_when_the_test_users_are_others(
     foreign.to_csv(other_test, index=False)
     app = make_app(tiny[0], other_test, models, clock=MockClock(), device="CPU")
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("4")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("s")
         await pilot.pause()
         assert isinstance(app.screen, PathDialog)
@@ -380,15 +362,15 @@ async def test_an_unknown_artist_is_skipped_with_a_warning(tiny: tuple[Path, Pat
     models = tmp_path / "models"
     _save_rec(tiny[0], models / "recs" / "popularity")
     artist = int(pd.read_csv(tiny[0])["artist_id"].value_counts().index[0])
-    app = _app(tiny, models)
+    app = tiny_app(tiny, models)
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("6")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         screen = app.screen
         assert isinstance(screen, NewUserScreen)
         screen.query_one("#nu-artists", Input).value = f"{artist}, 99999"
-        await _settle(app, pilot)
+        await settle(app, pilot)
         note = str(screen.query_one("#nu-note", Label).content)
         assert screen.query_one("#nu-recs", DataTable).row_count == 10
         assert note.startswith("⚠ skipped artist 99999") and f"artists [{artist}]" in note  # seen first
@@ -422,14 +404,14 @@ async def test_the_test_file_note_wraps_instead_of_being_cut(
     tiny: tuple[Path, Path], other_tiny: tuple[Path, Path], tmp_path: Path, size: tuple[int, int]
 ) -> None:
     """The tmux trial saw "· test file still" cut at 120 columns and nothing at 80: the note now wraps."""
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=size) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         field = app.screen.query_one("#train-path", Input)
         field.value = str(other_tiny[0])
         field.focus()
         await pilot.press("enter")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         label = app.screen.query_one("#load-status", Label)
         text = str(label.content)
         assert "test file still" in text and "ctrl+o uses" in text
@@ -444,15 +426,15 @@ async def test_the_ctrl_o_offer_works_with_an_empty_test_field(
 ) -> None:
     """The trial cleared the test field, loaded, pressed ctrl+o: "no other test file" although test.csv was
     beside train.csv."""
-    app = _app(tiny, tmp_path / "models")
+    app = tiny_app(tiny, tmp_path / "models")
     async with app.run_test(size=(120, 36)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         field = app.screen.query_one("#test-path", Input)
         field.value = ""
         app.screen.query_one("#train-path", Input).focus()
         await pilot.press("enter")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert app.state.test_path is None
         await pilot.press("ctrl+o")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert app.state.test_path is not None and app.state.test_path.name == tiny[1].name
